@@ -1,0 +1,309 @@
+"""The `bnnzoo` command: list, train, evaluate (and the subcommands features add).
+
+Run `bnnzoo --help` or `bnnzoo SUBCOMMAND --help`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from typing import Callable, Sequence
+
+__all__ = ["main", "build_parser"]
+
+# Subcommands that live next to their feature: name -> module. Each module has
+# `add_parser(subparsers) -> None`, which adds its parser and sets `func` on it.
+SUBCOMMAND_MODULES: dict[str, str] = {}
+
+
+# ----------------------------------------------------------------- argument types
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def key_value(text: str) -> tuple[str, object]:
+    """`KEY=VALUE`; VALUE is parsed as JSON when it can be (numbers, true, lists)."""
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    key, raw = text.split("=", 1)
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return key.strip().replace("-", "_"), value
+
+
+# ----------------------------------------------------------------- environment
+
+
+def quiet_tensorflow() -> None:
+    """Keep TensorFlow's C++ and Python start-up chatter off the terminal (CLI only)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import warnings
+
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=UserWarning, module="keras")
+
+
+def split_logical_cpus(count: int | None) -> None:
+    """Split the CPU into `count` logical devices (before TensorFlow starts its runtime)."""
+    if not count or count < 2:
+        return
+    import tensorflow as tf
+
+    cpus = tf.config.list_physical_devices("CPU")
+    tf.config.set_logical_device_configuration(
+        cpus[0], [tf.config.LogicalDeviceConfiguration() for _ in range(count)]
+    )
+
+
+def _fail(message: str) -> None:
+    print(f"bnnzoo: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+# ----------------------------------------------------------------- list
+
+
+def cmd_list(args) -> int:
+    import bnnzoo
+    from bnnzoo.models import get_model_spec, list_models
+
+    try:
+        from bnnzoo import pretrained
+    except ImportError:  # the pretrained module is optional for listing families
+        pretrained = None
+
+    print("Models:")
+    for name in list_models(args.filter):
+        spec = get_model_spec(name)
+        print(f"  {name:22s} input {'x'.join(map(str, spec.default_input_shape)):9s} {spec.description}")
+        if pretrained is not None:
+            for card in pretrained.list_cards(name):
+                print("    " + pretrained.format_card_line(card))
+    print("Quantizers: " + ", ".join(bnnzoo.quantizers.list_quantizers()))
+    print("Optimizers: " + ", ".join(bnnzoo.optimizers.list_optimizers()))
+    print("Datasets:   " + ", ".join(bnnzoo.data.list_datasets())
+          + " (offline), any TFDS name, or a .npz file")
+    return 0
+
+
+# ----------------------------------------------------------------- train
+
+
+# CLI flags that map onto optimizer keyword arguments.
+OPTIMIZER_FLAGS = ("threshold", "gamma", "sigma", "epsilon", "bias_correction")
+
+
+def add_train_parser(sub) -> None:
+    p = sub.add_parser("train", help="train a binary model and write a run directory")
+    p.add_argument("--recipe", help="a .json/.toml recipe; flags given here override it")
+    p.add_argument("--model", "-m", help="model family (default binarynet_mlp)")
+    p.add_argument("--dataset", "-d", help="dataset name (default digits)")
+    p.add_argument("--optimizer", "-o", help="optimizer name (default adam)")
+    p.add_argument("--quantizer", "-q", help="quantizer for activations and weights (default ste_sign)")
+    p.add_argument("--input-quantizer", help="override the activation quantizer")
+    p.add_argument("--kernel-quantizer", help="override the weight quantizer")
+    p.add_argument("--epochs", "-e", type=positive_int)
+    p.add_argument("--batch-size", "-b", type=positive_int)
+    p.add_argument("--learning-rate", "--lr", type=positive_float)
+    p.add_argument("--seed", type=non_negative_int)
+    p.add_argument("--validation-fraction", type=non_negative_float)
+    p.add_argument("--data-dir", help="folder with the dataset files (Fashion-MNIST idx, TFDS data)")
+    p.add_argument("--threshold", type=non_negative_float, help="Bop/Bop2ndOrder flip threshold tau")
+    p.add_argument("--gamma", type=positive_float, help="Bop/Bop2ndOrder first-moment rate")
+    p.add_argument("--sigma", type=positive_float, help="Bop2ndOrder second-moment rate")
+    p.add_argument("--epsilon", type=positive_float, help="Bop2ndOrder epsilon")
+    p.add_argument("--bias-correction", help="Bop2ndOrder bias correction: adam, constant or none")
+    p.add_argument("--optimizer-arg", type=key_value, action="append", default=[], metavar="K=V")
+    p.add_argument("--quantizer-arg", type=key_value, action="append", default=[], metavar="K=V")
+    p.add_argument("--model-arg", type=key_value, action="append", default=[], metavar="K=V")
+    p.add_argument("--strategy", choices=("default", "mirrored", "multiworker"))
+    p.add_argument("--logical-cpus", type=positive_int,
+                   help="split the CPU into N logical devices (for --strategy mirrored without GPUs)")
+    p.add_argument("--out", help="run directory (default runs/<model>-<dataset>-<optimizer>-<quantizer>)")
+    p.add_argument("--no-resume", action="store_true", help="start over even if --out holds an unfinished run")
+    p.set_defaults(func=cmd_train)
+
+
+_TRAIN_FIELDS = ("model", "dataset", "optimizer", "quantizer", "input_quantizer", "kernel_quantizer",
+                 "epochs", "batch_size", "learning_rate", "seed", "validation_fraction", "data_dir",
+                 "strategy")
+
+
+def config_from_args(args):
+    from bnnzoo.training import TrainConfig, read_recipe, RECIPE_EXTRA_KEYS
+
+    values = {}
+    if args.recipe:
+        values = {k: v for k, v in read_recipe(args.recipe).items() if k not in RECIPE_EXTRA_KEYS}
+    for name in _TRAIN_FIELDS:
+        value = getattr(args, name, None)
+        if value is not None:
+            values[name] = value
+    opt_kwargs = dict(values.get("optimizer_kwargs", {}))
+    for name in OPTIMIZER_FLAGS:
+        value = getattr(args, name, None)
+        if value is not None:
+            opt_kwargs[name] = None if value == "none" else value
+    opt_kwargs.update(dict(args.optimizer_arg))
+    values["optimizer_kwargs"] = opt_kwargs
+    values["quantizer_kwargs"] = {**values.get("quantizer_kwargs", {}), **dict(args.quantizer_arg)}
+    values["model_kwargs"] = {**values.get("model_kwargs", {}), **dict(args.model_arg)}
+    return TrainConfig.from_dict(values)
+
+
+def cmd_train(args) -> int:
+    split_logical_cpus(args.logical_cpus)
+    try:
+        config = config_from_args(args)
+    except (ValueError, FileNotFoundError) as err:
+        _fail(str(err))
+    # Validate optimizer and quantizer arguments before loading any data.
+    from bnnzoo import optimizers, quantizers
+
+    try:
+        optimizers.get_optimizer(config.optimizer, config.learning_rate, **config.optimizer_kwargs)
+        config.quantizer_objects()
+    except (ValueError, TypeError) as err:
+        _fail(str(err))
+    out = args.out or os.path.join(
+        "runs", f"{config.model}-{config.dataset}-{config.optimizer}-{config.quantizer}".replace("/", "_")
+    )
+    from bnnzoo import training
+    from bnnzoo.data import DataUnavailableError
+
+    print(f"Training {config.model} on {config.dataset} with {config.optimizer} + {config.quantizer} "
+          f"for {config.epochs} epochs -> {out}", flush=True)
+    try:
+        result = training.train(config, out, resume=not args.no_resume)
+    except DataUnavailableError as err:
+        _fail(str(err))
+    if args.recipe:
+        try:
+            from bnnzoo import pretrained
+        except ImportError:
+            pretrained = None
+        if pretrained is not None and hasattr(pretrained, "publish_from_recipe"):
+            pretrained.publish_from_recipe(args.recipe, out)
+    m = result.metrics
+    print(f"test accuracy: {m['test_accuracy']:.4f}  (loss {m['test_loss']:.4f}, "
+          f"{m['wall_seconds']:.1f} s, weights {m['weight_memory_bytes'] / 1024:.1f} KiB = "
+          f"{m['memory_ratio_vs_float32']:.3f} of float32)")
+    print(f"run directory: {out}")
+    return 0
+
+
+# ----------------------------------------------------------------- evaluate
+
+
+def add_evaluate_parser(sub) -> None:
+    p = sub.add_parser("evaluate", help="test accuracy of a run directory, model file or pretrained model")
+    p.add_argument("source", nargs="?", help="run directory or saved model file")
+    p.add_argument("--model", "-m", help="registered model name (with --weights)")
+    p.add_argument("--weights", help="pretrained tag of --model (see bnnzoo list)")
+    p.add_argument("--dataset", "-d", help="dataset (default: the run's or the card's)")
+    p.add_argument("--data-dir")
+    p.add_argument("--batch-size", "-b", type=positive_int, default=256)
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_evaluate)
+
+
+def cmd_evaluate(args) -> int:
+    if bool(args.source) == bool(args.model):
+        _fail("give either a run directory/model file, or --model NAME --weights TAG")
+    if args.model and not args.weights:
+        _fail("--model needs --weights TAG")
+    from bnnzoo import training
+    from bnnzoo.data import DataUnavailableError
+
+    try:
+        if args.source:
+            if not os.path.exists(args.source):
+                _fail(f"no run directory or model file at {args.source}")
+            result = training.evaluate(args.source, args.dataset, batch_size=args.batch_size,
+                                       data_dir=args.data_dir)
+        else:
+            from bnnzoo import pretrained
+
+            result = pretrained.evaluate_pretrained(args.model, args.weights, dataset=args.dataset,
+                                                    data_dir=args.data_dir, batch_size=args.batch_size)
+    except (ValueError, FileNotFoundError, DataUnavailableError) as err:
+        _fail(str(err))
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"test accuracy: {result['test_accuracy']:.4f}  (loss {result['test_loss']:.4f}, "
+              f"{result['test_size']} images of {result['dataset']})")
+    return 0
+
+
+# ----------------------------------------------------------------- main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bnnzoo", description="Train, evaluate, tune and export binarized neural networks."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p = sub.add_parser("list", help="list model families, pretrained tags, quantizers, optimizers")
+    p.add_argument("filter", nargs="?", default="*", help="shell-style filter on model names")
+    p.set_defaults(func=cmd_list)
+    add_train_parser(sub)
+    add_evaluate_parser(sub)
+    import importlib
+
+    for module in SUBCOMMAND_MODULES.values():
+        importlib.import_module(module).add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    quiet_tensorflow()  # also done by the console-script shim, before bnnzoo imports TF
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

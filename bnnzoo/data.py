@@ -1,0 +1,406 @@
+"""Datasets as deterministic, normalized train/validation/test `tf.data` pipelines.
+
+Sources, by name:
+
+- `"digits"`: scikit-learn's bundled 8×8 handwritten digits (1797 images). Ships
+  inside the scikit-learn wheel, so it loads with no network. The default.
+- `"fashion_mnist"`: the real Fashion-MNIST (60k train / 10k test, 28×28) read from
+  the idx files of Debian's `dataset-fashion-mnist` package
+  (`/usr/share/datasets/fashion-mnist/`), from `$BNNZOO_FASHION_MNIST_DIR`, or from
+  `data_dir`.
+- any other name is passed to `tensorflow_datasets` (`"cifar10"`, `"mnist"`, ...).
+  Data that is not prepared locally is only downloaded when the download host
+  answers within a few seconds; offline, a clear error is raised at once instead
+  of TFDS's minutes of retries.
+- a path to a `.npz` file holding `x_train`, `y_train`, `x_test`, `y_test`.
+
+All splits are held in memory as float32 NHWC arrays, normalized per channel with
+the mean and standard deviation of the training split. The validation split is a
+seeded, deterministic slice of the training data (`split_seed`), independent of the
+training seed, so every run of a dataset sees the same test and validation images.
+
+!!! example
+    ```python
+    splits = bnnzoo.data.load_dataset("digits", batch_size=64)
+    model.fit(splits.train, validation_data=splits.validation, epochs=5)
+    model.evaluate(splits.test)
+    ```
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import socket
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+__all__ = [
+    "ArraySplits",
+    "DatasetSplits",
+    "DataUnavailableError",
+    "FASHION_MNIST_ENV",
+    "epoch_pipeline",
+    "eval_pipeline",
+    "list_datasets",
+    "load_arrays",
+    "load_dataset",
+]
+
+FASHION_MNIST_ENV = "BNNZOO_FASHION_MNIST_DIR"
+FASHION_MNIST_DEFAULT_DIR = "/usr/share/datasets/fashion-mnist"
+_FASHION_FILES = {
+    "x_train": "train-images-idx3-ubyte.gz",
+    "y_train": "train-labels-idx1-ubyte.gz",
+    "x_test": "t10k-images-idx3-ubyte.gz",
+    "y_test": "t10k-labels-idx1-ubyte.gz",
+}
+# Probed before letting TFDS download: offline, TFDS retries for minutes.
+_TFDS_DOWNLOAD_PROBE = ("storage.googleapis.com", 443)
+_PROBE_TIMEOUT_S = 3.0
+
+
+class DataUnavailableError(RuntimeError):
+    """The requested dataset is not on this machine and cannot be fetched now."""
+
+
+def list_datasets() -> list[str]:
+    """Names of the built-in offline datasets (any TFDS name or `.npz` path also works)."""
+    return ["digits", "fashion_mnist"]
+
+
+@dataclass(frozen=True)
+class ArraySplits:
+    """Normalized in-memory splits of one dataset.
+
+    Images are float32 NHWC, labels int32. `mean`/`std` are the per-channel
+    statistics of the training split that were used for normalization.
+    """
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    num_classes: int
+    mean: np.ndarray
+    std: np.ndarray
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(int(d) for d in self.x_train.shape[1:])
+
+    def summary(self) -> dict:
+        return {
+            "name": self.name,
+            "input_shape": list(self.input_shape),
+            "num_classes": self.num_classes,
+            "train": len(self.x_train),
+            "validation": len(self.x_val),
+            "test": len(self.x_test),
+        }
+
+
+@dataclass(frozen=True)
+class DatasetSplits:
+    """Train/validation/test `tf.data` pipelines plus the arrays behind them."""
+
+    train: tf.data.Dataset
+    validation: tf.data.Dataset
+    test: tf.data.Dataset
+    arrays: ArraySplits
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self.arrays.input_shape
+
+    @property
+    def num_classes(self) -> int:
+        return self.arrays.num_classes
+
+
+# --------------------------------------------------------------------------- sources
+
+
+def _load_digits() -> dict[str, np.ndarray]:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = bunch.images.astype(np.float32)[..., None]  # (1797, 8, 8, 1), values 0..16
+    y = bunch.target.astype(np.int32)
+    # scikit-learn has no official test split: hold out a fixed, stratified 20 %.
+    rng = np.random.default_rng(20240101)
+    test_idx = np.concatenate(
+        [
+            rng.permutation(np.flatnonzero(y == c))[: int(round(0.2 * np.sum(y == c)))]
+            for c in range(10)
+        ]
+    )
+    mask = np.zeros(len(y), dtype=bool)
+    mask[test_idx] = True
+    return {"x_train": x[~mask], "y_train": y[~mask], "x_test": x[mask], "y_test": y[mask]}
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    zero, dtype_code, ndim = struct.unpack(">HBB", data[:4])
+    if zero != 0 or dtype_code != 0x08:
+        raise ValueError(f"{path} is not an unsigned-byte idx file")
+    dims = struct.unpack(">" + "I" * ndim, data[4 : 4 + 4 * ndim])
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def _fashion_mnist_dir(data_dir: str | os.PathLike | None) -> Path:
+    candidates = [data_dir, os.environ.get(FASHION_MNIST_ENV), FASHION_MNIST_DEFAULT_DIR]
+    for cand in candidates:
+        if cand and all((Path(cand) / f).is_file() for f in _FASHION_FILES.values()):
+            return Path(cand)
+    searched = ", ".join(str(c) for c in candidates if c)
+    raise DataUnavailableError(
+        "Fashion-MNIST files not found (looked in: "
+        f"{searched}). Install them with `apt-get install dataset-fashion-mnist` "
+        f"(Debian/Ubuntu), or set {FASHION_MNIST_ENV} (or pass data_dir) to a folder "
+        f"holding {', '.join(_FASHION_FILES.values())}."
+    )
+
+
+def _load_fashion_mnist(data_dir) -> dict[str, np.ndarray]:
+    folder = _fashion_mnist_dir(data_dir)
+    arrays = {k: _read_idx(folder / f) for k, f in _FASHION_FILES.items()}
+    for k in ("x_train", "x_test"):
+        arrays[k] = arrays[k].astype(np.float32)[..., None]
+    for k in ("y_train", "y_test"):
+        arrays[k] = arrays[k].astype(np.int32)
+    return arrays
+
+
+def _load_npz(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path) as f:
+        missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in f]
+        if missing:
+            raise ValueError(f"{path} lacks the arrays {missing}; it needs x_train, y_train, x_test, y_test")
+        arrays = {k: np.asarray(f[k]) for k in ("x_train", "y_train", "x_test", "y_test")}
+    for k in ("x_train", "x_test"):
+        x = arrays[k].astype(np.float32)
+        arrays[k] = x[..., None] if x.ndim == 3 else x
+    for k in ("y_train", "y_test"):
+        arrays[k] = arrays[k].astype(np.int32).reshape(-1)
+    return arrays
+
+
+def _can_reach(host: str, port: int, timeout: float = _PROBE_TIMEOUT_S) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _tfds_split_to_numpy(ds: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    xs, ys = [], []
+    for x, y in ds.batch(4096).as_numpy_iterator():
+        xs.append(x)
+        ys.append(y)
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def _load_tfds(name: str, data_dir) -> dict[str, np.ndarray]:
+    import tensorflow_datasets as tfds
+
+    def load(download: bool):
+        return tfds.load(
+            name, split=["train", "test"], as_supervised=True, data_dir=data_dir, download=download
+        )
+
+    try:
+        train, test = load(download=False)  # fails in milliseconds if not prepared
+    except AssertionError as missing:
+        if not _can_reach(*_TFDS_DOWNLOAD_PROBE):
+            raise DataUnavailableError(
+                f"TFDS dataset {name!r} is not prepared in {data_dir or '~/tensorflow_datasets'} "
+                "and its download host cannot be reached (offline?). Prepare it on a machine "
+                "with internet (`python -m tensorflow_datasets.scripts.download_and_prepare "
+                f"--datasets={name}`) and copy the folder here, or use an offline dataset: "
+                f"{', '.join(list_datasets())}."
+            ) from missing
+        train, test = load(download=True)
+    except tfds.core.registered.DatasetNotFoundError as err:
+        raise ValueError(
+            f"Unknown dataset {name!r}. Built-in: {', '.join(list_datasets())}; "
+            "or a TFDS name (e.g. 'cifar10', 'mnist'), or a path to a .npz file."
+        ) from err
+    x_train, y_train = _tfds_split_to_numpy(train)
+    x_test, y_test = _tfds_split_to_numpy(test)
+    return {
+        "x_train": x_train.astype(np.float32),
+        "y_train": y_train.astype(np.int32),
+        "x_test": x_test.astype(np.float32),
+        "y_test": y_test.astype(np.int32),
+    }
+
+
+def _raw_arrays(name: str, data_dir) -> dict[str, np.ndarray]:
+    if name == "digits":
+        return _load_digits()
+    if name == "fashion_mnist":
+        return _load_fashion_mnist(data_dir)
+    if name.endswith(".npz"):
+        path = Path(name)
+        if not path.is_file():
+            raise FileNotFoundError(f"No .npz dataset at {path}")
+        return _load_npz(path)
+    return _load_tfds(name, data_dir)
+
+
+# --------------------------------------------------------------------------- splits
+
+
+def load_arrays(
+    name: str = "digits",
+    *,
+    validation_fraction: float = 0.1,
+    split_seed: int = 0,
+    data_dir: str | os.PathLike | None = None,
+) -> ArraySplits:
+    """Load a dataset as normalized float32 arrays with a seeded validation split.
+
+    Args:
+        name: `"digits"`, `"fashion_mnist"`, a TFDS name or a path to a `.npz` file.
+        validation_fraction: share of the training data held out for validation, in [0, 1).
+        split_seed: seed of the train/validation split (not of training).
+        data_dir: folder to read Fashion-MNIST idx files or TFDS data from.
+
+    Raises:
+        DataUnavailableError: the data is not on this machine and cannot be fetched.
+        ValueError: bad arguments or unknown dataset name.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"dataset must be a non-empty string, got {name!r}")
+    if not 0.0 <= validation_fraction < 1.0:
+        raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
+    raw = _raw_arrays(name, data_dir)
+    x_train, y_train = raw["x_train"], raw["y_train"]
+    if len(x_train) != len(y_train) or len(raw["x_test"]) != len(raw["y_test"]):
+        raise ValueError(f"dataset {name!r}: images and labels differ in length")
+
+    perm = np.random.default_rng(split_seed).permutation(len(x_train))
+    n_val = int(round(validation_fraction * len(x_train)))
+    val_idx, train_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+    x_tr, y_tr = x_train[train_idx], y_train[train_idx]
+
+    axes = tuple(range(x_tr.ndim - 1))
+    mean = x_tr.mean(axis=axes).astype(np.float32)
+    std = np.maximum(x_tr.std(axis=axes), 1e-6).astype(np.float32)
+
+    def norm(x):
+        return ((x - mean) / std).astype(np.float32)
+
+    num_classes = int(max(y_train.max(), raw["y_test"].max())) + 1
+    return ArraySplits(
+        name=name,
+        x_train=norm(x_tr),
+        y_train=y_tr,
+        x_val=norm(x_train[val_idx]),
+        y_val=y_train[val_idx],
+        x_test=norm(raw["x_test"]),
+        y_test=raw["y_test"],
+        num_classes=num_classes,
+        mean=mean,
+        std=std,
+    )
+
+
+def _with_data_sharding(ds: tf.data.Dataset) -> tf.data.Dataset:
+    # In-memory datasets have no files to shard across workers: shard by element.
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.with_options(options)
+
+
+def eval_pipeline(x: np.ndarray, y: np.ndarray, batch_size: int = 256) -> tf.data.Dataset:
+    """An unshuffled, batched pipeline for evaluation."""
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size)
+    return _with_data_sharding(ds.prefetch(tf.data.AUTOTUNE))
+
+
+def epoch_permutations(n: int, seed: int, epochs: int, initial_epoch: int = 0) -> np.ndarray:
+    """The sample order of each epoch in `[initial_epoch, epochs)`, keyed on (seed, epoch).
+
+    Keying the order on the epoch index (not on how many epochs this process has
+    run) is what lets a resumed run see exactly the batches the uninterrupted run would.
+    """
+    return np.stack(
+        [np.random.default_rng([seed, e]).permutation(n) for e in range(initial_epoch, epochs)]
+    ) if epochs > initial_epoch else np.zeros((0, n), dtype=np.int64)
+
+
+def epoch_pipeline(
+    x: np.ndarray,
+    y: np.ndarray,
+    batch_size: int,
+    *,
+    seed: int = 0,
+    epochs: int = 1,
+    initial_epoch: int = 0,
+    shuffle: bool = True,
+) -> tuple[tf.data.Dataset, int]:
+    """Training batches for epochs `[initial_epoch, epochs)` with epoch-keyed shuffling.
+
+    Returns the dataset and the number of steps per epoch; pass both to
+    `model.fit(ds, steps_per_epoch=steps, epochs=epochs, initial_epoch=initial_epoch)`.
+    """
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be > 0, got {batch_size}")
+    n = len(x)
+    steps = -(-n // batch_size)
+    if shuffle:
+        order = epoch_permutations(n, seed, epochs, initial_epoch)
+    else:
+        order = np.tile(np.arange(n), (max(epochs - initial_epoch, 0), 1))
+    xs, ys = tf.constant(x), tf.constant(y)
+    ds = (
+        tf.data.Dataset.from_tensor_slices(order)
+        .flat_map(lambda idx: tf.data.Dataset.from_tensor_slices(idx).batch(batch_size))
+        .map(lambda idx: (tf.gather(xs, idx), tf.gather(ys, idx)), num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    return _with_data_sharding(ds), steps
+
+
+def load_dataset(
+    name: str = "digits",
+    *,
+    batch_size: int = 64,
+    seed: int = 0,
+    validation_fraction: float = 0.1,
+    split_seed: int = 0,
+    data_dir: str | os.PathLike | None = None,
+    shuffle: bool = True,
+) -> DatasetSplits:
+    """Train/validation/test `tf.data` pipelines for a dataset.
+
+    The training pipeline reshuffles every epoch from `seed`; validation and test
+    are unshuffled. See the module docstring for the accepted names.
+    """
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be > 0, got {batch_size}")
+    arrays = load_arrays(
+        name, validation_fraction=validation_fraction, split_seed=split_seed, data_dir=data_dir
+    )
+    train = tf.data.Dataset.from_tensor_slices((arrays.x_train, arrays.y_train))
+    if shuffle:
+        train = train.shuffle(len(arrays.x_train), seed=seed, reshuffle_each_iteration=True)
+    train = _with_data_sharding(train.batch(batch_size).prefetch(tf.data.AUTOTUNE))
+    return DatasetSplits(
+        train=train,
+        validation=eval_pipeline(arrays.x_val, arrays.y_val, batch_size),
+        test=eval_pipeline(arrays.x_test, arrays.y_test, batch_size),
+        arrays=arrays,
+    )

@@ -1,0 +1,23 @@
+"""Binary model families behind one registry.
+
+!!! example
+    ```python
+    from bnnzoo.models import create_model, list_models
+
+    print(list_models())
+    model = create_model("binarynet", input_shape=(28, 28, 1), width=0.25)
+    ```
+"""
+
+from bnnzoo.models import binarynet  # noqa: F401  (registers the families)
+from bnnzoo.models.registry import (
+    ModelSpec,
+    create_model,
+    get_model_spec,
+    list_models,
+    register_model,
+)
+
+create = create_model
+
+__all__ = ["ModelSpec", "create", "create_model", "get_model_spec", "list_models", "register_model"]

@@ -1,0 +1,142 @@
+"""BinaryNet (Courbariaux, Hubara et al., 2016) as an MLP and as a VGG-style CNN.
+
+Both follow the literature's layer handling: the first layer sees full-precision
+inputs (its kernel is binary), every later layer binarizes its inputs and kernel,
+each binary layer is followed by batch normalization, and the classifier is a
+binary dense layer with batch norm before the softmax.
+
+# References
+- [Binarized Neural Networks: Training Deep Neural Networks with Weights and
+  Activations Constrained to +1 or -1](https://arxiv.org/abs/1602.02830)
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import larq as lq
+import tensorflow as tf
+
+from bnnzoo.models.registry import quantizer_factory, register_model
+
+__all__ = ["binarynet", "binarynet_mlp"]
+
+
+def _scaled(values: Sequence[int], width: float) -> list[int]:
+    if not width > 0:
+        raise ValueError(f"width must be > 0, got {width}")
+    return [max(1, int(round(v * width))) for v in values]
+
+
+@register_model(
+    "binarynet_mlp",
+    default_input_shape=(8, 8, 1),
+    description="BinaryNet multilayer perceptron: binary dense layers with batch norm.",
+)
+def binarynet_mlp(
+    input_shape,
+    num_classes,
+    input_quantizer="ste_sign",
+    kernel_quantizer="ste_sign",
+    kernel_constraint="weight_clip",
+    units: int = 512,
+    hidden_layers: int = 3,
+    width: float = 1.0,
+):
+    """BinaryNet MLP: `hidden_layers` binary dense layers of `units * width` units.
+
+    The first dense layer takes the real-valued pixels; its kernel is binary.
+    """
+    if hidden_layers < 1:
+        raise ValueError(f"hidden_layers must be >= 1, got {hidden_layers}")
+    (n_units,) = _scaled([units], width)
+    iq, kq = quantizer_factory(input_quantizer), quantizer_factory(kernel_quantizer)
+    inputs = tf.keras.Input(shape=input_shape)
+    x = tf.keras.layers.Flatten()(inputs)
+    for i in range(hidden_layers):
+        x = lq.layers.QuantDense(
+            n_units,
+            input_quantizer=None if i == 0 else iq(),
+            kernel_quantizer=kq(),
+            kernel_constraint=kernel_constraint,
+            use_bias=False,
+            name=f"dense_{i}",
+        )(x)
+        x = tf.keras.layers.BatchNormalization(momentum=0.9, scale=False, name=f"bn_{i}")(x)
+    x = lq.layers.QuantDense(
+        num_classes,
+        input_quantizer=iq(),
+        kernel_quantizer=kq(),
+        kernel_constraint=kernel_constraint,
+        use_bias=False,
+        name="classifier",
+    )(x)
+    x = tf.keras.layers.BatchNormalization(momentum=0.9, scale=False, name="bn_classifier")(x)
+    outputs = tf.keras.layers.Activation("softmax", name="softmax")(x)
+    return tf.keras.Model(inputs, outputs, name="binarynet_mlp")
+
+
+@register_model(
+    "binarynet",
+    default_input_shape=(32, 32, 3),
+    description="BinaryNet VGG-style CNN (conv pairs + max-pool, binary dense head).",
+)
+def binarynet(
+    input_shape,
+    num_classes,
+    input_quantizer="ste_sign",
+    kernel_quantizer="ste_sign",
+    kernel_constraint="weight_clip",
+    filters: Sequence[int] = (128, 128, 256, 256, 512, 512),
+    dense_units: Sequence[int] = (1024, 1024),
+    width: float = 1.0,
+    conv_layer=None,
+):
+    """BinaryNet CNN: 3×3 binary convs in pairs, max-pool after each pair.
+
+    `filters`/`dense_units` give the paper's CIFAR-10 layout; `width` scales all of
+    them (e.g. `width=0.5` for 64-64-128-128-256-256). Pooling stops once the
+    feature map is 1×1, so 8×8 inputs work. `conv_layer` lets a caller substitute
+    another quantized conv class with QuantConv2D's signature (e.g. HyperConv2D).
+    """
+    conv_cls = conv_layer or lq.layers.QuantConv2D
+    filters, dense_units = _scaled(filters, width), _scaled(dense_units, width)
+    iq, kq = quantizer_factory(input_quantizer), quantizer_factory(kernel_quantizer)
+    inputs = tf.keras.Input(shape=input_shape)
+    x = inputs
+    for i, f in enumerate(filters):
+        x = conv_cls(
+            f,
+            3,
+            padding="same",
+            input_quantizer=None if i == 0 else iq(),
+            kernel_quantizer=kq(),
+            kernel_constraint=kernel_constraint,
+            use_bias=False,
+            name=f"conv_{i}",
+        )(x)
+        if i % 2 == 1 and min(x.shape[1], x.shape[2]) >= 2:
+            x = tf.keras.layers.MaxPool2D(2, name=f"pool_{i // 2}")(x)
+        x = tf.keras.layers.BatchNormalization(momentum=0.9, scale=False, name=f"bn_conv_{i}")(x)
+    x = tf.keras.layers.Flatten()(x)
+    for j, units in enumerate(dense_units):
+        x = lq.layers.QuantDense(
+            units,
+            input_quantizer=iq(),
+            kernel_quantizer=kq(),
+            kernel_constraint=kernel_constraint,
+            use_bias=False,
+            name=f"dense_{j}",
+        )(x)
+        x = tf.keras.layers.BatchNormalization(momentum=0.9, scale=False, name=f"bn_dense_{j}")(x)
+    x = lq.layers.QuantDense(
+        num_classes,
+        input_quantizer=iq(),
+        kernel_quantizer=kq(),
+        kernel_constraint=kernel_constraint,
+        use_bias=False,
+        name="classifier",
+    )(x)
+    x = tf.keras.layers.BatchNormalization(momentum=0.9, scale=False, name="bn_classifier")(x)
+    outputs = tf.keras.layers.Activation("softmax", name="softmax")(x)
+    return tf.keras.Model(inputs, outputs, name="binarynet")

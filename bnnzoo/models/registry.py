@@ -1,0 +1,168 @@
+"""The model registry: `register_model`, `create_model`, `list_models`.
+
+Modeled on timm: each family registers a builder with its default input shape and
+the smallest input it supports; `create_model` builds it for any input shape,
+number of classes and pair of quantizers, and optionally loads weights.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import tensorflow as tf
+
+from bnnzoo import quantizers as _quantizers
+
+__all__ = ["ModelSpec", "create_model", "get_model_spec", "list_models", "register_model"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the registry knows of a model family."""
+
+    name: str
+    builder: Callable[..., tf.keras.Model]
+    default_input_shape: tuple[int, ...]
+    min_input_size: int = 1
+    default_num_classes: int = 10
+    description: str = ""
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+
+_MODELS: dict[str, ModelSpec] = {}
+
+
+def register_model(
+    name: str,
+    *,
+    default_input_shape: tuple[int, ...],
+    min_input_size: int = 1,
+    default_num_classes: int = 10,
+    description: str = "",
+    **defaults,
+):
+    """Decorator registering `builder(input_shape, num_classes, input_quantizer,
+    kernel_quantizer, **kwargs) -> tf.keras.Model` as model family `name`.
+
+    `defaults` are keyword arguments bound to this name (so one builder can
+    register several sizes, e.g. `quicknet_small` / `quicknet_large`).
+    """
+
+    def add(builder):
+        if name in _MODELS:
+            raise ValueError(f"model {name!r} is already registered")
+        _MODELS[name] = ModelSpec(
+            name=name,
+            builder=builder,
+            default_input_shape=tuple(default_input_shape),
+            min_input_size=min_input_size,
+            default_num_classes=default_num_classes,
+            description=description or (builder.__doc__ or "").strip().split("\n")[0],
+            defaults=dict(defaults),
+        )
+        return builder
+
+    return add
+
+
+def list_models(filter: str = "*", pretrained: bool = False) -> list[str]:
+    """Sorted registered model names matching a shell-style `filter`.
+
+    With `pretrained=True`, only families that have at least one shipped artifact.
+    """
+    names = sorted(n for n in _MODELS if fnmatch.fnmatch(n, filter))
+    if pretrained:
+        from bnnzoo import pretrained as _pretrained
+
+        names = [n for n in names if _pretrained.list_pretrained(n)]
+    return names
+
+
+def get_model_spec(name: str) -> ModelSpec:
+    try:
+        return _MODELS[name]
+    except KeyError:
+        raise ValueError(
+            f"Unknown model {name!r}. Valid names: {', '.join(list_models())}"
+        ) from None
+
+
+def _check_input_shape(spec: ModelSpec, input_shape) -> tuple[int, ...]:
+    shape = tuple(int(d) for d in input_shape)
+    if len(shape) != 3 or any(d <= 0 for d in shape):
+        raise ValueError(f"input_shape must be (height, width, channels) > 0, got {input_shape}")
+    if min(shape[:2]) < spec.min_input_size:
+        raise ValueError(
+            f"{spec.name} needs inputs of at least {spec.min_input_size}x{spec.min_input_size} "
+            f"pixels, got {shape[0]}x{shape[1]}; resize the data or pick a smaller family."
+        )
+    return shape
+
+
+def create_model(
+    name: str,
+    *,
+    input_shape=None,
+    num_classes: int | None = None,
+    input_quantizer="ste_sign",
+    kernel_quantizer="ste_sign",
+    weights: str | Path | None = None,
+    **kwargs,
+) -> tf.keras.Model:
+    """Build a registered model family.
+
+    Args:
+        name: a name from `list_models()`.
+        input_shape: `(height, width, channels)`; the family's default if omitted.
+        num_classes: number of output classes; the family's default if omitted.
+        input_quantizer: quantizer of the binarized activations (name, object or None).
+        kernel_quantizer: quantizer of the binarized weights (name, object or None).
+        weights: `None`, a pretrained tag (see `bnnzoo list`), or a path to a weights file.
+        **kwargs: family-specific options (e.g. `width`).
+
+    !!! example
+        ```python
+        model = bnnzoo.models.create_model("binarynet_mlp", input_shape=(8, 8, 1))
+        ```
+    """
+    spec = get_model_spec(name)
+    if weights is not None and not Path(str(weights)).is_file():
+        from bnnzoo import pretrained as _pretrained
+
+        card = _pretrained.get_card(name, str(weights))
+        input_shape = input_shape or card.input_shape
+        num_classes = num_classes or card.num_classes
+    shape = _check_input_shape(spec, input_shape or spec.default_input_shape)
+    classes = int(num_classes or spec.default_num_classes)
+    if classes < 2:
+        raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+    options = {**spec.defaults, **kwargs}
+    model = spec.builder(
+        input_shape=shape,
+        num_classes=classes,
+        input_quantizer=input_quantizer,
+        kernel_quantizer=kernel_quantizer,
+        **options,
+    )
+    if weights is not None:
+        if Path(str(weights)).is_file():
+            model.load_weights(str(weights))
+        else:
+            from bnnzoo import pretrained as _pretrained
+
+            _pretrained.load_pretrained_weights(model, name, str(weights))
+    return model
+
+
+def quantizer_factory(identifier):
+    """A zero-argument callable returning a fresh quantizer per layer.
+
+    Layers must not share a quantizer object: annealed state would be shared and
+    serialization would duplicate it anyway.
+    """
+    if isinstance(identifier, str) and identifier not in _quantizers.list_quantizers():
+        return lambda: identifier  # a larq alias bnnzoo does not register: larq resolves it
+    return lambda: _quantizers.get_quantizer(identifier)

@@ -1,0 +1,1 @@
+"""Pretrained bnnzoo artifacts: models/<name>/<tag>/{weights, card.json}."""
