@@ -1,0 +1,47 @@
+"""Shared test fixtures.
+
+TensorFlow is split into 2 logical CPU devices before anything else touches it, so
+that `tf.distribute.MirroredStrategy` tests run on this CPU-only machine.
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+_cpus = tf.config.list_physical_devices("CPU")
+if len(tf.config.list_logical_devices("CPU")) < 2:
+    try:
+        tf.config.set_logical_device_configuration(
+            _cpus[0], [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
+        )
+    except RuntimeError:  # runtime already initialized by a plugin: keep one device
+        pass
+
+import bnnzoo  # noqa: E402,F401
+
+FASHION_DIR = "/usr/share/datasets/fashion-mnist"
+HAVE_FASHION = os.path.exists(os.path.join(FASHION_DIR, "train-images-idx3-ubyte.gz")) or bool(
+    os.environ.get("BNNZOO_FASHION_MNIST_DIR")
+)
+
+
+@pytest.fixture(scope="session")
+def digits():
+    """The digits dataset as normalized arrays (loaded once per session)."""
+    return bnnzoo.data.load_arrays("digits")
+
+
+@pytest.fixture(scope="session")
+def fashion():
+    """Real Fashion-MNIST arrays (CI installs Debian's dataset-fashion-mnist)."""
+    return bnnzoo.data.load_arrays("fashion_mnist")
+
+
+@pytest.fixture(scope="session")
+def mirrored_strategy():
+    devices = [d.name for d in tf.config.list_logical_devices("CPU")]
+    assert len(devices) >= 2, "conftest must split the CPU into 2 logical devices"
+    return tf.distribute.MirroredStrategy(devices[:2])
