@@ -9,6 +9,7 @@ get Adam with `learning_rate` and binary variables get the binary optimizer.
 | --- | --- | --- |
 | `adam` | Adam on latent weights (straight-through) | Adam |
 | `bop` | larq `Bop(threshold, gamma)` | Adam |
+| `bop2ndorder` | `Bop2ndOrder(threshold, gamma, sigma, epsilon, bias_correction)` | Adam |
 """
 
 from __future__ import annotations
@@ -90,3 +91,6 @@ def bop(learning_rate=1e-3, threshold: float = 1e-8, gamma: float = 1e-4):
         (lq.optimizers.Bop.is_binary_variable, lq.optimizers.Bop(threshold=threshold, gamma=gamma)),
         default_optimizer=_adam(learning_rate),
     )
+
+
+from bnnzoo.optimizers.bop2ndorder import Bop2ndOrder, bop2ndorder  # noqa: E402,F401
