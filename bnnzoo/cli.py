@@ -201,11 +201,12 @@ def cmd_train(args) -> int:
     except (ValueError, FileNotFoundError) as err:
         _fail(str(err))
     # Validate optimizer and quantizer arguments before loading any data.
-    from bnnzoo import optimizers, quantizers
+    from bnnzoo import data, optimizers
 
     try:
         optimizers.get_optimizer(config.optimizer, config.learning_rate, **config.optimizer_kwargs)
         config.quantizer_objects()
+        data.check_dataset_name(config.dataset)
     except (ValueError, TypeError) as err:
         _fail(str(err))
     out = args.out or os.path.join(
@@ -218,7 +219,7 @@ def cmd_train(args) -> int:
           f"for {config.epochs} epochs -> {out}", flush=True)
     try:
         result = training.train(config, out, resume=not args.no_resume)
-    except DataUnavailableError as err:
+    except (DataUnavailableError, FileNotFoundError) as err:
         _fail(str(err))
     if args.recipe:
         try:

@@ -46,6 +46,7 @@ __all__ = [
     "FASHION_MNIST_ENV",
     "epoch_pipeline",
     "eval_pipeline",
+    "check_dataset_name",
     "list_datasets",
     "load_arrays",
     "load_dataset",
@@ -71,6 +72,24 @@ class DataUnavailableError(RuntimeError):
 def list_datasets() -> list[str]:
     """Names of the built-in offline datasets (any TFDS name or `.npz` path also works)."""
     return ["digits", "fashion_mnist"]
+
+
+def check_dataset_name(name: str) -> None:
+    """Raise `ValueError` listing the valid names unless `name` can name a dataset.
+
+    Cheap: it reads no data (TFDS names are checked against TFDS's registry).
+    """
+    if name in list_datasets() or name.endswith(".npz"):
+        return
+    import tensorflow_datasets as tfds
+
+    try:
+        tfds.builder_cls(name.split(":")[0].split("/")[0])
+    except tfds.core.registered.DatasetNotFoundError:
+        raise ValueError(
+            f"Unknown dataset {name!r}. Built-in: {', '.join(list_datasets())}; "
+            "or a TFDS name (e.g. 'cifar10', 'mnist'), or a path to a .npz file."
+        ) from None
 
 
 @dataclass(frozen=True)

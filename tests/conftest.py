@@ -11,14 +11,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-_cpus = tf.config.list_physical_devices("CPU")
-if len(tf.config.list_logical_devices("CPU")) < 2:
-    try:
-        tf.config.set_logical_device_configuration(
-            _cpus[0], [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
-        )
-    except RuntimeError:  # runtime already initialized by a plugin: keep one device
-        pass
+# Listing *logical* devices would start the runtime and make the split impossible,
+# so configure first (physical listing is safe).
+tf.config.set_logical_device_configuration(
+    tf.config.list_physical_devices("CPU")[0],
+    [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()],
+)
 
 import bnnzoo  # noqa: E402,F401
 

@@ -1,0 +1,91 @@
+"""The bnnzoo command line: listing, training, evaluating, and failing early on bad input."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from bnnzoo import cli
+
+
+def run(capsys, *argv):
+    code = cli.main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def fails(capsys, *argv):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(list(argv))
+    assert exc.value.code == 2
+    return capsys.readouterr().err
+
+
+def test_list_shows_families_quantizers_optimizers(capsys):
+    code, out, _ = run(capsys, "list")
+    assert code == 0
+    for word in ("binarynet_mlp", "binarynet", "ste_sign", "bop", "digits"):
+        assert word in out
+
+
+@pytest.mark.parametrize("command", ["list", "train", "evaluate"])
+def test_help_for_each_subcommand(capsys, command):
+    with pytest.raises(SystemExit) as exc:
+        cli.main([command, "--help"])
+    assert exc.value.code == 0
+    assert "usage: bnnzoo " + command in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--epochs", "-3"], "--epochs"),
+    (["--epochs", "0"], "--epochs"),
+    (["--batch-size", "0"], "--batch-size"),
+    (["--learning-rate", "0"], "--learning-rate"),
+    (["--learning-rate", "nan"], "--learning-rate"),
+    (["--model", "nope"], "binarynet_mlp"),
+    (["--optimizer", "nope"], "adam"),
+    (["--quantizer", "nope"], "ste_sign"),
+    (["--threshold", "-1", "--optimizer", "bop"], "--threshold"),
+    (["--optimizer", "bop", "--gamma", "2"], "gamma"),
+])
+def test_train_rejects_bad_input_before_work(capsys, tmp_path, argv, needle):
+    err = fails(capsys, "train", "--out", str(tmp_path / "r"), *argv)
+    assert needle in err
+    assert not (tmp_path / "r" / "config.json").exists()
+
+
+def test_train_unknown_dataset_lists_valid_ones(capsys, tmp_path):
+    err = fails(capsys, "train", "--dataset", "no_such_data", "--epochs", "1", "--out", str(tmp_path / "r"))
+    assert "digits, fashion_mnist" in err
+
+
+def test_train_then_evaluate(capsys, tmp_path):
+    out = tmp_path / "run"
+    code, text, _ = run(capsys, "train", "--epochs", "3", "--model-arg", "units=128", "--out", str(out))
+    assert code == 0 and "test accuracy:" in text
+    trained = json.loads((out / "metrics.json").read_text())["test_accuracy"]
+    code, text, _ = run(capsys, "evaluate", str(out), "--json")
+    assert code == 0
+    assert json.loads(text)["test_accuracy"] == pytest.approx(trained, abs=1e-6)
+
+
+def test_evaluate_needs_a_source(capsys, tmp_path):
+    assert "give either" in fails(capsys, "evaluate")
+    assert "no run directory" in fails(capsys, "evaluate", str(tmp_path / "missing"))
+
+
+def test_key_value_arguments():
+    assert cli.key_value("units=64") == ("units", 64)
+    assert cli.key_value("bias-correction=adam") == ("bias_correction", "adam")
+    assert cli.key_value("filters=[8,8]") == ("filters", [8, 8])
+
+
+def test_console_script_keeps_tensorflow_quiet(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    done = subprocess.run([sys.executable, "-c", "import _bnnzoo_cli, sys; sys.argv=['bnnzoo','list']; "
+                           "sys.exit(_bnnzoo_cli.main())"], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "cpu_feature_guard" not in done.stderr and "oneDNN" not in done.stderr
+    assert "binarynet_mlp" in done.stdout
