@@ -8,5 +8,6 @@ object, so a saved bnnzoo model reloads with `import bnnzoo` and
 __version__ = "0.1.0"
 
 from bnnzoo import data, quantizers, optimizers, models, training  # noqa: E402,F401
+from bnnzoo import callbacks  # noqa: E402,F401
 
 __all__ = ["data", "models", "optimizers", "quantizers", "training", "__version__"]

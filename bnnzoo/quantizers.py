@@ -20,12 +20,27 @@ reused as they are rather than re-implemented.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
 import larq as lq
 import tensorflow as tf
 
-__all__ = ["get_quantizer", "list_quantizers", "register_quantizer", "clone_quantizer"]
+__all__ = [
+    "BNN",
+    "BNNPlus",
+    "BNNPlusPlus",
+    "BinaryConnect",
+    "ForwardBackwardQuantizer",
+    "ProxConnect",
+    "SteWarmup",
+    "annealable_quantizers",
+    "clone_quantizer",
+    "get_quantizer",
+    "list_quantizers",
+    "quantizer_class",
+    "register_quantizer",
+]
 
 _QUANTIZERS: dict[str, Callable[..., Any]] = {}
 
@@ -92,3 +107,518 @@ def clone_quantizer(quantizer):
 register_quantizer("ste_sign", lq.quantizers.SteSign)
 register_quantizer("approx_sign", lq.quantizers.ApproxSign)
 register_quantizer("swish_sign", lq.quantizers.SwishSign)
+
+
+# --------------------------------------------------------------------------- ProxConnect++ pairs
+#
+# A quantizer here is a pair (F, B'): the forward F maps latent weights or
+# activations to what the layer uses, and B' replaces dF/dx on the backward pass:
+#     w = F(theta);   dL/dtheta = B'(theta) * dL/dw.
+# Forwards and backwards are named so that a pair is a serializable config.
+
+
+def _check_positive(name: str, value) -> float:
+    """`value` as a float, or `ValueError` naming the argument unless finite and > 0."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}") from None
+    if not (math.isfinite(number) and number > 0):
+        raise ValueError(f"{name} must be a finite number > 0 (allowed range (0, inf)), got {value!r}")
+    return number
+
+
+def _sigmoid_pair(x, scale):
+    # sigma(z) and 1 - sigma(z) = sigma(-z), each accurate far into the tails
+    z = scale * x
+    return tf.math.sigmoid(z), tf.math.sigmoid(-z), z
+
+
+def _sign_swish(x, mu):
+    # SS_mu(x) = 2 sigma(mu x) [1 + mu x (1 - sigma(mu x))] - 1
+    s, t, z = _sigmoid_pair(x, mu)
+    return 2.0 * s * (1.0 + z * t) - 1.0
+
+
+def _sign_swish_derivative(x, mu):
+    # d/dx SS_mu(x) = 2 mu sigma (1 - sigma) [2 + mu x (1 - 2 sigma)], finite for all x
+    s, t, z = _sigmoid_pair(x, mu)
+    return 2.0 * mu * s * t * (2.0 + z * (t - s))
+
+
+def _hardtanh(x, temperature):
+    return tf.clip_by_value(x / temperature, -1.0, 1.0)
+
+
+def _hardtanh_derivative(x, temperature):
+    return tf.cast(tf.abs(x) <= temperature, x.dtype) / temperature
+
+
+def _prox(x, mu):
+    # Proximal map of mu * dist(x, {-1, +1}): move |x| towards 1 by at most mu.
+    shifted = tf.abs(x) - 1.0
+    shrunk = tf.sign(shifted) * tf.maximum(tf.abs(shifted) - mu, 0.0)
+    return lq.math.sign(x) * (1.0 + shrunk)
+
+
+def _prox_derivative(x, mu):
+    return tf.cast(tf.abs(tf.abs(x) - 1.0) > mu, x.dtype)
+
+
+def _clipped_identity_derivative(x, clip_value):
+    return tf.cast(tf.abs(x) <= clip_value, x.dtype)
+
+
+# name -> (function(x, parameter), derivative(x, parameter), parameter name or None,
+#          whether the output is binary, direction the parameter is annealed towards sign)
+_FORWARDS: dict[str, tuple] = {
+    "sign": (lambda x: lq.math.sign(x), None, None, True, None),
+    "identity": (lambda x: x, lambda x: tf.ones_like(x), None, False, None),
+    "sign_swish": (_sign_swish, _sign_swish_derivative, "mu", False, "up"),
+    "hardtanh": (_hardtanh, _hardtanh_derivative, "temperature", False, "down"),
+    "prox": (_prox, _prox_derivative, "mu", False, "up"),
+}
+# name -> (derivative(x, parameter) or None for "identity", parameter name or None)
+_BACKWARDS: dict[str, tuple] = {
+    "identity": (None, None),
+    "ste": (_clipped_identity_derivative, "clip_value"),
+    "sign_swish": (_sign_swish_derivative, "beta"),
+    "forward": (None, None),  # the exact derivative of the forward function
+}
+_DEFAULT_PARAMETERS = {"mu": 1.0, "temperature": 1.0, "clip_value": 1.0, "beta": 5.0}
+FORWARDS = tuple(_FORWARDS)
+BACKWARDS = tuple(_BACKWARDS)
+
+
+@lq.utils.register_keras_custom_object
+class ForwardBackwardQuantizer(lq.quantizers._BaseQuantizer):
+    r"""A ProxConnect++ forward/backward pair: forward \\(F\\), backward \\(B'\\).
+
+    \\[
+    w = F(\theta), \qquad
+    \frac{\partial \ell}{\partial \theta} = B'(\theta) \odot \frac{\partial \ell}{\partial w}
+    \\]
+
+    Forwards (`forward=`):
+
+    | name | \\(F(x)\\) | parameter |
+    | --- | --- | --- |
+    | `sign` | \\(\operatorname{sign}(x)\\) (with \\(\operatorname{sign}(0) = 1\\)) | |
+    | `identity` | \\(x\\) | |
+    | `sign_swish` | \\(SS_\mu(x) = 2\sigma(\mu x)[1 + \mu x (1 - \sigma(\mu x))] - 1\\) | `mu` |
+    | `hardtanh` | \\(\operatorname{clip}(x / T, -1, 1)\\) | `temperature` |
+    | `prox` | \\(P^\mu(x) = \operatorname{sign}(x)\,(1 + \operatorname{shrink}_\mu(\lvert x\rvert - 1))\\), the proximal map of \\(\mu \operatorname{dist}(x, \\{-1, 1\\})\\) | `mu` |
+
+    Backwards (`backward=`), the derivative used on the backward pass:
+
+    | name | \\(B'(x)\\) | parameter |
+    | --- | --- | --- |
+    | `identity` | \\(1\\) | |
+    | `ste` | \\(1_{\lvert x\rvert \le c}\\) | `clip_value` |
+    | `sign_swish` | \\(\frac{d}{dx} SS_\beta(x) = 2\beta\sigma(\beta x)(1-\sigma(\beta x))[2 + \beta x (1 - 2\sigma(\beta x))]\\) | `beta` |
+    | `forward` | \\(F'(x)\\), the exact derivative of the forward (not for `sign`) | |
+
+    A forward with a parameter (`mu`, `temperature`) keeps it in a non-trainable
+    variable, so `QuantizerAnnealing` can anneal it during training and it is part
+    of checkpoints and saved models. With `exact_sign=True` (also a variable, set by
+    the annealing callback at the end of its schedule) the forward is exactly
+    \\(\operatorname{sign}\\) whatever the parameter; the backward is unchanged. The
+    annealed variables are kept out of `layer.weights` (as larq does for its
+    metrics), so a trained model's weights load into the same network built with
+    plain `ste_sign`; `get_config` reports their current values.
+
+    `precision` is 1 (binary, so `lq.optimizers.Bop` trains the kernel and
+    `lq.models.summary` counts it as 1-bit) for every forward but `identity`: the
+    annealed forwards are binary once `exact_sign` is set, which is the model that
+    is deployed.
+
+    !!! example
+        ```python
+        import larq as lq
+        from bnnzoo.quantizers import ForwardBackwardQuantizer
+
+        # STE-Warmup's pair written out: hardtanh(x / T) forward, 1{|x|<=1} backward
+        q = ForwardBackwardQuantizer(forward="hardtanh", backward="ste", temperature=0.5)
+        layer = lq.layers.QuantDense(64, kernel_quantizer=q, input_quantizer="bnnpp")
+        ```
+
+    # Arguments
+        forward: name of the forward function \\(F\\) (see the table).
+        backward: name of the backward derivative \\(B'\\) (see the table).
+        mu: parameter of the `sign_swish` / `prox` forwards, > 0.
+        temperature: parameter \\(T\\) of the `hardtanh` forward, > 0.
+        beta: parameter of the `sign_swish` backward, > 0.
+        clip_value: parameter \\(c\\) of the `ste` backward, > 0.
+        exact_sign: use \\(\operatorname{sign}\\) as the forward (annealing finished).
+        metrics: larq quantizer metrics (`["flip_ratio"]`).
+
+    # References
+        - [Understanding Neural Network Binarization with Forward and Backward
+          Proximal Quantizers](https://arxiv.org/abs/2402.17710) (ProxConnect++)
+        - [Demystifying and Generalizing BinaryConnect](https://arxiv.org/abs/2110.13220)
+    """
+
+    precision = 1
+
+    def __init__(
+        self,
+        forward: str = "sign",
+        backward: str = "ste",
+        *,
+        mu: float | None = None,
+        temperature: float | None = None,
+        beta: float | None = None,
+        clip_value: float | None = None,
+        exact_sign: bool = False,
+        **kwargs,
+    ):
+        if forward not in _FORWARDS:
+            raise ValueError(f"Unknown forward {forward!r}. Valid: {', '.join(FORWARDS)}")
+        if backward not in _BACKWARDS:
+            raise ValueError(f"Unknown backward {backward!r}. Valid: {', '.join(BACKWARDS)}")
+        if backward == "forward" and _FORWARDS[forward][1] is None:
+            raise ValueError(f"backward='forward' needs a differentiable forward, got forward={forward!r}")
+        given = {"mu": mu, "temperature": temperature, "beta": beta, "clip_value": clip_value}
+        needed = {_FORWARDS[forward][2], _BACKWARDS[backward][1]} - {None}
+        for name, value in given.items():
+            if value is not None and name not in needed:
+                raise ValueError(
+                    f"{name} is not a parameter of forward={forward!r}, backward={backward!r}; "
+                    f"its parameters are: {', '.join(sorted(needed)) or 'none'}"
+                )
+        self.forward = forward
+        self.backward = backward
+        self.parameters = {
+            name: _check_positive(name, _DEFAULT_PARAMETERS[name] if given[name] is None else given[name])
+            for name in sorted(needed)
+        }
+        self.exact_sign = bool(exact_sign)
+        # The constructor's value: where default annealing schedules start.
+        self._initial_parameter = self.parameters.get(_FORWARDS[forward][2])
+        if not _FORWARDS[forward][3] and _FORWARDS[forward][2] is None:
+            self.precision = None  # e.g. `identity`: never binary
+        super().__init__(**kwargs)
+
+    # ----------------------------------------------------------------- annealing
+
+    @property
+    def annealed_parameter(self) -> str | None:
+        """Name of the forward's parameter (`mu`, `temperature`) or `None`."""
+        return _FORWARDS[self.forward][2]
+
+    @property
+    def anneal_direction(self) -> str | None:
+        """`"up"` or `"down"`: the way the parameter moves the forward towards sign."""
+        return _FORWARDS[self.forward][4]
+
+    def build(self, input_shape):
+        name = self.annealed_parameter
+        if name is not None and not hasattr(self, "_annealed"):
+            self._annealed = self.add_weight(
+                name=name,
+                shape=(),
+                dtype=tf.float32,
+                initializer=tf.keras.initializers.Constant(self.parameters[name]),
+                trainable=False,
+                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+            )
+            self._exact = self.add_weight(
+                name="exact_sign",
+                shape=(),
+                dtype=tf.float32,
+                initializer=tf.keras.initializers.Constant(float(self.exact_sign)),
+                trainable=False,
+                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+            )
+        super().build(input_shape)
+
+    def annealed_value(self) -> float:
+        """Current value of the annealed parameter."""
+        name = self.annealed_parameter
+        if name is None:
+            raise ValueError(f"forward {self.forward!r} has no annealed parameter")
+        if hasattr(self, "_annealed"):
+            return float(tf.keras.backend.get_value(self._annealed))
+        return self.parameters[name]
+
+    def is_exact_sign(self) -> bool:
+        """Whether the forward is exactly sign (annealing finished)."""
+        if hasattr(self, "_exact"):
+            return bool(tf.keras.backend.get_value(self._exact) > 0.5)
+        return self.exact_sign
+
+    def set_annealed(self, value: float | None = None, exact_sign: bool | None = None) -> None:
+        """Set the annealed parameter and/or the exact-sign switch (outside `tf.function`)."""
+        name = self.annealed_parameter
+        if name is None:
+            raise ValueError(f"forward {self.forward!r} has no annealed parameter")
+        if value is not None:
+            value = _check_positive(name, value)
+            if hasattr(self, "_annealed"):
+                self._annealed.assign(value)
+            else:
+                self.parameters[name] = value
+        if exact_sign is not None:
+            if hasattr(self, "_exact"):
+                self._exact.assign(float(bool(exact_sign)))
+            else:
+                self.exact_sign = bool(exact_sign)
+
+    # ----------------------------------------------------------------- computation
+
+    def call(self, inputs):
+        fn, derivative, name, _, _ = _FORWARDS[self.forward]
+        dtype = inputs.dtype
+        if name is not None:
+            value = tf.cast(self._annealed, dtype)
+            exact = self._exact > 0.5
+            forward = lambda x: tf.where(exact, lq.math.sign(x), fn(x, value))  # noqa: E731
+            forward_derivative = lambda x: derivative(x, value)  # noqa: E731
+        else:
+            forward, forward_derivative = fn, derivative
+        backward, param = _BACKWARDS[self.backward]
+        if self.backward == "forward":
+            backward_derivative = forward_derivative
+        elif backward is not None:
+            constant = tf.constant(self.parameters[param], dtype)
+            backward_derivative = lambda x: backward(x, constant)  # noqa: E731
+        else:
+            backward_derivative = None
+
+        @tf.custom_gradient
+        def quantize(x):
+            def grad(dy):
+                return dy if backward_derivative is None else dy * backward_derivative(x)
+
+            return forward(x), grad
+
+        return super().call(quantize(inputs))
+
+    def get_config(self):
+        config = {"forward": self.forward, "backward": self.backward, **self.parameters}
+        if self.annealed_parameter is not None:
+            config[self.annealed_parameter] = self.annealed_value()
+            config["exact_sign"] = self.is_exact_sign()
+        return {**super().get_config(), **config}
+
+
+class _NamedPair(ForwardBackwardQuantizer):
+    """A member of the family with its forward and backward fixed."""
+
+    _forward = "sign"
+    _backward = "ste"
+
+    def __init__(self, **kwargs):
+        kwargs.pop("forward", None)
+        kwargs.pop("backward", None)
+        super().__init__(forward=self._forward, backward=self._backward, **kwargs)
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("forward")
+        config.pop("backward")
+        return config
+
+
+@lq.utils.register_alias("binary_connect")
+@lq.utils.register_keras_custom_object
+class BinaryConnect(_NamedPair):
+    r"""BinaryConnect: sign forward, identity backward.
+
+    \\[
+    q(x) = \operatorname{sign}(x), \qquad \frac{\partial q}{\partial x} := 1
+    \\]
+
+    The plain straight-through estimator without clipping (larq's
+    `SteSign(clip_value=None)`), written as the ProxConnect++ pair (sign, identity).
+
+    !!! example
+        ```python
+        layer = lq.layers.QuantDense(64, kernel_quantizer="binary_connect")
+        ```
+
+    # References
+        - [BinaryConnect: Training Deep Neural Networks with binary weights during
+          propagations](https://arxiv.org/abs/1511.00363)
+    """
+
+    _forward, _backward = "sign", "identity"
+
+
+@lq.utils.register_alias("bnn")
+@lq.utils.register_keras_custom_object
+class BNN(_NamedPair):
+    r"""BNN: sign forward, clipped identity backward.
+
+    \\[
+    q(x) = \operatorname{sign}(x), \qquad
+    \frac{\partial q}{\partial x} := 1_{\lvert x \rvert \le c}
+    \\]
+
+    The same pair as larq's `ste_sign` (kept as the ProxConnect++ member "BNN").
+
+    !!! example
+        ```python
+        layer = lq.layers.QuantDense(64, input_quantizer="bnn", kernel_quantizer="bnn")
+        ```
+
+    # Arguments
+        clip_value: \\(c\\), > 0 (default 1).
+
+    # References
+        - [Binarized Neural Networks](https://arxiv.org/abs/1602.02830)
+    """
+
+    _forward, _backward = "sign", "ste"
+
+
+@lq.utils.register_alias("bnn_plus")
+@lq.utils.register_keras_custom_object
+class BNNPlus(_NamedPair):
+    r"""BNN+: sign forward, sign-Swish derivative backward.
+
+    \\[
+    q(x) = \operatorname{sign}(x), \qquad
+    \frac{\partial q}{\partial x} := \frac{d}{dx} SS_\beta(x)
+      = 2\beta\sigma(\beta x)(1-\sigma(\beta x))\,[2 + \beta x (1 - 2\sigma(\beta x))]
+    \\]
+
+    with \\(SS_\beta(x) = 2\sigma(\beta x)[1 + \beta x(1 - \sigma(\beta x))] - 1\\).
+    The same pair as larq's `swish_sign`.
+
+    !!! example
+        ```python
+        layer = lq.layers.QuantDense(64, kernel_quantizer=BNNPlus(beta=5.0))
+        ```
+
+    # Arguments
+        beta: \\(\beta\\), > 0 (default 5).
+
+    # References
+        - [BNN+: Improved Binary Network Training](https://arxiv.org/abs/1812.11800)
+    """
+
+    _forward, _backward = "sign", "sign_swish"
+
+
+@lq.utils.register_alias("bnnpp")
+@lq.utils.register_keras_custom_object
+class BNNPlusPlus(_NamedPair):
+    r"""BNN++: sign-Swish forward and its exact derivative backward, \\(\mu\\) annealed up.
+
+    \\[
+    q(x) = SS_\mu(x) = 2\sigma(\mu x)[1 + \mu x(1 - \sigma(\mu x))] - 1, \qquad
+    \frac{\partial q}{\partial x} = 2\mu\sigma(\mu x)(1-\sigma(\mu x))\,[2 + \mu x (1 - 2\sigma(\mu x))]
+    \\]
+
+    \\(SS_\mu \to \operatorname{sign}\\) as \\(\mu \to \infty\\); `QuantizerAnnealing`
+    (attached automatically by `bnnzoo.training.train`) raises \\(\mu\\) during
+    training and sets `exact_sign` for the last epoch, so the final model uses
+    \\(\operatorname{sign}\\) exactly.
+
+    !!! example
+        ```python
+        layer = lq.layers.QuantDense(64, input_quantizer="bnnpp", kernel_quantizer="bnnpp")
+        ```
+
+    # Arguments
+        mu: current \\(\mu\\), > 0 (default 1).
+        exact_sign: forward is exactly sign.
+
+    # References
+        - [Understanding Neural Network Binarization with Forward and Backward
+          Proximal Quantizers](https://arxiv.org/abs/2402.17710)
+    """
+
+    _forward, _backward = "sign_swish", "forward"
+
+
+@lq.utils.register_alias("proxconnect")
+@lq.utils.register_keras_custom_object
+class ProxConnect(_NamedPair):
+    r"""ProxConnect: proximal-map forward, identity backward.
+
+    \\[
+    q(x) = P^\mu(x) = \operatorname{sign}(x)\,\bigl(1 + \operatorname{shrink}_\mu(\lvert x\rvert - 1)\bigr),
+    \qquad \frac{\partial q}{\partial x} := 1
+    \\]
+
+    where \\(\operatorname{shrink}_\mu(z) = \operatorname{sign}(z)\max(\lvert z\rvert - \mu, 0)\\):
+    \\(P^\mu\\) is the proximal map of \\(\mu\,\operatorname{dist}(x, \\{-1, 1\\})\\) (ProxQuant's
+    W-shaped regularizer), which moves \\(\lvert x \rvert\\) towards 1 by at most
+    \\(\mu\\). For \\(\mu \ge 1\\) it equals sign on \\([-1, 1]\\) (clipped weights).
+    \\(\mu\\) is annealed upward by `QuantizerAnnealing`, which sets `exact_sign` at
+    the end. The regularizer family of the ProxConnect paper is more general; this
+    is the member it is usually illustrated with.
+
+    !!! example
+        ```python
+        layer = lq.layers.QuantDense(64, kernel_quantizer=ProxConnect(mu=0.1))
+        ```
+
+    # Arguments
+        mu: current \\(\mu\\), > 0 (default 0.1).
+        exact_sign: forward is exactly sign.
+
+    # References
+        - [Demystifying and Generalizing BinaryConnect](https://arxiv.org/abs/2110.13220)
+        - [ProxQuant: Quantized Neural Networks via Proximal
+          Operators](https://arxiv.org/abs/1810.00861)
+    """
+
+    _forward, _backward = "prox", "identity"
+
+    def __init__(self, mu: float = 0.1, **kwargs):
+        super().__init__(mu=mu, **kwargs)
+
+
+@lq.utils.register_alias("ste_warmup")
+@lq.utils.register_keras_custom_object
+class SteWarmup(_NamedPair):
+    r"""STE-Warmup (Hyper-BinaryNet): hardtanh(x / T) forward, clipped identity backward.
+
+    \\[
+    q(x) = \operatorname{clip}\left(\frac{x}{T}, -1, 1\right), \qquad
+    \frac{\partial q}{\partial x} := 1_{\lvert x \rvert \le c}
+    \\]
+
+    The temperature \\(T\\) decays during training (`QuantizerAnnealing`; the
+    paper's CIFAR schedule is \\(T_0 \cdot 0.95^{\text{epoch}}\\), its ImageNet one
+    \\(T_0 \cdot 0.985^{\lfloor\max(0, t - 50000)/1000\rfloor}\\)), so the forward goes
+    from a clipped identity (32-bit-like) to sign; at the end of the schedule
+    `exact_sign` makes it exactly \\(\operatorname{sign}\\). For weights and activations.
+
+    !!! example
+        ```python
+        layer = lq.layers.QuantConv2D(
+            64, 3, input_quantizer="ste_warmup", kernel_quantizer="ste_warmup"
+        )
+        ```
+
+    # Arguments
+        temperature: current \\(T\\), > 0 (default 1).
+        clip_value: \\(c\\) of the backward, > 0 (default 1).
+        exact_sign: forward is exactly sign.
+
+    # References
+        - [Gradient Matters: Designing Binarized Neural Networks via Enhanced
+          Information-Flow](https://doi.org/10.1109/TPAMI.2021.3088904)
+    """
+
+    _forward, _backward = "hardtanh", "ste"
+
+
+def annealable_quantizers(model) -> list[ForwardBackwardQuantizer]:
+    """Every quantizer in `model` (nested layers included) with an annealed parameter."""
+    found, seen = [], set()
+    for module in getattr(model, "submodules", ()):
+        if (isinstance(module, ForwardBackwardQuantizer) and module.annealed_parameter is not None
+                and id(module) not in seen):
+            seen.add(id(module))
+            found.append(module)
+    return found
+
+
+for _name, _cls in (("binary_connect", BinaryConnect), ("bnn", BNN), ("bnn_plus", BNNPlus),
+                    ("bnnpp", BNNPlusPlus), ("proxconnect", ProxConnect), ("ste_warmup", SteWarmup)):
+    register_quantizer(_name, _cls)

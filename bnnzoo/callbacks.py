@@ -1,0 +1,263 @@
+"""Training callbacks: quantizer annealing schedules.
+
+`QuantizerAnnealing` drives the annealed parameter of every matching quantizer in a
+model (BNN++'s and ProxConnect's \\(\\mu\\), STE-Warmup's temperature \\(T\\)) from a
+schedule, per epoch or per step, and logs the current value into `logs` (so it lands
+in `history.json` and TensorBoard). The value is a function of the epoch (or global
+step) index that Keras passes, so a resumed run continues the schedule. The
+parameter lives in a variable inside the quantizer, so it is saved with checkpoints
+and `model.keras` too.
+
+`bnnzoo.training.train` attaches default schedules automatically (see
+`default_annealing`): a model with `bnnpp`, `proxconnect` or `ste_warmup`
+quantizers is annealed over `config.epochs`, and its last epoch runs with the
+forward exactly `sign`.
+
+!!! example
+    ```python
+    import bnnzoo
+    from bnnzoo.callbacks import QuantizerAnnealing, ExponentialSchedule
+
+    # the Hyper-BinaryNet CIFAR schedule T = 1.0 * 0.95^epoch, exact sign from epoch 199
+    annealing = QuantizerAnnealing(
+        ExponentialSchedule(1.0, 0.95), parameter="temperature", final_epoch=199
+    )
+    model.fit(x, y, epochs=200, callbacks=[annealing])
+    ```
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import tensorflow as tf
+
+from bnnzoo import quantizers as _quantizers
+from bnnzoo import training as _training
+
+__all__ = [
+    "ExponentialSchedule",
+    "GeometricSchedule",
+    "QuantizerAnnealing",
+    "default_annealing",
+]
+
+
+class ExponentialSchedule:
+    r"""\\(v(i) = v_0 \cdot r^{\lfloor \max(0, i - \text{offset}) / \text{every} \rfloor}\\).
+
+    With `every=1, offset=0` it is Hyper-BinaryNet's per-epoch CIFAR schedule
+    (\\(T_0 \cdot 0.95^{epoch}\\)); with `rate=0.985, every=1000, offset=50000`
+    applied per step, its ImageNet schedule.
+    """
+
+    def __init__(self, initial: float, rate: float, every: int = 1, offset: int = 0):
+        self.initial = _quantizers._check_positive("initial", initial)
+        self.rate = _quantizers._check_positive("rate", rate)
+        if not isinstance(every, int) or every < 1:
+            raise ValueError(f"every must be an integer >= 1, got {every!r}")
+        if not isinstance(offset, int) or offset < 0:
+            raise ValueError(f"offset must be an integer >= 0, got {offset!r}")
+        self.every, self.offset = every, offset
+
+    def __call__(self, index: int) -> float:
+        return self.initial * self.rate ** (max(0, index - self.offset) // self.every)
+
+    def __repr__(self):
+        return (f"ExponentialSchedule(initial={self.initial}, rate={self.rate}, "
+                f"every={self.every}, offset={self.offset})")
+
+
+class GeometricSchedule:
+    r"""From `start` to `end` in `length` steps, evenly in log space, then constant.
+
+    \\(v(i) = \text{start} \cdot (\text{end}/\text{start})^{\min(i, n-1)/(n-1)}\\)
+    with \\(n\\) = `length` (`end` from the first index when `length` is 1).
+    """
+
+    def __init__(self, start: float, end: float, length: int):
+        self.start = _quantizers._check_positive("start", start)
+        self.end = _quantizers._check_positive("end", end)
+        if not isinstance(length, int) or length < 1:
+            raise ValueError(f"length must be an integer >= 1, got {length!r}")
+        self.length = length
+
+    def __call__(self, index: int) -> float:
+        if self.length == 1:
+            return self.end
+        fraction = min(max(index, 0), self.length - 1) / (self.length - 1)
+        return self.start * (self.end / self.start) ** fraction
+
+    def __repr__(self):
+        return f"GeometricSchedule(start={self.start}, end={self.end}, length={self.length})"
+
+
+class QuantizerAnnealing(tf.keras.callbacks.Callback):
+    """Anneal a quantizer parameter (`mu`, `temperature`) on every quantizer that has it.
+
+    Per epoch (default) the value for epoch `e` is `schedule(e)`, set at the start of
+    the epoch; with `per_step=True` it is `schedule(e * steps_per_epoch + batch)`,
+    set before every step. From `final_epoch` (or `final_step`) on, the quantizers'
+    forward is exactly `sign` (`exact_sign`); their backward keeps the scheduled
+    parameter. At each epoch end the current value is written to `logs[log_name]`
+    (default `quantizer_<parameter>`) and the switch to `logs[log_name + "_exact_sign"]`.
+
+    Args:
+        schedule: `index -> value` (a callable, e.g. `ExponentialSchedule`, or a
+            Keras `LearningRateSchedule`); values must be finite and > 0.
+        parameter: `"mu"` or `"temperature"`; quantizers whose annealed parameter has
+            another name are left alone. `None`: every annealable quantizer.
+        per_step: index the schedule by global step instead of epoch.
+        steps_per_epoch: for `per_step`; default: from `model.fit`'s parameters.
+        final_epoch: first epoch with an exact-sign forward (`None`: never).
+        final_step: first global step with an exact-sign forward (`per_step` only).
+        quantizers: the quantizers to drive; default: found in the model at train start.
+        log_name: key for the logged value.
+    """
+
+    def __init__(
+        self,
+        schedule: Callable[[int], float],
+        parameter: str | None = None,
+        *,
+        per_step: bool = False,
+        steps_per_epoch: int | None = None,
+        final_epoch: int | None = None,
+        final_step: int | None = None,
+        quantizers=None,
+        log_name: str | None = None,
+    ):
+        super().__init__()
+        if not callable(schedule):
+            raise ValueError(f"schedule must be callable (index -> value), got {schedule!r}")
+        if final_step is not None and not per_step:
+            raise ValueError("final_step needs per_step=True (use final_epoch per epoch)")
+        for name, value in (("final_epoch", final_epoch), ("final_step", final_step),
+                            ("steps_per_epoch", steps_per_epoch)):
+            if value is not None and (not isinstance(value, int) or value < 0):
+                raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+        self.schedule = schedule
+        self.parameter = parameter
+        self.per_step = per_step
+        self.steps_per_epoch = steps_per_epoch
+        self.final_epoch = final_epoch
+        self.final_step = final_step
+        self.quantizers = list(quantizers) if quantizers is not None else None
+        self.log_name = log_name or f"quantizer_{parameter or 'annealed'}"
+        self._epoch = 0
+        self._value = None
+        self._exact = False
+        # Batch hooks only when needed: Keras skips them (and their per-step sync) otherwise.
+        self._supports_tf_logs = True
+
+    def _implements_train_batch_hooks(self):
+        return self.per_step
+
+    def value_at(self, index: int) -> float:
+        """The schedule's value at `index`, checked to be finite and > 0."""
+        value = self.schedule(index)
+        value = float(value.numpy() if hasattr(value, "numpy") else value)
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(
+                f"schedule gave {self.parameter or 'value'}={value} at index {index}; "
+                "allowed range (0, inf)"
+            )
+        return value
+
+    def _apply(self, index: int, exact: bool) -> None:
+        self._value = self.value_at(index)
+        self._exact = exact
+        for quantizer in self.quantizers:
+            quantizer.set_annealed(self._value, exact_sign=exact)
+
+    def on_train_begin(self, logs=None):
+        if self.quantizers is None:
+            self.quantizers = [
+                q for q in _quantizers.annealable_quantizers(self.model)
+                if self.parameter is None or q.annealed_parameter == self.parameter
+            ]
+        if not self.quantizers:
+            raise ValueError(
+                f"QuantizerAnnealing(parameter={self.parameter!r}) found no quantizer to anneal "
+                "in the model (annealable: bnnpp, proxconnect, ste_warmup, ForwardBackwardQuantizer "
+                "with a sign_swish/hardtanh/prox forward)"
+            )
+        if self.per_step and self.steps_per_epoch is None:
+            steps = (self.params or {}).get("steps")
+            if not steps:
+                raise ValueError("per_step annealing needs steps_per_epoch (fit gave no step count)")
+            self.steps_per_epoch = int(steps)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+        if not self.per_step:
+            self._apply(epoch, self.final_epoch is not None and epoch >= self.final_epoch)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.per_step:
+            step = self._epoch * self.steps_per_epoch + batch
+            exact = (self.final_step is not None and step >= self.final_step) or (
+                self.final_epoch is not None and self._epoch >= self.final_epoch
+            )
+            self._apply(step, exact)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None and self._value is not None:
+            logs[self.log_name] = self._value
+            logs[self.log_name + "_exact_sign"] = float(self._exact)
+
+
+# ----------------------------------------------------------------- default schedules
+
+# How far the default schedule moves the parameter over a run. mu grows by a factor
+# per forward: BNN++ SS_1 -> SS_100 (latent weights are ~0.01-0.1 in size, so SS_mu
+# is close to sign on them only for mu ~ 100); ProxConnect 0.1 -> 1, where P^mu is
+# sign on [-1, 1]. T decays at least to 1% of T0 (the paper's 0.95/epoch, faster for
+# short runs).
+MU_GROWTH = {"sign_swish": 100.0, "prox": 10.0}
+TEMPERATURE_FLOOR = 0.01
+TEMPERATURE_RATE = 0.95
+
+
+def default_schedule(quantizer, epochs: int):
+    """The per-epoch schedule `train` uses for `quantizer` over `epochs` epochs.
+
+    It starts at the quantizer's constructor value; `mu` (an upward parameter) grows
+    geometrically to `MU_GROWTH[forward]` times it by the last epoch; `temperature` decays as
+    \\(T_0 \\cdot r^{epoch}\\) with \\(r = \\min(0.95, 0.01^{1/(epochs-1)})\\), i.e. the
+    paper's rate, faster when the run is too short to get near sign with it.
+    """
+    start = quantizer._initial_parameter
+    if quantizer.anneal_direction == "up":
+        return GeometricSchedule(start, start * MU_GROWTH.get(quantizer.forward, 10.0), epochs)
+    rate = TEMPERATURE_RATE if epochs < 2 else min(
+        TEMPERATURE_RATE, TEMPERATURE_FLOOR ** (1.0 / (epochs - 1))
+    )
+    return ExponentialSchedule(start, rate)
+
+
+def default_annealing(model, config, steps_per_epoch) -> list[tf.keras.callbacks.Callback]:
+    """Auto-callback for `bnnzoo.training.train`: anneal every annealable quantizer.
+
+    One `QuantizerAnnealing` per (quantizer kind, parameter, starting value); the last
+    epoch (`config.epochs - 1`) runs with the forward exactly `sign`. Logged as
+    `<forward>_<parameter>` (e.g. `sign_swish_mu`, `hardtanh_temperature`).
+    """
+    groups: dict[tuple, list] = {}
+    for q in _quantizers.annealable_quantizers(model):
+        key = (q.forward, q.annealed_parameter, q._initial_parameter)
+        groups.setdefault(key, []).append(q)
+    callbacks = []
+    for (forward, parameter, _), members in groups.items():
+        callbacks.append(QuantizerAnnealing(
+            default_schedule(members[0], config.epochs),
+            parameter,
+            final_epoch=config.epochs - 1,
+            quantizers=members,
+            log_name=f"{forward}_{parameter}",
+        ))
+    return callbacks
+
+
+_training.register_auto_callback(default_annealing)
