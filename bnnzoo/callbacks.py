@@ -261,3 +261,6 @@ def default_annealing(model, config, steps_per_epoch) -> list[tf.keras.callbacks
 
 
 _training.register_auto_callback(default_annealing)
+
+
+from bnnzoo.optimizers.flip_rate import FlipRate  # noqa: E402,F401  (flip-rate logging)

@@ -15,6 +15,7 @@ import warnings
 import larq as lq
 import tensorflow as tf
 
+from bnnzoo import training as _training
 from bnnzoo.optimizers import register_optimizer
 
 __all__ = ["Bop2ndOrder", "bop2ndorder", "BIAS_CORRECTIONS"]
@@ -285,11 +286,29 @@ def bop2ndorder(
 def _search_space(hp):
     """Builder kwargs drawn from a keras-tuner `hp` (log-scaled rates)."""
     return {
-        "threshold": hp.Float("threshold", 1e-7, 1e-2, sampling="log"),
-        "gamma": hp.Float("gamma", 1e-5, 1e-1, sampling="log"),
-        "sigma": hp.Float("sigma", 1e-4, 1e-1, sampling="log"),
+        "threshold": hp.Float("threshold", 1e-7, 1e-2, sampling="log", default=DEFAULTS["threshold"]),
+        "gamma": hp.Float("gamma", 1e-5, 1e-1, sampling="log", default=DEFAULTS["gamma"]),
+        "sigma": hp.Float("sigma", 1e-4, 1e-1, sampling="log", default=DEFAULTS["sigma"]),
         "bias_correction": hp.Choice("bias_correction", ["none", "adam", "constant"]),
     }
 
 
 bop2ndorder.search_space = _search_space
+
+
+def _require_binary_variables(model, config, steps_per_epoch):
+    """Fail before training when a Bop-family optimizer would have nothing to train."""
+    if config.optimizer in ("bop", "bop2ndorder") and not any(
+        Bop2ndOrder.is_binary_variable(v) for v in model.trainable_variables
+    ):
+        raise ValueError(
+            f"optimizer {config.optimizer!r} flips binary variables only (precision == 1, "
+            f"the kernels of larq layers with a 1-bit kernel_quantizer), but model "
+            f"{config.model!r} with kernel_quantizer "
+            f"{config.kernel_quantizer or config.quantizer!r} has none; use a binary "
+            "kernel quantizer (e.g. ste_sign) or --optimizer adam."
+        )
+    return []
+
+
+_training.register_auto_callback(_require_binary_variables)
