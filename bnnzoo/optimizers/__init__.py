@@ -93,4 +93,16 @@ def bop(learning_rate=1e-3, threshold: float = 1e-8, gamma: float = 1e-4):
     )
 
 
+def _bop_search_space(hp):
+    """Tuner space of `bop` (see `bnnzoo.tuning`): log-scaled threshold and gamma."""
+    return {
+        "threshold": hp.Float("threshold", 1e-10, 1e-5, sampling="log", default=1e-8),
+        "gamma": hp.Float("gamma", 1e-5, 1e-2, sampling="log", default=1e-4),
+    }
+
+
+bop.search_space = _bop_search_space
+
+
 from bnnzoo.optimizers.bop2ndorder import Bop2ndOrder, bop2ndorder  # noqa: E402,F401
+from bnnzoo.optimizers.fsg import FSG, fsg, fsg_attention  # noqa: E402,F401

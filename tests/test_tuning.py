@@ -1,0 +1,344 @@
+"""Tests of bnnzoo.tuning: spaces from the registries, trials through the shared
+training routine, local searches with every tuner, SIGTERM resume, and the
+distributed chief/worker mode with a worker killed mid-run.
+
+All searches run on `digits` with tiny `binarynet_mlp` models (units=32) and 1-2
+epoch trials; the subprocess tests start real `bnnzoo` processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import keras_tuner as kt
+import numpy as np
+import pytest
+
+import bnnzoo
+from bnnzoo import training
+from bnnzoo.cli import main as cli_main
+from bnnzoo.training import TrainConfig
+from bnnzoo.tuning import (
+    BNNHyperModel,
+    get_search_space,
+    list_search_spaces,
+    list_tuners,
+    make_tuner,
+    object_search_space,
+    run_search,
+)
+from bnnzoo.tuning import distributed
+
+BNNZOO = str(Path(sys.executable).with_name("bnnzoo"))
+TINY = {"units": 32}
+
+
+def tiny_config(**kw) -> TrainConfig:
+    values = dict(model="binarynet_mlp", dataset="digits", epochs=1, model_kwargs=dict(TINY))
+    values.update(kw)
+    return TrainConfig(**values)
+
+
+# ----------------------------------------------------------------- registries -> spaces
+
+
+class _FakeQuantizer:
+    """A registry entry with its own space (stands in for a bnnzoo quantizer)."""
+
+    def __init__(self, alpha: float = 0.5):
+        self.alpha = alpha
+
+    @classmethod
+    def search_space(cls, hp):
+        return {"alpha": hp.Float("alpha", 0.1, 1.0, default=0.5)}
+
+
+def _fake_optimizer(learning_rate, momentum: float = 0.9, nesterov: bool = False):
+    import tensorflow as tf
+
+    return tf.keras.optimizers.legacy.SGD(learning_rate, momentum=momentum, nesterov=nesterov)
+
+
+_fake_optimizer.search_space = lambda hp: {
+    "momentum": hp.Float("momentum", 0.5, 0.99, default=0.9),
+    "nesterov": hp.Boolean("nesterov", default=False),
+}
+
+
+@pytest.fixture
+def fake_registry(monkeypatch):
+    monkeypatch.setitem(bnnzoo.quantizers._QUANTIZERS, "fakeq", _FakeQuantizer)
+    monkeypatch.setitem(bnnzoo.optimizers._OPTIMIZERS, "fakeopt", _fake_optimizer)
+
+
+def test_presets_read_the_registries(fake_registry):
+    assert list_search_spaces() == ["bop2ndorder", "full", "quantizers"]
+    full = get_search_space("full").resolve()
+    assert "fakeq" in full.quantizers and "fakeopt" in full.optimizers  # joins without edits
+    assert set(full.optimizers) == set(bnnzoo.optimizers.list_optimizers())
+    assert get_search_space("quantizers").resolve().quantizers == tuple(bnnzoo.quantizers.list_quantizers())
+    assert get_search_space("bop2ndorder").resolve().optimizers == ("bop2ndorder",)
+    # Spaces come from the objects: classmethod, builder attribute, larq mapping, none.
+    assert object_search_space(_FakeQuantizer, "fakeq") == _FakeQuantizer.search_space
+    assert object_search_space(bnnzoo.optimizers.optimizer_builder("bop"), "bop") is not None
+    assert object_search_space(bnnzoo.quantizers.quantizer_class("swish_sign"), "swish_sign") is not None
+    assert object_search_space(bnnzoo.optimizers.optimizer_builder("adam"), "adam") is None
+
+
+def test_hypermodel_conditional_object_spaces(fake_registry):
+    hm = BNNHyperModel(tiny_config(learning_rate=3e-3, batch_size=32), "full",
+                       optimizers=["adam", "fakeopt", "bop"], quantizers=["ste_sign", "fakeq", "swish_sign"])
+    hp = kt.HyperParameters()
+    config = hm.config(hp)  # defaults: first choices, no object kwargs
+    assert (config.optimizer, config.quantizer) == ("adam", "ste_sign")
+    assert config.optimizer_kwargs == {} and config.quantizer_kwargs == {}
+    assert config.learning_rate == pytest.approx(3e-3) and config.batch_size == 32
+    assert config.model_kwargs == {"units": 32, "width": 1.0}
+
+    hp = kt.HyperParameters()
+    hp.values.update({"quantizer": "fakeq", "optimizer": "fakeopt", "learning_rate": 2e-4, "width": 2.0,
+                      "batch_size": 128})
+    config = hm.config(hp)
+    assert config.quantizer == "fakeq" and config.quantizer_kwargs == {"alpha": 0.5}
+    assert config.optimizer == "fakeopt" and config.optimizer_kwargs == {"momentum": 0.9, "nesterov": False}
+    assert (config.learning_rate, config.batch_size, config.model_kwargs["width"]) == (2e-4, 128, 2.0)
+    # Object hyperparameters are name-scoped and conditional on their object.
+    by_name = {p.name: p for p in hp.space}
+    assert {"fakeq/alpha", "fakeopt/momentum", "fakeopt/nesterov"} <= set(by_name)
+    assert [(c.name, c.values) for c in by_name["fakeopt/momentum"].conditions] == [("optimizer", ["fakeopt"])]
+    hp.values.update({"optimizer": "bop", "quantizer": "swish_sign", "bop/gamma": 1e-3,
+                      "swish_sign/beta": 10.0})
+    config = hm.config(hp)
+    assert config.optimizer_kwargs == {"threshold": 1e-8, "gamma": 1e-3}
+    assert config.quantizer_kwargs == {"beta": 10.0}
+    assert not hp.is_active(by_name["fakeopt/momentum"])
+    # The baseline is the default choices as shipped (no object kwargs).
+    assert hm.default_config().optimizer_kwargs == {} and hm.default_config().optimizer == "adam"
+
+
+def test_bad_inputs_name_the_valid_choices(tmp_path, capsys):
+    with pytest.raises(ValueError, match="Unknown search space 'nope'. Valid names: bop2ndorder, full, quantizers"):
+        get_search_space("nope")
+    with pytest.raises(ValueError, match="Unknown tuner 'grid'. Valid names: bayesian, hyperband, random"):
+        run_search(tiny_config(), space="full", tuner="grid", out=tmp_path)
+    with pytest.raises(ValueError, match="max_trials must be a positive integer, got 0"):
+        run_search(tiny_config(), max_trials=0, out=tmp_path)
+    with pytest.raises(ValueError, match="needs optimizer 'nope'.*Registered optimizers: adam"):
+        run_search(tiny_config(), space="full", optimizers=["nope"], out=tmp_path)
+    with pytest.raises(ValueError, match="validation_fraction must be > 0"):
+        BNNHyperModel(tiny_config(validation_fraction=0.0), "full")
+    assert list_tuners() == ["bayesian", "hyperband", "random"]
+    for argv, message in (
+        (["tune", "--max-trials", "0"], "--max-trials/-n: must be > 0, got 0"),
+        (["tune", "--space", "nope", "--out", str(tmp_path)], "Valid names: bop2ndorder, full, quantizers"),
+        (["tune", "--tuner", "grid", "--out", str(tmp_path)], "Valid names: bayesian, hyperband, random"),
+        (["tune", "--distributed", "worker"], "--distributed needs --oracle-ip and --oracle-port"),
+    ):
+        with pytest.raises(SystemExit) as exc:
+            cli_main(argv)
+        assert exc.value.code == 2
+        assert message in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # nothing trained or written
+
+
+def test_unreachable_chief_fails_fast(tmp_path, monkeypatch):
+    for name in (distributed.ENV_TUNER_ID, distributed.ENV_ORACLE_IP, distributed.ENV_ORACLE_PORT):
+        monkeypatch.setenv(name, "x")  # restored (removed) after the test
+    port = _free_port()  # nothing listens there
+    started = time.monotonic()
+    with pytest.raises(distributed.ChiefUnreachableError, match=f"no tuning chief answered at 127.0.0.1:{port} within 2 s"):
+        run_search(tiny_config(), space="bop2ndorder", max_trials=2, out=tmp_path, distributed="worker",
+                   oracle_ip="127.0.0.1", oracle_port=port, connect_timeout=2.0)
+    assert time.monotonic() - started < 10
+    with pytest.raises(ValueError, match="worker_timeout must be >= 6"):
+        run_search(tiny_config(), out=tmp_path, distributed="chief", oracle_ip="127.0.0.1",
+                   oracle_port=port, worker_timeout=1.0)
+
+
+# ----------------------------------------------------------------- trials are bnnzoo runs
+
+
+def test_fit_is_the_shared_training_routine(digits, tmp_path):
+    hm = BNNHyperModel(tiny_config(epochs=2), "bop2ndorder", arrays=digits)
+    hp = kt.HyperParameters()
+    hm.config(hp)
+    hp.values.update({"bop2ndorder/threshold": 1e-5, "bop2ndorder/gamma": 1e-2, "bop2ndorder/sigma": 1e-3,
+                      "bop2ndorder/bias_correction": "adam"})
+    metrics = hm.fit(hp, None, out=tmp_path / "trial")
+    config = json.loads((tmp_path / "trial" / "config.json").read_text())
+    assert config["optimizer_kwargs"] == {"threshold": 1e-5, "gamma": 1e-2, "sigma": 1e-3, "bias_correction": "adam"}
+    direct = training.train(TrainConfig.from_dict(config), arrays=digits, verbose=0).metrics
+    assert metrics["val_accuracy"] == pytest.approx(direct["val_accuracy"], abs=1e-6)
+    assert metrics["test_accuracy"] == pytest.approx(direct["test_accuracy"], abs=1e-6)
+    assert set(metrics) >= {"val_accuracy", "test_accuracy", "train_accuracy", "wall_seconds"}
+
+
+def test_local_random_search_writes_table_plot_and_best_run(digits, tmp_path):
+    out = tmp_path / "search"
+    result = run_search(tiny_config(epochs=2), space="bop2ndorder", tuner="random", max_trials=3, out=out,
+                        baseline=True, command="test")
+    trials = json.loads((out / "results.json").read_text())["trials"]
+    assert [t["status"] for t in trials] == ["COMPLETED"] * 3
+    scores = [t["score"] for t in trials]
+    assert len({json.dumps(t["hyperparameters"], sort_keys=True) for t in trials}) == 3
+    assert result.best["score"] == max(scores)
+    assert result.summary["best_trial"] == trials[int(np.argmax(scores))]["trial_id"]
+    assert 0.1 < result.best["score"] <= 1.0
+    # The best configuration is a normal run directory that `bnnzoo evaluate` reads.
+    best_dir = out / "best"
+    assert json.loads((best_dir / "metrics.json").read_text())["test_accuracy"] == pytest.approx(
+        training.evaluate(best_dir, arrays=digits)["test_accuracy"], abs=1e-6)
+    assert result.summary["best_test_accuracy"] == result.best["metrics"]["test_accuracy"]
+    assert result.baseline_metrics["test_accuracy"] == pytest.approx(result.summary["baseline_test_accuracy"])
+    assert json.loads((out / "baseline" / "config.json").read_text())["optimizer_kwargs"] == {}
+    md = (out / "results.md").read_text()
+    assert "| rank | trial | val acc | test acc | bop2ndorder/threshold" in md
+    assert md.count("\n| ") == 1 + 3 + 1  # header, three trials, defaults row
+    png = (out / "results.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    # Rerunning the finished search trains nothing new and keeps every trial.
+    again = run_search(tiny_config(epochs=2), space="bop2ndorder", tuner="random", max_trials=3, out=out,
+                       baseline=True)
+    assert [t["score"] for t in again.trials] == scores
+    with pytest.raises(ValueError, match="holds a different search"):
+        run_search(tiny_config(epochs=2), space="bop2ndorder", tuner="bayesian", max_trials=3, out=out)
+
+
+@pytest.mark.parametrize("tuner", ["hyperband", "bayesian"])
+def test_other_tuners(tuner, digits, tmp_path):
+    result = run_search(tiny_config(epochs=2), space="quantizers", tuner=tuner, max_trials=2,
+                        out=tmp_path, quantizers=["ste_sign", "swish_sign"])
+    assert [t["status"] for t in result.trials] == ["COMPLETED"] * 2
+    for t in result.trials:
+        run = json.loads((tmp_path / "search" / f"trial_{t['trial_id']}" / "run" / "config.json").read_text())
+        assert run["quantizer"] == t["hyperparameters"]["quantizer"]
+        if tuner == "hyperband":  # each trial trains its bracket's budget
+            assert run["epochs"] == t["hyperparameters"]["tuner/epochs"]
+    assert json.loads((tmp_path / "best" / "config.json").read_text())["epochs"] == 2
+
+
+# ----------------------------------------------------------------- processes
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class _Proc:
+    """A `bnnzoo` subprocess whose output lines are read in the background."""
+
+    def __init__(self, args, cwd):
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
+        for name in (distributed.ENV_TUNER_ID, distributed.ENV_ORACLE_IP, distributed.ENV_ORACLE_PORT):
+            env.pop(name, None)
+        self.proc = subprocess.Popen([BNNZOO, *args], cwd=cwd, env=env, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True)
+        self.lines: list[str] = []
+        self._queue: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self._queue.put(line.rstrip("\n"))
+        self._queue.put(None)
+
+    def wait_for(self, predicate, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if line is None:
+                break
+            self.lines.append(line)
+            if predicate(line):
+                return line
+        raise AssertionError(f"no expected line within {timeout} s; output:\n" + "\n".join(self.lines))
+
+    def finish(self, timeout: float) -> int:
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise AssertionError("process did not finish; output:\n" + "\n".join(self.lines))
+        while True:
+            line = self._queue.get(timeout=5)
+            if line is None:
+                return rc
+            self.lines.append(line)
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+SEARCH_ARGS = ["tune", "--dataset", "digits", "--space", "bop2ndorder", "--model-arg", "units=32"]
+
+
+def test_sigterm_mid_trial_then_resume(tmp_path):
+    args = [*SEARCH_ARGS, "--max-trials", "3", "--epochs", "3", "--out", str(tmp_path / "s")]
+    first = _Proc(args, tmp_path)
+    first.wait_for(lambda line: "trial 1 started" in line, timeout=120)
+    ckpt = tmp_path / "s" / "search" / "trial_1" / "run" / "checkpoints" / "checkpoint"
+    deadline = time.monotonic() + 60
+    while not ckpt.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert ckpt.exists(), first.text
+    first.proc.send_signal(signal.SIGTERM)  # mid-trial: 1 of 3 epochs done
+    assert first.finish(60) == -signal.SIGTERM
+    trial0 = json.loads((tmp_path / "s" / "search" / "trial_0" / "trial.json").read_text())
+    assert trial0["status"] == "COMPLETED"
+    run0_metrics = tmp_path / "s" / "search" / "trial_0" / "run" / "metrics.json"
+    stamp = run0_metrics.stat().st_mtime_ns
+
+    second = _Proc(args, tmp_path)
+    assert second.finish(240) == 0, second.text
+    assert "1 finished trial(s) kept" in second.text
+    assert "trial 0 started" not in second.text  # the finished trial is not rerun
+    assert "trial 1 started" in second.text and "after epoch" in second.text  # resumed mid-trial
+    results = json.loads((tmp_path / "s" / "results.json").read_text())
+    assert [t["trial_id"] for t in results["trials"]] == ["0", "1", "2"]
+    assert all(t["status"] == "COMPLETED" for t in results["trials"])
+    assert results["trials"][0]["score"] == trial0["score"]
+    assert run0_metrics.stat().st_mtime_ns == stamp
+    assert (tmp_path / "s" / "best" / "model.keras").exists()
+
+
+def test_distributed_chief_two_workers_one_killed(tmp_path):
+    port = str(_free_port())
+    common = [*SEARCH_ARGS, "--max-trials", "5", "--epochs", "2", "--out", str(tmp_path / "d"),
+              "--oracle-ip", "127.0.0.1", "--oracle-port", port]
+    chief = _Proc([*common, "--distributed", "chief", "--worker-timeout", "8"], tmp_path)
+    chief.wait_for(lambda line: "oracle listening" in line, timeout=120)
+    doomed = _Proc([*common, "--distributed", "worker", "--tuner-id", "worker-a"], tmp_path)
+    survivor = _Proc([*common, "--distributed", "worker", "--tuner-id", "worker-b"], tmp_path)
+    # worker-a finishes one trial, starts another, and dies (SIGKILL, no clean-up).
+    doomed.wait_for(lambda line: "done" in line, timeout=180)
+    started = doomed.wait_for(lambda line: "started on worker-a" in line, timeout=60)
+    doomed.proc.kill()
+    doomed.finish(30)
+    lost_trial = started.split("trial ")[1].split(" ")[0]
+
+    assert survivor.finish(300) == 0, survivor.text
+    assert chief.finish(120) == 0, chief.text
+    assert "no word from worker-a" in chief.text and f"trial {lost_trial} goes back to the queue" in chief.text
+    results = json.loads((tmp_path / "d" / "results.json").read_text())
+    trials = {t["trial_id"]: t for t in results["trials"]}
+    assert len(trials) == 5 and all(t["status"] == "COMPLETED" for t in trials.values())
+    owners = {t["tuner_id"] for t in trials.values()}
+    assert owners == {"worker-a", "worker-b"}  # both workers' finished trials are kept
+    assert trials[lost_trial]["tuner_id"] == "worker-b"  # the lost trial was rerun by the survivor
+    assert results["summary"]["trials_completed"] == 5
+    assert (tmp_path / "d" / "best" / "metrics.json").exists()
