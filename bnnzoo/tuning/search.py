@@ -241,7 +241,8 @@ def _finish(kt_tuner, hypermodel: BNNHyperModel, out: Path, base, space, tuner, 
         "machine": _machine(),
         "search": {"model": base.model, "dataset": base.dataset, "space": space, "tuner": tuner,
                    "max_trials": max_trials, "epochs_per_trial": base.epochs, "seed": base.seed,
-                   "final_epochs": final_epochs or base.epochs,
+                   "final_epochs": final_epochs or base.epochs, "train_size": len(hypermodel.arrays.x_train),
+                   "val_size": len(hypermodel.arrays.x_val), "test_size": len(hypermodel.arrays.x_test),
                    "searched_hyperparameters": hps},
         "best": {**best, "config": best_config.to_dict(), "run_dir": str(out / "best"),
                  "metrics": best_metrics} if best else None,
@@ -255,6 +256,10 @@ def _finish(kt_tuner, hypermodel: BNNHyperModel, out: Path, base, space, tuner, 
     table = _report.markdown_table(trials, hp_names, baseline=baseline_metrics)
     title = f"{base.model} on {base.dataset}: {space} space, {tuner} tuner"
     md = [f"# Search: {title}", "", f"Command: `{command}`" if command else "", "",
+          f"Model `{base.model}` {json.dumps(base.model_kwargs) if base.model_kwargs else '(family defaults)'}, "
+          f"batch size {base.batch_size}, learning rate {base.learning_rate:g} unless searched; data "
+          f"`{base.dataset}`: {len(hypermodel.arrays.x_train)} train / {len(hypermodel.arrays.x_val)} validation / "
+          f"{len(hypermodel.arrays.x_test)} test images.", "",
           f"{summary['trials_completed']} completed trial(s) of {max_trials}, {base.epochs} epoch(s) each, "
           f"seed {base.seed}; objective `{OBJECTIVE}` (test accuracy reported, never used to select). "
           f"Wall time {summary['wall_seconds']} s on {_machine()}.", ""]

@@ -47,17 +47,17 @@ class _BNNTunerMixin:
     heartbeat_seconds: float = 0.0  # > 0 on distributed workers
 
     def run_trial(self, trial, *args, **kwargs):
-        tf.keras.backend.clear_session()
-        gc.collect()
-        kwargs.pop("epochs", None)
-        kwargs.pop("initial_epoch", None)
-        out = os.path.join(self.get_trial_dir(trial.trial_id), RUN_SUBDIR)
         stop = threading.Event()
         beat = None
         if self.heartbeat_seconds > 0:
             beat = threading.Thread(target=self._heartbeat, args=(trial.trial_id, stop), daemon=True)
             beat.start()
         try:
+            tf.keras.backend.clear_session()
+            gc.collect()
+            kwargs.pop("epochs", None)  # Hyperband's budget is read from the trial's hp
+            kwargs.pop("initial_epoch", None)
+            out = os.path.join(self.get_trial_dir(trial.trial_id), RUN_SUBDIR)
             return self.hypermodel.fit(trial.hyperparameters, None, out=out, **kwargs)
         finally:
             stop.set()
@@ -159,6 +159,11 @@ def make_tuner(name: str, hypermodel: BNNHyperModel, *, max_trials: int, directo
         tuner = Hyperband(hypermodel, max_epochs=max(hypermodel.base.epochs, 1), factor=3,
                           hyperband_iterations=1, **common)
         tuner.oracle.max_trials = max_trials  # cap the brackets at the requested count
+    elif name == "bayesian":
+        # keras-tuner's default (3 random points per hyperparameter, fixed ones
+        # included) would leave short searches entirely random.
+        tuner = BayesianOptimization(hypermodel, max_trials=max_trials,
+                                     num_initial_points=max(3, max_trials // 3), **common)
     else:
-        tuner = TUNERS[name](hypermodel, max_trials=max_trials, **common)
+        tuner = RandomSearch(hypermodel, max_trials=max_trials, **common)
     return tuner
