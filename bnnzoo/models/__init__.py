@@ -9,8 +9,9 @@
     ```
 """
 
-from bnnzoo.models import binarynet  # noqa: F401  (registers the families)
+from bnnzoo.models import binarynet, larq_zoo_families, resnet  # noqa: F401  (registers the families)
 from bnnzoo.models.registry import (
+    FAMILY_DEFAULT,
     ModelSpec,
     create_model,
     get_model_spec,
@@ -20,4 +21,4 @@ from bnnzoo.models.registry import (
 
 create = create_model
 
-__all__ = ["ModelSpec", "create", "create_model", "get_model_spec", "list_models", "register_model"]
+__all__ = ["FAMILY_DEFAULT", "ModelSpec", "create", "create_model", "get_model_spec", "list_models", "register_model"]

@@ -16,7 +16,10 @@ import tensorflow as tf
 
 from bnnzoo import quantizers as _quantizers
 
-__all__ = ["ModelSpec", "create_model", "get_model_spec", "list_models", "register_model"]
+__all__ = ["FAMILY_DEFAULT", "ModelSpec", "create_model", "get_model_spec", "list_models", "register_model"]
+
+# `create_model`'s default quantizers: a pretrained card's, else the family's own.
+FAMILY_DEFAULT = "family_default"
 
 
 @dataclass(frozen=True)
@@ -107,8 +110,8 @@ def create_model(
     *,
     input_shape=None,
     num_classes: int | None = None,
-    input_quantizer="ste_sign",
-    kernel_quantizer="ste_sign",
+    input_quantizer=FAMILY_DEFAULT,
+    kernel_quantizer=FAMILY_DEFAULT,
     weights: str | Path | None = None,
     **kwargs,
 ) -> tf.keras.Model:
@@ -118,7 +121,9 @@ def create_model(
         name: a name from `list_models()`.
         input_shape: `(height, width, channels)`; the family's default if omitted.
         num_classes: number of output classes; the family's default if omitted.
-        input_quantizer: quantizer of the binarized activations (name, object or None).
+        input_quantizer: quantizer of the binarized activations (name, object or None);
+            by default the pretrained card's, else the family's (`ste_sign` unless
+            the family registers another, e.g. larq-zoo's choices for its models).
         kernel_quantizer: quantizer of the binarized weights (name, object or None).
         weights: `None`, a pretrained tag (see `bnnzoo list`), or a path to a weights file.
         **kwargs: family-specific options (e.g. `width`).
@@ -129,17 +134,30 @@ def create_model(
         ```
     """
     spec = get_model_spec(name)
+    card_kwargs = {}
     if weights is not None and not Path(str(weights)).is_file():
         from bnnzoo import pretrained as _pretrained
 
+        # Rebuild the architecture the weights were trained with.
         card = _pretrained.get_card(name, str(weights))
         input_shape = input_shape or card.input_shape
         num_classes = num_classes or card.num_classes
+        card_kwargs = dict(card.model_kwargs)
+        if input_quantizer == FAMILY_DEFAULT:
+            input_quantizer = card.input_quantizer
+        if kernel_quantizer == FAMILY_DEFAULT:
+            kernel_quantizer = card.kernel_quantizer
     shape = _check_input_shape(spec, input_shape or spec.default_input_shape)
     classes = int(num_classes or spec.default_num_classes)
     if classes < 2:
         raise ValueError(f"num_classes must be >= 2, got {num_classes}")
-    options = {**spec.defaults, **kwargs}
+    options = {**spec.defaults, **card_kwargs, **kwargs}
+    family_iq = options.pop("input_quantizer", "ste_sign")
+    family_kq = options.pop("kernel_quantizer", "ste_sign")
+    if input_quantizer == FAMILY_DEFAULT:
+        input_quantizer = family_iq
+    if kernel_quantizer == FAMILY_DEFAULT:
+        kernel_quantizer = family_kq
     model = spec.builder(
         input_shape=shape,
         num_classes=classes,

@@ -1,0 +1,189 @@
+"""One shared suite over every registered model family (timm/keras-hub style).
+
+Each family in `list_models()` is built at its default and at a small input shape
+(or refused clearly below its stated minimum), run forward, checked for binary
+layers, round-tripped through `get_config`/`from_config`, and saved and reloaded
+with identical predictions. A family registered tomorrow is tested by the same code.
+"""
+
+from __future__ import annotations
+
+import json
+
+import larq as lq
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import bnnzoo
+from bnnzoo.models import FAMILY_DEFAULT, create_model, get_model_spec, list_models
+
+ALL_MODELS = list_models()
+EXPECTED = {
+    "binarynet_mlp", "binarynet", "binary_resnet20", "birealnet18", "binary_resnet_e18", "xnornet",
+    "binary_alexnet", "dorefanet", "quicknet", "quicknet_small", "quicknet_large", "binary_densenet28",
+}
+
+# Options that keep each family small in tests (width where the family has one).
+SMALL_KWARGS = {
+    "binarynet_mlp": {"units": 64},
+    "binarynet": {"width": 1 / 16},
+    "binary_resnet20": {"width": 0.5},
+    "birealnet18": {"width": 0.125},
+    "binary_resnet_e18": {"width": 0.125},
+    "binary_densenet28": {"width": 0.125},
+    "quicknet": {"width": 0.125},
+    "quicknet_small": {"width": 0.125},
+    "quicknet_large": {"width": 0.125},
+}
+# Families whose default (ImageNet, 224 px) build costs several seconds each on a
+# CPU: their default-shape build runs with -m slow, their small build by default.
+IMAGENET_FAMILIES = [n for n in ALL_MODELS if get_model_spec(n).default_input_shape[0] >= 200]
+# XNOR-Net needs 217 px and has 62 M parameters at any size; QuickNet-Large is
+# QuickNet's builder with more blocks. Their build/save test runs with -m slow.
+HEAVY_FAMILIES = {"xnornet", "quicknet_large"}
+# larq-zoo's XNOR-Net hands one quantizer object to all its binary layers.
+SHARED_QUANTIZER_FAMILIES = {"xnornet"}
+
+
+def small_shape(name: str, channels: int = 3) -> tuple[int, int, int]:
+    size = max(get_model_spec(name).min_input_size, 8)
+    return (size, size, channels)
+
+
+def binary_layers(model: tf.keras.Model) -> list[tf.keras.layers.Layer]:
+    """Layers whose kernel is binarized (1-bit) according to larq's model profile."""
+    profile = lq.models.ModelProfile(model)
+    return [lp for lp in profile.layer_profiles if lp.weight_count(bitwidth=1) > 0]
+
+
+def _without_build_config(config):
+    """A config minus Keras's `build_config` records (present only once a layer was called)."""
+    if isinstance(config, dict):
+        return {k: _without_build_config(v) for k, v in config.items() if k != "build_config"}
+    if isinstance(config, (list, tuple)):
+        return [_without_build_config(v) for v in config]
+    return config
+
+
+def run_serialization_test(model: tf.keras.Model) -> tf.keras.Model:
+    """`get_config` -> `from_config` gives the same config, and the same outputs with the same weights."""
+    config = model.get_config()
+    clone = model.__class__.from_config(config)
+    assert json.dumps(_without_build_config(clone.get_config()), sort_keys=True, default=str) == json.dumps(
+        _without_build_config(config), sort_keys=True, default=str
+    )
+    clone.set_weights(model.get_weights())
+    x = np.random.default_rng(0).normal(size=(2, *model.input_shape[1:])).astype("float32")
+    np.testing.assert_allclose(clone(x, training=False).numpy(), model(x, training=False).numpy(),
+                               rtol=1e-5, atol=1e-6)
+    return clone
+
+
+def run_model_saving_test(model: tf.keras.Model, tmp_path) -> tf.keras.Model:
+    """`model.save` -> `load_model` (with only `import bnnzoo`) predicts identically."""
+    path = tmp_path / f"{model.name}.keras"
+    model.save(path)
+    loaded = tf.keras.models.load_model(path, compile=False)
+    x = np.random.default_rng(1).normal(size=(3, *model.input_shape[1:])).astype("float32")
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    return loaded
+
+
+def test_every_family_is_registered():
+    assert EXPECTED <= set(ALL_MODELS)
+
+
+def _heavy(name):
+    """Families too big for the default suite's time budget run this test with -m slow."""
+    return pytest.param(name, marks=pytest.mark.slow) if name in HEAVY_FAMILIES else name
+
+
+@pytest.mark.parametrize("name", [_heavy(n) for n in ALL_MODELS])
+def test_small_input_build_forward_serialize_save(name, tmp_path):
+    """Any quantizer pair (by name and by object), small input: forward pass, binary
+    layers, config round trip and save/reload with identical predictions."""
+    shape = small_shape(name)
+    kernel_q = lq.quantizers.SteSign(clip_value=1.1)
+    model = create_model(name, input_shape=shape, num_classes=7, input_quantizer="approx_sign",
+                         kernel_quantizer=kernel_q, **SMALL_KWARGS.get(name, {}))
+    kernels = [l.kernel_quantizer for l in model.layers
+               if isinstance(getattr(l, "kernel_quantizer", None), lq.quantizers.SteSign)]
+    assert kernels and all(q.clip_value == pytest.approx(1.1) for q in kernels)
+    if name not in SHARED_QUANTIZER_FAMILIES:
+        assert len({id(q) for q in kernels}) == len(kernels)  # a fresh quantizer per layer
+    inputs = [l.input_quantizer for l in model.layers if getattr(l, "input_quantizer", None) is not None]
+    assert inputs and all(isinstance(q, lq.quantizers.ApproxSign) for q in inputs)
+
+    y = model(np.zeros((2, *shape), "float32"), training=False)
+    assert y.shape == (2, 7)
+    np.testing.assert_allclose(y.numpy().sum(axis=1), 1.0, rtol=1e-4)  # softmax outputs
+    assert len(binary_layers(model)) > 0
+    run_serialization_test(model)
+    run_model_saving_test(model, tmp_path)
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_below_minimum_input_is_refused(name):
+    spec = get_model_spec(name)
+    if spec.min_input_size <= 1:  # the dense/pooling families take any size: 1 px builds
+        model = create_model(name, input_shape=(1, 1, 1), num_classes=3, **SMALL_KWARGS.get(name, {}))
+        assert model.output_shape == (None, 3)
+        return
+    too_small = spec.min_input_size - 1
+    with pytest.raises(ValueError, match=f"at least {spec.min_input_size}x{spec.min_input_size}"):
+        create_model(name, input_shape=(too_small, too_small, 3))
+
+
+def test_small_models_at_default_shape():
+    for name in sorted(set(ALL_MODELS) - set(IMAGENET_FAMILIES)):
+        spec = get_model_spec(name)
+        model = create_model(name, **SMALL_KWARGS.get(name, {}))
+        assert model.input_shape[1:] == spec.default_input_shape
+        assert model(np.zeros((1, *spec.default_input_shape), "float32")).shape == (1, spec.default_num_classes)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", IMAGENET_FAMILIES)
+def test_imagenet_family_at_default_shape(name):
+    spec = get_model_spec(name)
+    model = create_model(name)
+    assert model.input_shape[1:] == spec.default_input_shape == (224, 224, 3)
+    assert model(np.zeros((1, 224, 224, 3), "float32")).shape == (1, 1000)
+    assert len(binary_layers(model)) > 0
+
+
+def test_larq_zoo_families_keep_larq_zoo_layers_by_default():
+    """With the family's default quantizers the model is larq-zoo's, layer for layer
+    (so larq-zoo's ImageNet weights fit); a width multiplier shrinks it."""
+    from larq_zoo.literature.birealnet import BiRealNetFactory
+
+    ours = create_model("birealnet18", input_shape=(32, 32, 3), num_classes=10)
+    theirs = BiRealNetFactory(input_shape=(32, 32, 3), num_classes=10, include_top=True, weights=None).build()
+    assert [w.shape for w in ours.weights] == [w.shape for w in theirs.weights]
+    quantized = [l for l in ours.layers if isinstance(l, lq.layers.QuantConv2D)]
+    assert quantized[0].kernel_quantizer.__class__.__name__ == "MagnitudeAwareSign"
+    assert isinstance(quantized[0].input_quantizer, lq.quantizers.ApproxSign)
+    half = create_model("birealnet18", input_shape=(32, 32, 3), num_classes=10, width=0.5)
+    assert half.count_params() < 0.4 * ours.count_params()
+
+
+def test_bad_width_is_refused():
+    for name in ("birealnet18", "quicknet", "binary_resnet20"):
+        with pytest.raises(ValueError, match="width"):
+            create_model(name, input_shape=small_shape(name), width=0)
+    with pytest.raises(ValueError, match="size"):
+        bnnzoo.models.larq_zoo_families.quicknet((32, 32, 3), 10, size="huge")
+
+
+def test_binary_resnet20_layout():
+    """CIFAR ResNet-20: 18 binary 3x3 convs in 3 stages of 16/32/64 filters, a real stem and head."""
+    model = create_model("binary_resnet20", input_shape=(32, 32, 3), num_classes=10)
+    convs = [l for l in model.layers if isinstance(l, lq.layers.QuantConv2D)]
+    assert len(convs) == 18
+    assert [c.filters for c in convs] == [16] * 6 + [32] * 6 + [64] * 6
+    assert all(c.kernel_size == (3, 3) for c in convs)
+    assert {tuple(l.output_shape[1:3]) for l in convs} == {(32, 32), (16, 16), (8, 8)}
+    assert isinstance(model.get_layer("classifier"), tf.keras.layers.Dense)
+    assert not isinstance(model.get_layer("stem_conv"), lq.layers.QuantConv2D)
+    assert FAMILY_DEFAULT not in json.dumps(model.get_config())

@@ -1,0 +1,275 @@
+"""Pretrained artifacts, model cards, sha256-checked loading and fetching, publishing."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import json
+import re
+import shutil
+import threading
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from bnnzoo import pretrained, training
+from bnnzoo.models import create_model, list_models
+from bnnzoo.pretrained import Card, WeightsIntegrityError
+
+REPO = Path(__file__).resolve().parent.parent
+SHIPPED = [(card.name, card.tag) for name in list_models() for card in pretrained.list_cards(name)
+           if card.shipped]
+REQUIRED_CARD_FIELDS = (
+    "name", "tag", "dataset", "input_shape", "num_classes", "test_accuracy", "params", "binary_params",
+    "weight_memory_bytes", "float32_memory_bytes", "recipe", "sha256", "weights_file", "data_license",
+    "model_kwargs", "input_quantizer", "kernel_quantizer",
+)
+
+
+def test_required_artifacts_are_shipped():
+    for name in ("binarynet_mlp", "binarynet"):
+        for tag in ("digits", "fashion_mnist"):
+            assert (name, tag) in SHIPPED
+
+
+@pytest.mark.parametrize("name,tag", SHIPPED)
+def test_card_is_complete_and_matches_its_files(name, tag):
+    folder = pretrained.artifacts_dir() / name / tag
+    raw = json.loads((folder / "card.json").read_text())
+    for key in REQUIRED_CARD_FIELDS:
+        assert raw.get(key) is not None, key
+    card = pretrained.get_card(name, tag)
+    assert pretrained.sha256_file(folder / card.weights_file) == card.sha256
+    assert card.data_license
+    # The recipe regenerates this artifact.
+    recipe = tomllib.loads((REPO / card.recipe).read_text())
+    assert recipe["model"] == name and recipe["artifact"]["tag"] == tag
+    assert recipe["dataset"] == card.dataset and recipe.get("model_kwargs", {}) == card.model_kwargs
+    # Binary-weight memory is at most 1/20 of the float32 equivalent.
+    assert card.weight_memory_bytes <= card.float32_memory_bytes / 20
+    assert card.binary_params > 0.9 * card.params
+
+
+@pytest.mark.parametrize("name,tag", SHIPPED)
+def test_evaluate_reproduces_card_accuracy(name, tag):
+    card = pretrained.get_card(name, tag)
+    result = pretrained.evaluate_pretrained(name, tag)
+    assert set(result) >= {"dataset", "test_accuracy", "test_loss", "test_size"}
+    assert result["test_size"] == card.test_size
+    assert abs(result["test_accuracy"] - card.test_accuracy) <= 0.003
+
+
+def test_best_shipped_models_clear_the_bars():
+    best = {}
+    for name, tag in SHIPPED:
+        card = pretrained.get_card(name, tag)
+        best[card.dataset] = max(best.get(card.dataset, 0.0), card.test_accuracy)
+    assert best["fashion_mnist"] >= 0.88
+    assert best["digits"] >= 0.97
+
+
+def test_list_line_and_zoo_table_show_accuracy_and_size():
+    card = pretrained.get_card("binarynet", "fashion_mnist")
+    line = pretrained.format_card_line(card)
+    assert line.split()[0] == "fashion_mnist" and f"{100 * card.test_accuracy:.2f} %" in line
+    assert re.search(r"\(1/\d+ of float32", line)
+    table = pretrained.zoo_table_markdown()
+    assert table.count("\n| `") == sum(max(1, len(pretrained.list_pretrained(n))) for n in list_models())
+    assert "`training/binarynet-fashion_mnist.toml`" in table
+
+
+def test_unknown_tag_lists_valid_ones():
+    with pytest.raises(ValueError, match="fashion_mnist"):
+        create_model("binarynet", weights="cifar1000")
+
+
+@pytest.fixture
+def artifact_copy(tmp_path, monkeypatch):
+    """A private copy of the binarynet_mlp/digits artifact, used as the artifacts dir."""
+    source = pretrained.artifacts_dir() / "binarynet_mlp" / "digits"
+    shutil.copytree(source, tmp_path / "binarynet_mlp" / "digits")
+    monkeypatch.setenv(pretrained.ARTIFACTS_ENV, str(tmp_path))
+    return tmp_path / "binarynet_mlp" / "digits"
+
+
+def test_corrupted_weights_are_refused(artifact_copy):
+    model = create_model("binarynet_mlp", weights="digits")  # the intact copy loads
+    weights = artifact_copy / "weights.h5"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(WeightsIntegrityError, match="sha256"):
+        create_model("binarynet_mlp", weights="digits")
+    with pytest.raises(WeightsIntegrityError, match="does not match the card"):
+        pretrained.load_pretrained_weights(model, "binarynet_mlp", "digits")
+
+
+def test_create_model_rebuilds_the_card_architecture():
+    card = pretrained.get_card("binarynet", "fashion_mnist")
+    model = create_model("binarynet", weights="fashion_mnist")
+    assert model.input_shape[1:] == card.input_shape
+    assert model.output_shape == (None, card.num_classes)
+    assert model.count_params() == card.params
+    with pytest.raises(ValueError, match="inputs of shape"):
+        create_model("binarynet_mlp", weights="digits", input_shape=(28, 28, 1))
+
+
+# --------------------------------------------------------------------------- fetching
+
+
+class _Server:
+    """A local HTTP server on 127.0.0.1 serving one folder, counting requests."""
+
+    def __init__(self, folder: Path):
+        self.requests = []
+        outer = self
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                outer.requests.append(self.path)
+                super().do_GET()
+
+        self.httpd = http.server.ThreadingHTTPServer(
+            ("127.0.0.1", 0), functools.partial(Handler, directory=str(folder))
+        )
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def served(tmp_path, monkeypatch):
+    folder = tmp_path / "served"
+    folder.mkdir()
+    monkeypatch.setenv(pretrained.CACHE_ENV, str(tmp_path / "cache"))
+    with _Server(folder) as server:
+        yield folder, server
+
+
+def test_fetch_checks_sha256_and_caches(served, tmp_path):
+    folder, server = served
+    payload = b"binary weights " * 1000
+    (folder / "w.h5").write_bytes(payload)
+    good = hashlib.sha256(payload).hexdigest()
+    path = pretrained.fetch(f"{server.url}/w.h5", good)
+    assert path.read_bytes() == payload and path.parent == tmp_path / "cache"
+    assert pretrained.fetch(f"{server.url}/w.h5", good) == path
+    assert len(server.requests) == 1  # the second call used the cache
+
+    (folder / "bad.h5").write_bytes(payload[:-1] + b"X")  # corrupted on the server
+    with pytest.raises(WeightsIntegrityError, match="sha256 mismatch"):
+        pretrained.fetch(f"{server.url}/bad.h5", good)
+    assert not (tmp_path / "cache" / "bad.h5").exists()
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == ["w.h5"]  # no partial download left
+    with pytest.raises(ValueError, match="64 hex"):
+        pretrained.fetch(f"{server.url}/w.h5", "abc")
+
+
+def test_remote_card_loads_through_create_model(served, monkeypatch):
+    """Remote weights (as for weights="imagenet") go through the sha256-checked fetch."""
+    folder, server = served
+    shipped = pretrained.get_card("binarynet_mlp", "digits")
+    shutil.copy(pretrained.weights_path(shipped), folder / "mlp.h5")
+    remote = Card(**{**shipped.__dict__, "tag": "digits-mirror", "url": f"{server.url}/mlp.h5",
+                     "weights_file": "mlp.h5", "source": "test mirror"})
+    monkeypatch.setitem(pretrained._REMOTE_CARDS, ("binarynet_mlp", "digits-mirror"), remote)
+    assert "digits-mirror" in pretrained.list_pretrained("binarynet_mlp")
+    a = create_model("binarynet_mlp", weights="digits")
+    b = create_model("binarynet_mlp", weights="digits-mirror")
+    x = np.random.default_rng(0).normal(size=(4, 8, 8, 1)).astype("float32")
+    np.testing.assert_array_equal(a.predict(x, verbose=0), b.predict(x, verbose=0))
+    corrupt = Card(**{**remote.__dict__, "tag": "digits-corrupt", "sha256": "0" * 64,
+                      "weights_file": "mlp-corrupt.h5"})
+    monkeypatch.setitem(pretrained._REMOTE_CARDS, ("binarynet_mlp", "digits-corrupt"), corrupt)
+    with pytest.raises(WeightsIntegrityError):
+        create_model("binarynet_mlp", weights="digits-corrupt")
+
+
+def test_imagenet_cards_come_from_larq_zoo(monkeypatch):
+    """Release file and sha256 are the ones larq-zoo itself downloads."""
+    import larq_zoo.core.utils as zoo_utils
+    from larq_zoo.sota.quicknet import QuickNetSmallFactory
+
+    calls = []
+    monkeypatch.setattr(zoo_utils, "download_pretrained_model", lambda **kw: calls.append(kw) or "x")
+    QuickNetSmallFactory().imagenet_weights_path  # larq-zoo's own download call
+    card = pretrained.get_card("quicknet_small", "imagenet")
+    assert card.sha256 == calls[0]["file_hash"] and card.weights_file == calls[0]["file"]
+    assert card.url.endswith(f"/quicknet-{calls[0]['version']}/{calls[0]['file']}")
+    for name in pretrained.LARQ_ZOO_FAMILIES:
+        card = pretrained.get_card(name, "imagenet")
+        assert re.fullmatch(r"[0-9a-f]{64}", card.sha256) and "_notop" not in card.weights_file
+        assert card.input_shape == (224, 224, 3) and card.num_classes == 1000
+        assert 0.3 < card.test_accuracy < 0.7 and card.params > 1_000_000
+    assert pretrained.get_card("quicknet_large", "imagenet").test_accuracy == pytest.approx(0.669, abs=0.01)
+
+
+# --------------------------------------------------------------------------- publishing
+
+
+def test_publish_from_recipe_writes_a_loadable_card(tmp_path, monkeypatch, digits):
+    recipe = tmp_path / "binarynet_mlp-tiny.toml"
+    recipe.write_text(
+        'description = "tiny"\nmodel = "binarynet_mlp"\ndataset = "digits"\nepochs = 2\n'
+        'batch_size = 64\nlearning_rate = 0.003\nmodel_kwargs = { units = 32 }\n'
+        '[artifact]\nname = "binarynet_mlp"\ntag = "tiny"\n'
+    )
+    config = training.TrainConfig.from_file(recipe)
+    result = training.train(config, tmp_path / "run", arrays=digits, verbose=0)
+    card = pretrained.publish_from_recipe(recipe, tmp_path / "run", destination=tmp_path / "zoo")
+    folder = tmp_path / "zoo" / "binarynet_mlp" / "tiny"
+    assert json.loads((folder / "card.json").read_text())["sha256"] == pretrained.sha256_file(folder / "weights.h5")
+    assert card.test_accuracy == pytest.approx(result.metrics["test_accuracy"])
+    assert card.model_kwargs == {"units": 32} and card.data_license.startswith("UCI")
+    monkeypatch.setenv(pretrained.ARTIFACTS_ENV, str(tmp_path / "zoo"))
+    assert pretrained.list_pretrained("binarynet_mlp") == ["tiny"]
+    model = create_model("binarynet_mlp", weights="tiny")
+    x = digits.x_test[:16]
+    np.testing.assert_array_equal(model.predict(x, verbose=0), result.model.predict(x, verbose=0))
+
+
+def test_artifacts_ship_in_the_package():
+    """pyproject maps models/ to bnnzoo._artifacts and its package data covers every artifact file."""
+    import fnmatch
+    import importlib.resources
+
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())
+    setuptools_cfg = config["tool"]["setuptools"]
+    assert setuptools_cfg["package-dir"]["bnnzoo._artifacts"] == "models"
+    assert "bnnzoo._artifacts" in setuptools_cfg["packages"]
+    patterns = setuptools_cfg["package-data"]["bnnzoo._artifacts"]
+    root = Path(str(importlib.resources.files("bnnzoo._artifacts")))
+    files = [p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    assert any(f.endswith("card.json") for f in files)
+    for f in files:
+        if f != "__init__.py":
+            assert any(fnmatch.fnmatch(f, pat) or fnmatch.fnmatch(f, pat.replace("**/", "")) for pat in patterns), f
+
+
+@pytest.mark.slow
+def test_built_wheel_contains_the_artifacts(tmp_path):
+    import subprocess
+    import sys
+    import zipfile
+
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(tmp_path), str(REPO)], check=True)
+    (wheel,) = tmp_path.glob("bnnzoo-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for name, tag in SHIPPED:
+        assert f"bnnzoo/_artifacts/{name}/{tag}/card.json" in names
+        assert f"bnnzoo/_artifacts/{name}/{tag}/weights.h5" in names
