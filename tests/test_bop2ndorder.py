@@ -464,3 +464,47 @@ def test_search_space_yields_builder_kwargs():
         assert hp._hps[name][0].sampling == "log"
     case = builder(1e-3, **kwargs)
     assert isinstance(case.optimizers[0], Bop2ndOrder)
+
+
+# ----------------------------------------------------------------- benchmark script
+
+
+def _benchmark_module():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "optimizers.py"
+    spec = importlib.util.spec_from_file_location("bnnzoo_bench_optimizers", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_benchmark_summary_arithmetic():
+    bench = _benchmark_module()
+    assert bench.first_epoch_reaching([0.5, 0.7, 0.69, 0.8], 0.7) == 2
+    assert bench.first_epoch_reaching([0.5, 0.6], 0.7) is None
+    curves = {"adam_ste": [0.1, 0.2, 0.3], "bop": [0.5, 0.7, 0.7],
+              "bop2ndorder_biased": [0.6, 0.71, 0.72], "bop2ndorder_bias_corrected": [0.4, 0.5, 0.6]}
+    runs = [{"optimizer": k, "seed": s, "test_accuracy": [a + 0.01 * s for a in v],
+             "final_test_accuracy": v[-1] + 0.01 * s} for k, v in curves.items() for s in (0, 1, 2)]
+    out = bench.summarize(runs, list(curves), [0, 1, 2])
+    # Bop reaches its final 0.7 at epoch 2, biased at epoch 2 (ratio 1), corrected never.
+    assert out["epochs_to_bop_final_ratio"] == {"bop2ndorder_biased": 1.0, "bop2ndorder_bias_corrected": None}
+    assert out["final_test_accuracy"]["bop"] == pytest.approx(0.71)
+    assert out["final_test_accuracy_spread"]["adam_ste"]["max"] == pytest.approx(0.32)
+
+
+def test_benchmark_quick_mode_writes_report(tmp_path):
+    bench = _benchmark_module()
+    bench.main(["--quick", "--out-dir", str(tmp_path)])
+    report = json.loads((tmp_path / "optimizers.json").read_text())
+    summary = report["summary"]
+    assert summary["step_time_ratio_bop2ndorder_vs_bop"] > 0
+    assert set(summary["final_test_accuracy"]) == set(bench.OPTIMIZERS)
+    assert set(summary["epochs_to_bop_final_ratio"]) == set(bench.BOP2_LABELS)
+    for key in ("command", "date", "machine", "runs", "settings"):
+        assert report[key], key
+    assert len(report["runs"]) == len(bench.OPTIMIZERS)
+    assert "step_time_ratio_bop2ndorder_vs_bop" in (tmp_path / "optimizers.md").read_text()
+    assert (tmp_path / "optimizers.png").stat().st_size > 1000

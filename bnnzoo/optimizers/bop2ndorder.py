@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from bnnzoo import training as _training
 from bnnzoo.optimizers import register_optimizer
+from bnnzoo.optimizers.flip_rate import FlipRate
 
 __all__ = ["Bop2ndOrder", "bop2ndorder", "BIAS_CORRECTIONS"]
 
@@ -296,11 +297,12 @@ def _search_space(hp):
 bop2ndorder.search_space = _search_space
 
 
-def _require_binary_variables(model, config, steps_per_epoch):
-    """Fail before training when a Bop-family optimizer would have nothing to train."""
-    if config.optimizer in ("bop", "bop2ndorder") and not any(
-        Bop2ndOrder.is_binary_variable(v) for v in model.trainable_variables
-    ):
+def _bop_family_callbacks(model, config, steps_per_epoch):
+    """For `bop`/`bop2ndorder` runs of `train`: fail early when the model has no binary
+    variables (the optimizer would train nothing), else log flip rates (`FlipRate`)."""
+    if config.optimizer not in ("bop", "bop2ndorder"):
+        return []
+    if not any(Bop2ndOrder.is_binary_variable(v) for v in model.trainable_variables):
         raise ValueError(
             f"optimizer {config.optimizer!r} flips binary variables only (precision == 1, "
             f"the kernels of larq layers with a 1-bit kernel_quantizer), but model "
@@ -308,7 +310,7 @@ def _require_binary_variables(model, config, steps_per_epoch):
             f"{config.kernel_quantizer or config.quantizer!r} has none; use a binary "
             "kernel quantizer (e.g. ste_sign) or --optimizer adam."
         )
-    return []
+    return [FlipRate()]
 
 
-_training.register_auto_callback(_require_binary_variables)
+_training.register_auto_callback(_bop_family_callbacks)
