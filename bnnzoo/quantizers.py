@@ -20,6 +20,7 @@ reused as they are rather than re-implemented.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Callable
 
@@ -188,6 +189,42 @@ _BACKWARDS: dict[str, tuple] = {
 _DEFAULT_PARAMETERS = {"mu": 1.0, "temperature": 1.0, "clip_value": 1.0, "beta": 5.0}
 FORWARDS = tuple(_FORWARDS)
 BACKWARDS = tuple(_BACKWARDS)
+
+
+# Each pair's element-wise formulas run as one XLA-fused loop (`jit_compile`): as
+# separate TensorFlow ops, sign-Swish's ~10 passes over every kernel and activation
+# cost more than the layer's matmul on CPU. Set to False where XLA is unavailable.
+FUSE_WITH_XLA = True
+
+
+@functools.lru_cache(maxsize=None)
+def _kernels(forward: str, backward: str, fuse: bool):
+    """`(forward_kernel, backward_kernel)` of a pair.
+
+    For a forward with an annealed parameter: `forward_kernel(x, value, exact, b) ->
+    (y, dF)` returns the output and the backward derivative together (computed in one
+    pass; `dF` is `None` for the identity backward). Otherwise `backward_kernel(x, dy,
+    b) -> dy * B'(x)` (or `None` for the identity backward).
+    """
+    fn, derivative, name, _, _ = _FORWARDS[forward]
+    b_fn, _ = _BACKWARDS[backward]
+    compile_ = (lambda f: tf.function(f, jit_compile=True)) if fuse else (lambda f: f)
+
+    def b_derivative(x, value, b):
+        if backward == "forward":
+            return derivative(x, value) if name is not None else derivative(x)
+        return None if b_fn is None else b_fn(x, b)
+
+    if name is not None:
+
+        def forward_kernel(x, value, exact, b):
+            y = tf.where(exact, lq.math.sign(x), fn(x, value))
+            return y, b_derivative(x, value, b)
+
+        return compile_(forward_kernel), None
+    if backward == "identity" or (backward == "forward" and forward == "identity"):
+        return None, None
+    return None, compile_(lambda x, dy, b: dy * b_derivative(x, None, b))
 
 
 @lq.utils.register_keras_custom_object
@@ -367,30 +404,27 @@ class ForwardBackwardQuantizer(lq.quantizers._BaseQuantizer):
     # ----------------------------------------------------------------- computation
 
     def call(self, inputs):
-        fn, derivative, name, _, _ = _FORWARDS[self.forward]
         dtype = inputs.dtype
-        if name is not None:
-            value = tf.cast(self._annealed, dtype)
-            exact = self._exact > 0.5
-            forward = lambda x: tf.where(exact, lq.math.sign(x), fn(x, value))  # noqa: E731
-            forward_derivative = lambda x: derivative(x, value)  # noqa: E731
-        else:
-            forward, forward_derivative = fn, derivative
-        backward, param = _BACKWARDS[self.backward]
-        if self.backward == "forward":
-            backward_derivative = forward_derivative
-        elif backward is not None:
-            constant = tf.constant(self.parameters[param], dtype)
-            backward_derivative = lambda x: backward(x, constant)  # noqa: E731
-        else:
-            backward_derivative = None
+        param = _BACKWARDS[self.backward][1]
+        b_param = tf.constant(self.parameters[param] if param else 0.0, dtype)
+        forward_kernel, backward_kernel = _kernels(self.forward, self.backward, FUSE_WITH_XLA)
+        if self.annealed_parameter is not None:
+            value, exact = tf.cast(self._annealed, dtype), self._exact > 0.5
 
-        @tf.custom_gradient
-        def quantize(x):
-            def grad(dy):
-                return dy if backward_derivative is None else dy * backward_derivative(x)
+            @tf.custom_gradient
+            def quantize(x):
+                y, d = forward_kernel(x, value, exact, b_param)
+                return y, (lambda dy: dy) if d is None else (lambda dy: dy * d)
 
-            return forward(x), grad
+        else:
+
+            @tf.custom_gradient
+            def quantize(x):
+                # Forward graph as larq's (`lq.math.sign`), so converters recognize it.
+                y = _FORWARDS[self.forward][0](x)
+                if backward_kernel is None:
+                    return y, lambda dy: dy
+                return y, lambda dy: backward_kernel(x, dy, b_param)
 
         return super().call(quantize(inputs))
 

@@ -252,8 +252,8 @@ def test_every_quantizer_fits_under_mirrored_strategy(digits, mirrored_strategy)
          lambda x: np_hardtanh(x, 0.5), lambda x: np_clipped(x, 0.5) / 0.5),
         (Q.ForwardBackwardQuantizer("sign_swish", "ste", mu=2.0),
          lambda x: np_sign_swish(x, 2.0), np_clipped),
-        (Q.ForwardBackwardQuantizer("prox", "forward", mu=0.3),
-         lambda x: np_prox(x, 0.3), lambda x: (np.abs(np.abs(x) - 1) > 0.3).astype(float)),
+        (Q.ForwardBackwardQuantizer("prox", "forward", mu=0.25),
+         lambda x: np_prox(x, 0.25), lambda x: (np.abs(np.abs(x) - 1) > 0.25).astype(float)),
         (Q.ForwardBackwardQuantizer("identity", "identity"), lambda x: x, ones),
     ],
     ids=lambda v: v.get_config()["name"] + str(sorted(v.get_config().items()))
