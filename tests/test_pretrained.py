@@ -273,3 +273,35 @@ def test_built_wheel_contains_the_artifacts(tmp_path):
     for name, tag in SHIPPED:
         assert f"bnnzoo/_artifacts/{name}/{tag}/card.json" in names
         assert f"bnnzoo/_artifacts/{name}/{tag}/weights.h5" in names
+
+
+def test_larq_zoo_release_file_loads_with_weights_imagenet(served, monkeypatch):
+    """A file laid out like larq-zoo's ImageNet release (saved by larq-zoo's own
+    factory) loads through create_model(..., weights="imagenet") after the sha256 check."""
+    from larq_zoo.literature.densenet import BinaryDenseNet28Factory
+
+    folder, server = served
+    reference = BinaryDenseNet28Factory(num_classes=1000, include_top=True, weights=None).build()
+    reference.save_weights(str(folder / "binary_densenet_28_weights.h5"))
+    card = pretrained.get_card("binary_densenet28", "imagenet")
+    local = Card(**{**card.__dict__, "url": f"{server.url}/binary_densenet_28_weights.h5",
+                    "sha256": pretrained.sha256_file(folder / "binary_densenet_28_weights.h5")})
+    monkeypatch.setitem(pretrained._REMOTE_CARDS, ("binary_densenet28", "imagenet"), local)
+    model = create_model("binary_densenet28", weights="imagenet")
+    assert model.input_shape == (None, 224, 224, 3) and model.output_shape == (None, 1000)
+    for ours, theirs in zip(model.weights, reference.weights):
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    assert server.requests == ["/binary_densenet_28_weights.h5"]
+
+
+def test_cli_evaluate_and_list_show_the_card(capsys):
+    from bnnzoo.cli import main
+
+    card = pretrained.get_card("binarynet_mlp", "digits")
+    assert main(["evaluate", "--model", "binarynet_mlp", "--weights", "digits", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert abs(result["test_accuracy"] - card.test_accuracy) <= 0.003
+    assert main(["list", "binarynet*"]) == 0
+    out = capsys.readouterr().out
+    assert pretrained.format_card_line(card) in out
+    assert "quicknet" not in out
