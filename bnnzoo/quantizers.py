@@ -41,6 +41,7 @@ __all__ = [
     "list_quantizers",
     "quantizer_class",
     "register_quantizer",
+    "with_sign_forward",
 ]
 
 _QUANTIZERS: dict[str, Callable[..., Any]] = {}
@@ -652,6 +653,35 @@ def annealable_quantizers(model) -> list[ForwardBackwardQuantizer]:
             found.append(module)
     return found
 
+
+
+def with_sign_forward(model: tf.keras.Model) -> tf.keras.Model:
+    """A copy of `model` with every finished annealed quantizer replaced by larq's `ste_sign`.
+
+    Once annealing has set `exact_sign`, such a quantizer computes exactly
+    `lq.math.sign`, so the copy (same weights) makes the same predictions, and it
+    holds only stock larq quantizers, which the Larq Compute Engine converter
+    recognizes as binarization. Raises `ValueError` if some annealed quantizer has
+    not finished (its forward is not sign yet).
+    """
+    unfinished = [q.name for q in annealable_quantizers(model) if not q.is_exact_sign()]
+    if unfinished:
+        raise ValueError(f"quantizers not annealed to sign yet (exact_sign is False): {unfinished}")
+
+    def clone(layer):
+        config = layer.get_config()
+        for key in ("input_quantizer", "kernel_quantizer", "depthwise_quantizer",
+                    "pointwise_quantizer"):
+            current = getattr(layer, key, None)
+            if (key in config and isinstance(current, ForwardBackwardQuantizer)
+                    and current.annealed_parameter is not None):
+                clip = current.parameters.get("clip_value", 1.0)
+                config[key] = lq.quantizers.serialize(lq.quantizers.SteSign(clip_value=clip))
+        return layer.__class__.from_config(config)
+
+    copy = tf.keras.models.clone_model(model, clone_function=clone)
+    copy.set_weights(model.get_weights())
+    return copy
 
 for _name, _cls in (("binary_connect", BinaryConnect), ("bnn", BNN), ("bnn_plus", BNNPlus),
                     ("bnnpp", BNNPlusPlus), ("proxconnect", ProxConnect), ("ste_warmup", SteWarmup)):

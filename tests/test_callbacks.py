@@ -91,6 +91,9 @@ def test_bnnpp_schedule_ends_with_exact_sign_and_equals_ste_sign_model(digits, t
     x = digits.x_test
     plain = _with_ste_sign(config, result.model, digits)
     np.testing.assert_array_equal(plain.predict(x, verbose=0), result.model.predict(x, verbose=0))
+    converted = Q.with_sign_forward(result.model)
+    assert not Q.annealable_quantizers(converted)
+    np.testing.assert_array_equal(converted.predict(x, verbose=0), plain.predict(x, verbose=0))
     # ... also after save/reload of the run directory.
     reloaded = tf.keras.models.load_model(tmp_path / "run" / "model.keras")
     _assert_exact_sign(reloaded)
@@ -191,3 +194,24 @@ def test_cli_ste_warmup_ends_with_exact_sign_and_equals_ste_sign_model(digits, t
                                   model.predict(digits.x_test, verbose=0))
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["test_accuracy"] > 0.5
+
+
+def test_unfinished_annealing_cannot_be_converted_to_sign():
+    model = _small_model(Q.BNNPlusPlus(mu=4.0))
+    with pytest.raises(ValueError, match="not annealed to sign yet"):
+        Q.with_sign_forward(model)
+
+
+def test_ste_warmup_at_exact_sign_trains_like_ste_sign(digits):
+    """A one-epoch run is all final epoch: STE-Warmup is then larq's ste_sign, step for step."""
+    def run(quantizer):
+        config = TrainConfig(model="binarynet_mlp", dataset="digits", quantizer=quantizer, epochs=1,
+                             model_kwargs={"units": 32, "hidden_layers": 1})
+        return train(config, arrays=digits, verbose=0)
+
+    warmup, ste = run("ste_warmup"), run("ste_sign")
+    assert warmup.history["hardtanh_temperature_exact_sign"] == [1.0]
+    for key in ("loss", "accuracy", "val_loss"):
+        np.testing.assert_allclose(warmup.history[key], ste.history[key], rtol=1e-6)
+    for a, b in zip(warmup.model.get_weights(), ste.model.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
