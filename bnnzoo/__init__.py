@@ -9,5 +9,6 @@ __version__ = "0.1.0"
 
 from bnnzoo import data, quantizers, optimizers, models, training  # noqa: E402,F401
 from bnnzoo import callbacks  # noqa: E402,F401
+from bnnzoo import layers, fsg  # noqa: E402,F401
 
 __all__ = ["data", "models", "optimizers", "quantizers", "training", "__version__"]

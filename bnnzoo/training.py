@@ -375,6 +375,9 @@ def train(
         optimizer = _optimizers.get_optimizer(
             config.optimizer, config.learning_rate, **config.optimizer_kwargs
         )
+        # Optimizers with their own training step (FSG) wrap the model before compile.
+        if hasattr(optimizer, "wrap_model"):
+            model = optimizer.wrap_model(model)
         compile_model(model, optimizer)
         epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="finished_epochs")
         checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=epoch_var)

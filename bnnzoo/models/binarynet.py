@@ -17,6 +17,7 @@ from typing import Sequence
 import larq as lq
 import tensorflow as tf
 
+from bnnzoo.layers import HyperConv2D, HyperDense
 from bnnzoo.models.registry import quantizer_factory, register_model
 
 __all__ = ["binarynet", "binarynet_mlp"]
@@ -42,11 +43,14 @@ def binarynet_mlp(
     units: int = 512,
     hidden_layers: int = 3,
     width: float = 1.0,
+    hyper: bool = False,
 ):
     """BinaryNet MLP: `hidden_layers` binary dense layers of `units * width` units.
 
     The first dense layer takes the real-valued pixels; its kernel is binary.
+    `hyper=True` generates every binary kernel with `bnnzoo.layers.HyperDense`.
     """
+    dense_cls = HyperDense if hyper else lq.layers.QuantDense
     if hidden_layers < 1:
         raise ValueError(f"hidden_layers must be >= 1, got {hidden_layers}")
     (n_units,) = _scaled([units], width)
@@ -54,7 +58,7 @@ def binarynet_mlp(
     inputs = tf.keras.Input(shape=input_shape)
     x = tf.keras.layers.Flatten()(inputs)
     for i in range(hidden_layers):
-        x = lq.layers.QuantDense(
+        x = dense_cls(
             n_units,
             input_quantizer=None if i == 0 else iq(),
             kernel_quantizer=kq(),
@@ -63,7 +67,7 @@ def binarynet_mlp(
             name=f"dense_{i}",
         )(x)
         x = tf.keras.layers.BatchNormalization(momentum=0.9, scale=False, name=f"bn_{i}")(x)
-    x = lq.layers.QuantDense(
+    x = dense_cls(
         num_classes,
         input_quantizer=iq(),
         kernel_quantizer=kq(),
@@ -91,15 +95,19 @@ def binarynet(
     dense_units: Sequence[int] = (1024, 1024),
     width: float = 1.0,
     conv_layer=None,
+    hyper: bool = False,
 ):
     """BinaryNet CNN: 3×3 binary convs in pairs, max-pool after each pair.
 
     `filters`/`dense_units` give the paper's CIFAR-10 layout; `width` scales all of
     them (e.g. `width=0.5` for 64-64-128-128-256-256). Pooling stops once the
     feature map is 1×1, so 8×8 inputs work. `conv_layer` lets a caller substitute
-    another quantized conv class with QuantConv2D's signature (e.g. HyperConv2D).
+    another quantized conv class with QuantConv2D's signature; `hyper=True` uses
+    `bnnzoo.layers.HyperConv2D` (Hyper-BinaryNet) for every conv.
     """
-    conv_cls = conv_layer or lq.layers.QuantConv2D
+    if hyper and conv_layer is not None:
+        raise ValueError(f"give either hyper=True or conv_layer, got conv_layer={conv_layer!r} with hyper")
+    conv_cls = HyperConv2D if hyper else (conv_layer or lq.layers.QuantConv2D)
     filters, dense_units = _scaled(filters, width), _scaled(dense_units, width)
     iq, kq = quantizer_factory(input_quantizer), quantizer_factory(kernel_quantizer)
     inputs = tf.keras.Input(shape=input_shape)

@@ -1,0 +1,199 @@
+"""FSG: history storage, layer embeddings, fast/slow nets, training step, save/resume."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import bnnzoo
+from bnnzoo.fsg import FSGModel, unwrap, wrap
+from bnnzoo.optimizers.fsg import (
+    FSG,
+    SLOW_NETS,
+    FastNet,
+    HistoricalGradientStorage,
+    binary_kernel_layers,
+)
+from bnnzoo.training import TrainConfig, train
+
+
+def _model(units=32, seed=0):
+    tf.keras.utils.set_random_seed(seed)
+    return bnnzoo.models.create_model("binarynet_mlp", input_shape=(8, 8, 1), num_classes=10, units=units)
+
+
+def _compiled(slow_net="gru", units=32, seed=0, **kwargs):
+    model = wrap(_model(units, seed))
+    optimizer = FSG(inner=tf.keras.optimizers.legacy.Adam(1e-2), slow_net=slow_net, **kwargs)
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model, optimizer
+
+
+def _np_mlp(kernels, x):
+    for i, k in enumerate(kernels):
+        x = x @ k
+        if i < len(kernels) - 1:
+            x = np.maximum(x, 0)
+    return x
+
+
+def test_registered():
+    assert {"fsg", "fsg_attention"} <= set(bnnzoo.optimizers.list_optimizers())
+    assert bnnzoo.optimizers.get_optimizer("fsg_attention", 1e-3).slow_net_name == "attention"
+    assert set(SLOW_NETS) >= {"gru", "attention"}
+
+
+def test_hgs_fifo_order_and_length():
+    hgs = HistoricalGradientStorage((2, 3), length=5)
+    for i in range(7):
+        hgs.push(tf.fill((2, 3), float(i + 1)))
+    np.testing.assert_array_equal(hgs.buffer.numpy()[:, 0, 0], [3, 4, 5, 6, 7])
+    assert hgs.buffer.shape == (5, 2, 3)
+    assert not hgs.buffer.trainable
+    assert hgs.memory_bytes == 5 * 6 * 4
+
+
+def test_fast_net_homogeneous_evaluation_is_exact():
+    net = FastNet((100, 100))
+    w = np.random.default_rng(0).uniform(-1.5, 1.5, size=500).astype("float32")
+    reference = _np_mlp([k.numpy() for k in net.kernels], w[:, None])[:, 0]
+    np.testing.assert_allclose(net(tf.constant(w)).numpy(), reference, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("slow_net", ["gru", "attention"])
+def test_generated_gradient_per_layer(slow_net):
+    model, opt = _compiled(slow_net)
+    layers = binary_kernel_layers(model)
+    assert [layer.name for layer in opt.binary_layers] == [layer.name for layer in layers]
+    assert len(layers) == 4
+    # Step 0: empty history -> zero generated gradient of each kernel's shape.
+    for layer, g in zip(layers, opt.generated_gradients()):
+        assert g.shape == layer.kernel.shape and g.dtype == tf.float32
+        assert not np.any(g.numpy())
+    # Layers of different sizes: fill histories, then compare with the formula.
+    rng = np.random.default_rng(1)
+    for state, layer in zip(opt.layer_states, layers):
+        state.hgs.buffer.assign(rng.normal(size=state.hgs.buffer.shape).astype("float32") * 1e-3)
+    opt.iterations.assign(2)  # two filled slots
+    generated = opt.generated_gradients()
+    fast = [k.numpy() for k in opt.fast_net.kernels]
+    for state, layer, g in zip(opt.layer_states, layers, generated):
+        w = layer.kernel.latent_variable.numpy().reshape(-1)
+        history = state.hgs.buffer.numpy().reshape(5, -1)
+        rms = np.sqrt(np.sum(history ** 2) / (2 * w.size))
+        mask = tf.constant([0, 0, 0, 1, 1], tf.float32)
+        slow = rms * opt.slow_net(tf.constant(history / rms), mask, state.lre).numpy()
+        c = (1 - np.tanh(w) ** 2) / np.abs(np.tanh(w)).max()
+        f = _np_mlp(fast, w[:, None])[:, 0]
+        expected = 0.9 * slow + 0.1 * c * history[-1] * f
+        assert g.shape == layer.kernel.shape
+        np.testing.assert_allclose(g.numpy().reshape(-1), expected, rtol=2e-3, atol=1e-9)
+
+
+def test_slow_net_ignores_unfilled_slots():
+    _, opt = _compiled("gru")
+    tokens = np.random.default_rng(2).normal(size=(5, 7)).astype("float32")
+    mask = tf.constant([0, 0, 1, 1, 1], tf.float32)
+    lre = opt.layer_states[0].lre
+    for net in (opt.slow_net, SLOW_NETS["attention"](8, 4, 5)):
+        net.readout.assign(tf.ones_like(net.readout))  # a non-zero correction
+        changed = tokens.copy()
+        changed[:2] = 100.0  # unfilled slots hold anything
+        np.testing.assert_allclose(net(tf.constant(tokens), mask, lre).numpy(),
+                                   net(tf.constant(changed), mask, lre).numpy(), rtol=1e-5)
+
+
+def test_lre_distinct_per_layer_and_memory_bound():
+    model, opt = _compiled("gru")
+    embeddings = np.stack([s.lre.numpy() for s in opt.layer_states])
+    assert embeddings.shape == (4, 8)
+    assert len({tuple(np.round(e, 6)) for e in embeddings}) == 4
+    binary_params = sum(int(np.prod(layer.kernel.shape)) for layer in binary_kernel_layers(model))
+    assert opt.history_memory_bytes() == 5 * binary_params * 4
+    # the generator is small next to the history: fast net 100x100 dominates
+    assert opt.generator_memory_bytes() < 4 * (100 * 100 + 2 * 100 + 2000)
+
+
+@pytest.mark.parametrize("slow_net", ["gru", "attention"])
+def test_fast_and_slow_nets_are_trained(digits, slow_net):
+    model, opt = _compiled(slow_net)
+    before = [v.numpy().copy() for v in opt.meta_variables]
+    kernels = [layer.kernel.latent_variable.numpy().copy() for layer in opt.binary_layers]
+    model.fit(digits.x_train[:256], digits.y_train[:256], batch_size=64, epochs=1, verbose=0)
+    assert int(opt.iterations) == 4
+    unchanged = [v.name for v, b in zip(opt.meta_variables, before) if np.array_equal(v.numpy(), b)]
+    assert not unchanged, f"generator variables not trained: {unchanged}"
+    for layer, k in zip(opt.binary_layers, kernels):
+        assert not np.array_equal(layer.kernel.latent_variable.numpy(), k)
+    # 4 steps with L = 5: the oldest slot is still empty, the others are filled.
+    buffer = opt.layer_states[1].hgs.buffer.numpy()
+    assert not np.any(buffer[0]) and all(np.any(buffer[i]) for i in range(1, 5))
+
+
+def test_fsg_trains_digits_through_shared_routine(digits, tmp_path):
+    config = TrainConfig(model="binarynet_mlp", dataset="digits", optimizer="fsg", epochs=10,
+                         learning_rate=1e-2, model_kwargs={"units": 128})
+    result = train(config, out=tmp_path / "run", arrays=digits, verbose=0)
+    assert isinstance(result.model, FSGModel)
+    assert result.metrics["test_accuracy"] >= 0.90, result.metrics
+    loaded = bnnzoo.training.load_model(tmp_path / "run")
+    assert isinstance(loaded, FSGModel)
+    np.testing.assert_allclose(loaded.predict(digits.x_test, verbose=0),
+                               result.model.predict(digits.x_test, verbose=0), atol=1e-5)
+
+
+def test_checkpoint_restores_history_and_training_continues(digits, tmp_path):
+    x, y = digits.x_train[:128], digits.y_train[:128]
+    model, opt = _compiled("attention")
+    model.fit(x, y, batch_size=64, epochs=1, verbose=0)
+    path = tf.train.Checkpoint(model=model, optimizer=opt).save(str(tmp_path / "ckpt"))
+
+    restored, opt2 = _compiled("attention", seed=5)
+    tf.train.Checkpoint(model=restored, optimizer=opt2).restore(path).assert_existing_objects_matched()
+    assert int(opt2.iterations) == 2
+    for a, b in zip(opt.layer_states, opt2.layer_states):
+        np.testing.assert_array_equal(a.hgs.buffer.numpy(), b.hgs.buffer.numpy())
+        np.testing.assert_array_equal(a.lre.numpy(), b.lre.numpy())
+    for a, b in zip(opt.meta_variables, opt2.meta_variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    # the same next step from both
+    model.fit(x[:64], y[:64], batch_size=64, epochs=1, verbose=0, shuffle=False)
+    restored.fit(x[:64], y[:64], batch_size=64, epochs=1, verbose=0, shuffle=False)
+    assert int(opt2.iterations) == 3
+    for a, b in zip(opt.binary_layers, opt2.binary_layers):
+        np.testing.assert_allclose(a.kernel.latent_variable.numpy(), b.kernel.latent_variable.numpy(), atol=1e-6)
+
+
+def test_keras_file_roundtrip_and_unwrap(digits, tmp_path):
+    model, opt = _compiled("gru")
+    model.fit(digits.x_train[:128], digits.y_train[:128], batch_size=64, epochs=1, verbose=0)
+    model.save(tmp_path / "m.keras")
+    loaded = tf.keras.models.load_model(tmp_path / "m.keras")
+    assert isinstance(loaded, FSGModel) and isinstance(loaded.optimizer, FSG)
+    assert loaded.optimizer.get_config() == opt.get_config()
+    expected = model.predict(digits.x_test, verbose=0)
+    np.testing.assert_allclose(loaded.predict(digits.x_test, verbose=0), expected, atol=1e-5)
+    np.testing.assert_allclose(unwrap(loaded).predict(digits.x_test, verbose=0), expected, atol=1e-5)
+    loaded.fit(digits.x_train[:64], digits.y_train[:64], batch_size=64, epochs=1, verbose=0)
+    assert int(loaded.optimizer.iterations) == 1
+
+
+def test_config_roundtrip_and_validation():
+    opt = FSG(inner=tf.keras.optimizers.legacy.SGD(0.1), slow_net="attention", history=3, alpha=0.5)
+    clone = FSG.from_config(opt.get_config())
+    assert clone.get_config() == opt.get_config()
+    assert isinstance(clone.inner, tf.keras.optimizers.legacy.SGD)
+    assert float(clone.learning_rate) == pytest.approx(0.1)
+    for kwargs, word in [({"history": 0}, "history"), ({"alpha": 1.5}, "alpha"),
+                         ({"slow_net": "mamba"}, "slow_net"), ({"units": 0}, "units"),
+                         ({"inner": object()}, "inner"), ({"fast_hidden": ()}, "fast_hidden")]:
+        with pytest.raises(ValueError, match=word):
+            FSG(**kwargs)
+
+
+def test_unwrapped_model_is_refused(digits):
+    model = _model()
+    model.compile(optimizer=FSG(), loss="sparse_categorical_crossentropy")
+    with pytest.raises(ValueError, match="bnnzoo.fsg.wrap"):
+        model.fit(digits.x_train[:64], digits.y_train[:64], epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="functional"):
+        wrap(tf.keras.Sequential([tf.keras.layers.Dense(2)]))
