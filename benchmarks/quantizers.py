@@ -46,7 +46,7 @@ TARGET_RATIO = 1.05
 FULL = dict(dataset="fashion_mnist", model="binarynet_mlp", model_kwargs={"units": 512},
             batch_size=64, learning_rate=1e-3, epochs=5, seeds=[0],
             timing_steps=20, timing_repeats=21, timing_warmup=10, quantizers=None)
-QUICK = dict(dataset="digits", model="binarynet_mlp", model_kwargs={"units": 16, "hidden_layers": 1},
+QUICK = dict(dataset="digits", model="binarynet_mlp", model_kwargs={"units": 8, "hidden_layers": 1},
              batch_size=64, learning_rate=1e-3, epochs=1, seeds=[0],
              timing_steps=2, timing_repeats=2, timing_warmup=1, quantizers=[BASELINE, "bnnpp"])
 
@@ -121,7 +121,8 @@ def write_markdown(path: Path, report: dict) -> None:
         f"# Quantizers: step time vs larq `ste_sign` and {sizing['dataset']} accuracy",
         "",
         f"Model `{sizing['model']}` {sizing['model_kwargs']}, dataset `{sizing['dataset']}`, "
-        f"batch {sizing['batch_size']}, Adam lr {sizing['learning_rate']}, {sizing['epochs']} epoch(s), {sizing['train_size']} training images, "
+        f"batch {sizing['batch_size']}, Adam lr {sizing['learning_rate']}, {sizing['epochs']} epoch(s), "
+        f"{sizing['train_size']} training images, "
         f"seeds {sizing['seeds']}; the quantizer is used for activations and weights. "
         f"Step time: the compiled training step (`model.make_train_function()`, as `fit` runs it) on one fixed batch, {sizing['timing_steps']} steps per "
         f"measurement, {sizing['timing_repeats']} interleaved repeats, ratio to `ste_sign` within "

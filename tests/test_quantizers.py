@@ -4,6 +4,8 @@ Forward values and tape gradients are compared with NumPy references of each
 formula (float64) on a grid that includes 0, +-1 and large values.
 """
 
+import dataclasses
+import json
 import math
 
 import larq as lq
@@ -192,9 +194,17 @@ def _assert_bop_flipped_only_signs(model, initial, label=""):
         assert np.any(np.sign(values[k.name]) != np.sign(before[k.name])), f"{k.name}: no flip"
 
 
+@pytest.fixture(scope="module")
+def digits_subset(digits):
+    """Real digits, cut to 5 training steps and no validation split (keeps the suite fast)."""
+    return dataclasses.replace(digits, x_train=digits.x_train[:320], y_train=digits.y_train[:320],
+                               x_val=digits.x_val[:0], y_val=digits.y_val[:0])
+
+
 @pytest.mark.parametrize("name", Q.list_quantizers())
-def test_one_epoch_fit_on_digits_with_bop(name, digits):
+def test_one_epoch_fit_on_digits_with_bop(name, digits_subset):
     """One epoch of the shared training routine with CaseOptimizer(Bop, Adam)."""
+    digits = digits_subset
     config = TrainConfig(model="binarynet_mlp", dataset="digits", quantizer=name, epochs=1,
                          optimizer="bop", optimizer_kwargs={"threshold": 1e-7, "gamma": 1e-2},
                          model_kwargs={"units": 32, "hidden_layers": 1})
@@ -325,3 +335,25 @@ def test_bad_pairs_and_set_annealed():
     with pytest.raises(ValueError, match="Unknown quantizer 'bnnppp'.*bnnpp"):
         Q.get_quantizer("bnnppp")
 
+
+
+def test_benchmark_quick_mode(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "quantizers.py"
+    spec = importlib.util.spec_from_file_location("quantizers_benchmark", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.main(["--quick", "--out-dir", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "quantizers.json").read_text())
+    summary = report["summary"]
+    assert set(summary["test_accuracy"]) == {"ste_sign", "bnnpp"}
+    ratios = report["timing"]["ratio_vs_ste_sign"]
+    assert summary["max_step_time_ratio_vs_ste_sign"] == max(ratios.values()) > 0
+    assert ratios["ste_sign"] == 1.0
+    assert all(0 <= a <= 1 for a in summary["test_accuracy"].values())
+    for key in ("command", "date", "machine", "runs", "sizing"):
+        assert report[key]
+    assert "| `bnnpp` |" in (tmp_path / "quantizers.md").read_text()
+    assert (tmp_path / "quantizers.png").stat().st_size > 0
