@@ -504,7 +504,8 @@ def _larq_zoo_metrics(function) -> dict[str, float]:
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if len(cells) == 4 and cells[0].endswith("%") and cells[1].endswith("%"):
             memory = cells[3].split()
-            scale = {"MB": 1e6, "MiB": 1 << 20, "KB": 1e3, "kB": 1e3}.get(memory[-1], 1)
+            # larq (and so larq-zoo's tables) counts 1 kB = 1024 bytes.
+            scale = {"MB": 1 << 20, "MiB": 1 << 20, "KB": 1 << 10, "kB": 1 << 10}.get(memory[-1], 1)
             return {
                 "top1": float(cells[0].rstrip("% ").strip()) / 100,
                 "top5": float(cells[1].rstrip("% ").strip()) / 100,

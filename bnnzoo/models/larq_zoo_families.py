@@ -62,6 +62,20 @@ __all__ = [
 IMAGENET_SHAPE = (224, 224, 3)
 
 
+def _register_imagenet_family(name: str, min_input_size: int, description: str, **defaults):
+    """`register_model` for a larq-zoo family: 224 px, 1000 classes, larq-zoo's quantizers by default."""
+    return register_model(
+        name,
+        default_input_shape=IMAGENET_SHAPE,
+        min_input_size=min_input_size,
+        default_num_classes=1000,
+        description=description,
+        input_quantizer=FAMILY_DEFAULT,
+        kernel_quantizer=FAMILY_DEFAULT,
+        **defaults,
+    )
+
+
 def _check_width(width: float) -> float:
     if not (isinstance(width, (int, float)) and width > 0):
         raise ValueError(f"width must be a number > 0, got {width!r}")
@@ -107,15 +121,7 @@ def build_larq_zoo_model(
     ).build()
 
 
-@register_model(
-    "birealnet18",
-    default_input_shape=IMAGENET_SHAPE,
-    min_input_size=32,
-    default_num_classes=1000,
-    description="Bi-Real Net 18 (larq-zoo): a real shortcut around every binary 3x3 conv.",
-    input_quantizer=FAMILY_DEFAULT,
-    kernel_quantizer=FAMILY_DEFAULT,
-)
+@_register_imagenet_family("birealnet18", 32, "Bi-Real Net 18 (larq-zoo): a real shortcut around every binary 3x3 conv.")
 def birealnet18(input_shape, num_classes, input_quantizer=FAMILY_DEFAULT,
                 kernel_quantizer=FAMILY_DEFAULT, width: float = 1.0, **fields):
     """Bi-Real Net 18; `width` scales the stem's 64 filters (and so every stage).
@@ -129,15 +135,7 @@ def birealnet18(input_shape, num_classes, input_quantizer=FAMILY_DEFAULT,
     )
 
 
-@register_model(
-    "binary_resnet_e18",
-    default_input_shape=IMAGENET_SHAPE,
-    min_input_size=8,
-    default_num_classes=1000,
-    description="BinaryResNetE18 (larq-zoo): ResNet-18 with binary convs and real shortcuts.",
-    input_quantizer=FAMILY_DEFAULT,
-    kernel_quantizer=FAMILY_DEFAULT,
-)
+@_register_imagenet_family("binary_resnet_e18", 8, "BinaryResNetE18 (larq-zoo): ResNet-18 with binary convs and real shortcuts.")
 def binary_resnet_e18(input_shape, num_classes, input_quantizer=FAMILY_DEFAULT,
                       kernel_quantizer=FAMILY_DEFAULT, width: float = 1.0, **fields):
     """BinaryResNetE18; `width` scales the initial filters and every stage's filters.
@@ -162,15 +160,7 @@ def binary_resnet_e18(input_shape, num_classes, input_quantizer=FAMILY_DEFAULT,
     )
 
 
-@register_model(
-    "binary_densenet28",
-    default_input_shape=IMAGENET_SHAPE,
-    min_input_size=8,
-    default_num_classes=1000,
-    description="BinaryDenseNet28 (larq-zoo): densely connected binary 3x3 convs.",
-    input_quantizer=FAMILY_DEFAULT,
-    kernel_quantizer=FAMILY_DEFAULT,
-)
+@_register_imagenet_family("binary_densenet28", 8, "BinaryDenseNet28 (larq-zoo): densely connected binary 3x3 convs.")
 def binary_densenet28(input_shape, num_classes, input_quantizer=FAMILY_DEFAULT,
                       kernel_quantizer=FAMILY_DEFAULT, width: float = 1.0, **fields):
     """BinaryDenseNet28; `width` scales the initial filters and the growth rate (64).
@@ -211,28 +201,16 @@ def quicknet(input_shape, num_classes, input_quantizer=FAMILY_DEFAULT, kernel_qu
 
 
 for _size, _name in (("small", "quicknet_small"), ("default", "quicknet"), ("large", "quicknet_large")):
-    register_model(
+    _register_imagenet_family(
         _name,
-        default_input_shape=IMAGENET_SHAPE,
-        min_input_size=32,
-        default_num_classes=1000,
-        description=f"QuickNet{'' if _size == 'default' else ' ' + _size.capitalize()} (larq-zoo): "
-                    "binary 3x3 residual blocks, blur-pool transitions.",
-        input_quantizer=FAMILY_DEFAULT,
-        kernel_quantizer=FAMILY_DEFAULT,
+        32,
+        f"QuickNet{'' if _size == 'default' else ' ' + _size.capitalize()} (larq-zoo): "
+        "binary 3x3 residual blocks, blur-pool transitions.",
         size=_size,
     )(quicknet)
 
 
-@register_model(
-    "xnornet",
-    default_input_shape=IMAGENET_SHAPE,
-    min_input_size=217,
-    default_num_classes=1000,
-    description="XNOR-Net (larq-zoo): AlexNet layout with scaled binary weights.",
-    input_quantizer=FAMILY_DEFAULT,
-    kernel_quantizer=FAMILY_DEFAULT,
-)
+@_register_imagenet_family("xnornet", 217, "XNOR-Net (larq-zoo): AlexNet layout with scaled binary weights.")
 def xnornet(input_shape, num_classes, input_quantizer=FAMILY_DEFAULT,
             kernel_quantizer=FAMILY_DEFAULT, **fields):
     """XNOR-Net; needs ≥ 217 px: after the 11×11/4 stem and three valid 3×3/2
@@ -248,15 +226,7 @@ def xnornet(input_shape, num_classes, input_quantizer=FAMILY_DEFAULT,
     )
 
 
-@register_model(
-    "binary_alexnet",
-    default_input_shape=IMAGENET_SHAPE,
-    min_input_size=64,
-    default_num_classes=1000,
-    description="BinaryAlexNet (larq-zoo): AlexNet with binary convs and dense layers.",
-    input_quantizer=FAMILY_DEFAULT,
-    kernel_quantizer=FAMILY_DEFAULT,
-)
+@_register_imagenet_family("binary_alexnet", 64, "BinaryAlexNet (larq-zoo): AlexNet with binary convs and dense layers.")
 def binary_alexnet(input_shape, num_classes, input_quantizer=FAMILY_DEFAULT,
                    kernel_quantizer=FAMILY_DEFAULT, width: int = 1, **fields):
     """BinaryAlexNet; `width` is larq-zoo's integer `inflation_ratio`. Needs ≥ 64 px.
@@ -272,15 +242,7 @@ def binary_alexnet(input_shape, num_classes, input_quantizer=FAMILY_DEFAULT,
     )
 
 
-@register_model(
-    "dorefanet",
-    default_input_shape=IMAGENET_SHAPE,
-    min_input_size=48,
-    default_num_classes=1000,
-    description="DoReFa-Net (larq-zoo): binary weights, k-bit (default 2) activations.",
-    input_quantizer=FAMILY_DEFAULT,
-    kernel_quantizer=FAMILY_DEFAULT,
-)
+@_register_imagenet_family("dorefanet", 48, "DoReFa-Net (larq-zoo): binary weights, k-bit (default 2) activations.")
 def dorefanet(input_shape, num_classes, input_quantizer=FAMILY_DEFAULT,
               kernel_quantizer=FAMILY_DEFAULT, **fields):
     """DoReFa-Net; needs ≥ 48 px (12×12/4 stem and valid poolings).
