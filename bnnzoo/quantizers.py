@@ -535,6 +535,11 @@ class BNNPlus(_NamedPair):
 
     _forward, _backward = "sign", "sign_swish"
 
+    @classmethod
+    def search_space(cls, hp):
+        """keras-tuner space: the sign-Swish steepness beta."""
+        return {"beta": hp.Float("beta", 1.0, 20.0, sampling="log", default=5.0)}
+
 
 @lq.utils.register_alias("bnnpp")
 @lq.utils.register_keras_custom_object
@@ -566,6 +571,11 @@ class BNNPlusPlus(_NamedPair):
     """
 
     _forward, _backward = "sign_swish", "forward"
+
+    @classmethod
+    def search_space(cls, hp):
+        """keras-tuner space: the starting mu (the default schedule grows it 100x)."""
+        return {"mu": hp.Float("mu", 0.25, 4.0, sampling="log", default=1.0)}
 
 
 @lq.utils.register_alias("proxconnect")
@@ -602,6 +612,11 @@ class ProxConnect(_NamedPair):
     """
 
     _forward, _backward = "prox", "identity"
+
+    @classmethod
+    def search_space(cls, hp):
+        """keras-tuner space: the starting mu (the default schedule grows it 10x)."""
+        return {"mu": hp.Float("mu", 0.02, 0.5, sampling="log", default=0.1)}
 
     def __init__(self, mu: float = 0.1, **kwargs):
         super().__init__(mu=mu, **kwargs)
@@ -641,6 +656,11 @@ class SteWarmup(_NamedPair):
     """
 
     _forward, _backward = "hardtanh", "ste"
+
+    @classmethod
+    def search_space(cls, hp):
+        """keras-tuner space: the starting temperature T0."""
+        return {"temperature": hp.Float("temperature", 0.25, 4.0, sampling="log", default=1.0)}
 
 
 def annealable_quantizers(model) -> list[ForwardBackwardQuantizer]:

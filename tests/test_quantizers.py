@@ -126,8 +126,9 @@ def _tiny_model(input_quantizer, kernel_quantizer, conv=True):
     x = inputs
     if conv:
         kq = kernel_quantizer if isinstance(kernel_quantizer, str) else Q.clone_quantizer(kernel_quantizer)
-        x = lq.layers.QuantConv2D(4, 3, kernel_quantizer=kq, kernel_constraint="weight_clip",
-                                  use_bias=False, name="conv")(x)
+        iq = input_quantizer if isinstance(input_quantizer, str) else Q.clone_quantizer(input_quantizer)
+        x = lq.layers.QuantConv2D(4, 3, input_quantizer=iq, kernel_quantizer=kq,
+                                  kernel_constraint="weight_clip", use_bias=False, name="conv")(x)
         x = tf.keras.layers.BatchNormalization(name="bn")(x)
     x = tf.keras.layers.Flatten()(x)
     x = lq.layers.QuantDense(10, input_quantizer=input_quantizer, kernel_quantizer=kernel_quantizer,
@@ -150,8 +151,8 @@ def test_string_and_object_for_inputs_and_kernels(name):
     by_object = _tiny_model(Q.get_quantizer(name), Q.get_quantizer(name))
     by_object.set_weights(by_string.get_weights())
     for layer in ("conv", "dense"):
-        assert type(by_string.get_layer(layer).kernel_quantizer) is Q.quantizer_class(name)
-    assert type(by_string.get_layer("dense").input_quantizer) is Q.quantizer_class(name)
+        for role in ("input_quantizer", "kernel_quantizer"):
+            assert type(getattr(by_string.get_layer(layer), role)) is Q.quantizer_class(name)
     np.testing.assert_array_equal(by_string(x).numpy(), by_object(x).numpy())
     assert lq.optimizers.Bop.is_binary_variable(by_string.get_layer("dense").kernel)
     # Annealed state lives outside `weights`: same weight list as a plain ste_sign model.
@@ -357,3 +358,17 @@ def test_benchmark_quick_mode(tmp_path):
         assert report[key]
     assert "| `bnnpp` |" in (tmp_path / "quantizers.md").read_text()
     assert (tmp_path / "quantizers.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("name", ["bnn_plus", "bnnpp", "proxconnect", "ste_warmup"])
+def test_search_space_builds_valid_quantizers(name):
+    import keras_tuner as kt
+
+    hp = kt.HyperParameters()
+    kwargs = Q.quantizer_class(name).search_space(hp)
+    assert kwargs and set(kwargs) <= set(Q.get_quantizer(name).get_config())
+    specs = {spec.name: spec for spec in hp.space}
+    for key in kwargs:  # the range's ends build too (and are > 0)
+        spec = specs[key]
+        for value in (spec.min_value, spec.max_value):
+            assert Q.get_quantizer(name, **{**kwargs, key: value}).get_config()[key] == pytest.approx(value)
