@@ -101,21 +101,19 @@ def test_bnnpp_schedule_ends_with_exact_sign_and_equals_ste_sign_model(digits, t
     assert result.metrics["test_accuracy"] > 0.5  # real digits test set; chance is 0.1
 
 
-class _Interrupt(tf.keras.callbacks.Callback):
-    def __init__(self, at_epoch):
-        super().__init__()
-        self.at_epoch = at_epoch
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if epoch == self.at_epoch:
+def _interrupt_at(stop_epoch):
+    def check(epoch, logs):
+        if epoch == stop_epoch:  # after the checkpoint of the epoch before
             raise KeyboardInterrupt
+
+    return tf.keras.callbacks.LambdaCallback(on_epoch_begin=check)
 
 
 def test_resume_continues_the_schedule(digits, tmp_path):
     config = TrainConfig(model="binarynet_mlp", dataset="digits", quantizer="bnnpp", epochs=3,
                          model_kwargs={"units": 32, "hidden_layers": 1})
     with pytest.raises(KeyboardInterrupt):
-        train(config, tmp_path / "cut", arrays=digits, verbose=0, callbacks=[_Interrupt(2)])
+        train(config, tmp_path / "cut", arrays=digits, verbose=0, callbacks=[_interrupt_at(2)])
     cut = json.loads((tmp_path / "cut" / "history.json").read_text())
     assert cut["sign_swish_mu"] == pytest.approx([1.0, 10.0])
     resumed = train(config, tmp_path / "cut", arrays=digits, verbose=0)
