@@ -124,7 +124,7 @@ def _check_positive(name: str, value) -> float:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}") from None
+        raise ValueError(f"{name} must be a finite number > 0 (allowed range (0, inf)), got {value!r}") from None
     if not (math.isfinite(number) and number > 0):
         raise ValueError(f"{name} must be a finite number > 0 (allowed range (0, inf)), got {value!r}")
     return number
