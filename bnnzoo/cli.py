@@ -16,7 +16,7 @@ __all__ = ["main", "build_parser"]
 
 # Subcommands that live next to their feature: name -> module. Each module has
 # `add_parser(subparsers) -> None`, which adds its parser and sets `func` on it.
-SUBCOMMAND_MODULES: dict[str, str] = {"tune": "bnnzoo.tuning.cli"}
+SUBCOMMAND_MODULES: dict[str, str] = {"tune": "bnnzoo.tuning.cli", "export": "bnnzoo.export"}
 
 
 # ----------------------------------------------------------------- argument types

@@ -1,0 +1,121 @@
+"""The documentation: every Python snippet runs, generated pages are complete.
+
+`mkdocs build --strict` itself runs in `.ci/run` (`make docs`).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+import bnnzoo
+
+REPO = Path(__file__).resolve().parents[1]
+DOCS = REPO / "docs"
+FENCE = re.compile(r"^```python[^\n]*\n(.*?)^```", re.S | re.M)
+
+
+def doc_files() -> list[Path]:
+    files = sorted(DOCS.rglob("*.md"))
+    readme = REPO / "README.md"
+    return files + ([readme] if readme.is_file() else [])
+
+
+def snippets() -> list[tuple[str, str]]:
+    found = []
+    for path in doc_files():
+        for i, code in enumerate(FENCE.findall(path.read_text())):
+            found.append((f"{path.relative_to(REPO)}#{i + 1}", code))
+    return found
+
+
+SNIPPETS = snippets()
+
+
+def load_hooks():
+    spec = importlib.util.spec_from_file_location("bnnzoo_docs_hooks", DOCS / "hooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_docs_have_snippets_on_the_main_pages():
+    names = {name.split("#")[0] for name, _ in SNIPPETS}
+    for page in ("docs/index.md", "docs/training.md", "docs/export.md", "docs/zoo.md"):
+        assert page in names, f"{page} has no Python snippet"
+
+
+@pytest.mark.parametrize("name,code", SNIPPETS, ids=[name for name, _ in SNIPPETS])
+def test_snippet_runs(name, code, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # snippets that write files write them here
+    exec(compile(code, name, "exec"), {"__name__": "__snippet__"})
+
+
+def test_every_quantizer_and_optimizer_is_documented():
+    text = (DOCS / "training.md").read_text()
+    hooks = load_hooks()
+    expanded = hooks.expand(text, DOCS)
+    for name in bnnzoo.quantizers.list_quantizers() + bnnzoo.optimizers.list_optimizers():
+        assert f"`{name}`" in expanded, name
+
+
+def test_zoo_page_lists_every_family_and_card():
+    from bnnzoo import pretrained
+
+    page = load_hooks().expand((DOCS / "zoo.md").read_text(), DOCS)
+    assert "<!-- bnnzoo:" not in page
+    for name in bnnzoo.models.list_models():
+        assert f"| `{name}` |" in page, name
+        for card in pretrained.list_cards(name):
+            assert f"`{card.tag}`" in page
+
+
+def test_nav_lists_existing_pages_only(tmp_path):
+    hooks = load_hooks()
+    (tmp_path / "benchmarks").mkdir()
+    (tmp_path / "benchmarks" / "quantizers.md").write_text("# q\n")
+    (tmp_path / "tuning.md").write_text("# t\n")
+    nav = hooks.extend_nav([{"Home": "index.md"}, {"Benchmarks": [{"Comparison": "benchmarks.md"}]}], tmp_path)
+    assert nav == [
+        {"Home": "index.md"},
+        {"Tuning": "tuning.md"},
+        {"Benchmarks": [{"Comparison": "benchmarks.md"}, {"Quantizers": "benchmarks/quantizers.md"}]},
+    ]
+    page = hooks.expand("<!-- bnnzoo:benchmark-pages -->", tmp_path)
+    assert page == "- [Quantizers](benchmarks/quantizers.md)"
+
+
+def _nav_pages(nav):
+    for item in nav:
+        for value in item.values():
+            if isinstance(value, str):
+                yield value
+            else:
+                yield from _nav_pages(value)
+
+
+def test_mkdocs_config_pages_and_api_modules_exist():
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("tag:", lambda loader, suffix, node: None)
+    config = yaml.load((REPO / "mkdocs.yml").read_text(), Loader=Loader)
+    nav = load_hooks().extend_nav(config["nav"], DOCS)
+    pages = list(_nav_pages(nav))
+    for page in pages:
+        assert (DOCS / page).is_file(), page
+    for path in sorted((DOCS / "api").glob("*.md")):
+        module = path.read_text().split(":::")[1].strip()
+        assert importlib.util.find_spec(module) is not None, module
+        assert f"api/{path.name}" in pages
+    # every public bnnzoo module has an API page
+    for module in ("quantizers", "optimizers", "models", "data", "training", "pretrained",
+                   "tuning", "export", "layers", "callbacks", "fsg"):
+        if importlib.util.find_spec(f"bnnzoo.{module}") is not None:
+            assert (DOCS / "api" / f"{module}.md").is_file(), module
+    assert os.path.exists(REPO / "docs" / "hooks.py")

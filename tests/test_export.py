@@ -1,0 +1,179 @@
+"""Export: every registered family converts with LCE and agrees with Keras.
+
+Models are built small with random weights *and random batch-norm statistics*: with
+the initial statistics (mean 0, variance 1) a binary layer's integer outputs sit
+exactly on the sign threshold, where any runtime may break ties differently.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+
+import larq as lq
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import bnnzoo
+from bnnzoo import export
+from bnnzoo.export import ExportError, export_model
+
+# Input shape and options that keep each family small. Families not listed get
+# max(min_input_size, 32) pixels and width=0.125 where they take a width.
+SMALL = {
+    "binarynet_mlp": ((8, 8, 1), {"units": 64}),
+    "binarynet": ((8, 8, 1), {"width": 1 / 16}),  # 2x2 and 1x1 maps: the small-map fix
+    "binary_resnet20": ((16, 16, 3), {"width": 0.25}),
+    "binary_alexnet": ((64, 64, 3), {}),
+    "dorefanet": ((64, 64, 3), {}),
+    "xnornet": ((96, 96, 3), {}),
+}
+# The families the default suite converts; the others (larq-zoo ImageNet families,
+# each takes ~30-90 s to convert here) run in the slow suite.
+FAST = ("binarynet_mlp", "binarynet")
+# Registered families that cannot be exported, with the reason. (None today.)
+NOT_CONVERTIBLE: dict[str, str] = {}
+
+
+def small_model(name: str, **overrides) -> tf.keras.Model:
+    spec = bnnzoo.models.get_model_spec(name)
+    shape, kwargs = SMALL.get(name, (None, None))
+    if shape is None:
+        size = max(spec.min_input_size, 32)
+        shape = (size, size, 3)
+        kwargs = {"width": 0.125} if "width" in inspect.signature(spec.builder).parameters else {}
+    return bnnzoo.models.create_model(name, input_shape=shape, num_classes=10, **{**kwargs, **overrides})
+
+
+def randomize_batch_norm(model: tf.keras.Model, seed: int = 1) -> tf.keras.Model:
+    rng = np.random.default_rng(seed)
+    for layer in model.submodules:
+        if isinstance(layer, tf.keras.layers.BatchNormalization):
+            n = layer.moving_mean.shape[0]
+            layer.moving_mean.assign(rng.normal(0.37, 3.0, n).astype("float32"))
+            layer.moving_variance.assign(rng.uniform(1.0, 20.0, n).astype("float32"))
+            if layer.beta is not None:
+                layer.beta.assign(rng.normal(0.13, 0.5, n).astype("float32"))
+    return model
+
+
+def images_for(model, n=24, seed=0):
+    return np.random.default_rng(seed).standard_normal((n, *model.input_shape[1:])).astype("float32")
+
+
+def check_family(name, tmp_path):
+    model = randomize_batch_norm(small_model(name))
+    report = export_model(model, "lce", tmp_path / f"{name}.tflite", images=images_for(model),
+                          latency_repeats=3, atol=1e-3)
+    assert report.top1_agreement == 1.0
+    assert report.max_abs_diff <= 1e-3
+    assert report.file_bytes == (tmp_path / f"{name}.tflite").stat().st_size > 0
+    ops = report.ops
+    # A family with binary convolutions must export them as LCE binary kernels.
+    if any(isinstance(l, lq.layers.QuantConv2D) and l.input_quantizer is not None
+           and getattr(l.input_quantizer, "precision", 1) == 1 for l in model.submodules):
+        assert ops.get("LceBconv2d", 0) > 0, ops
+    return report
+
+
+@pytest.mark.parametrize("name", FAST)
+def test_export_small_family_agrees_with_keras(name, tmp_path):
+    assert name in bnnzoo.models.list_models()
+    report = check_family(name, tmp_path)
+    assert "reference kernels" in report.latency_note or "aarch64" in report.latency_note
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [n for n in bnnzoo.models.list_models() if n not in FAST])
+def test_export_every_registered_family(name, tmp_path):
+    if name in NOT_CONVERTIBLE:
+        with pytest.raises(ExportError):
+            check_family(name, tmp_path)
+        return
+    check_family(name, tmp_path)
+
+
+def test_not_convertible_list_names_registered_families():
+    assert set(NOT_CONVERTIBLE) <= set(bnnzoo.models.list_models())
+
+
+def test_small_map_zero_padding_fix_is_exact():
+    """OnePadCorrectedQuantConv2D equals a zero-padded binary conv (strides 1 and 2)."""
+    rng = np.random.default_rng(0)
+    for shape, strides in (((2, 2, 8), 1), ((1, 1, 4), 1), ((5, 3, 4), 2)):
+        layer = lq.layers.QuantConv2D(6, 3, strides=strides, padding="same", input_quantizer="ste_sign",
+                                      kernel_quantizer="ste_sign", use_bias=False)
+        layer.build((None, *shape))
+        fixed = export.OnePadCorrectedQuantConv2D.from_config({**layer.get_config(), "pad_values": 1.0})
+        fixed.build((None, *shape))
+        fixed.set_weights(layer.get_weights())
+        x = rng.standard_normal((4, *shape)).astype("float32")
+        np.testing.assert_array_equal(fixed(x).numpy(), layer(x).numpy())
+
+
+def test_learned_gradient_models_export_plain_sign_layers(tmp_path):
+    """HyperConv + annealed quantizers -> plain QuantConv2D/QuantDense with ste_sign."""
+    model = randomize_batch_norm(bnnzoo.models.create_model(
+        "binarynet", input_shape=(8, 8, 1), width=1 / 16, hyper=True,
+        input_quantizer="ste_warmup", kernel_quantizer="bnnpp"))
+    inference = export.inference_model(model)
+    assert not any(bnnzoo.layers.is_hyper_layer(l) for l in inference.layers)
+    quantizers = [getattr(l, a) for l in inference.layers for a in ("input_quantizer", "kernel_quantizer")
+                  if getattr(l, a, None) is not None]
+    assert quantizers and all(isinstance(q, lq.quantizers.SteSign) for q in quantizers)
+    report = export_model(model, "lce", tmp_path / "hyper.tflite", images=images_for(model),
+                          latency_repeats=0, atol=1e-3)
+    assert report.top1_agreement == 1.0 and report.ops.get("LceBconv2d", 0) == 5
+
+
+def test_annealed_quantizer_at_exact_sign_has_identical_inference_form():
+    model = randomize_batch_norm(bnnzoo.models.create_model(
+        "binarynet_mlp", input_shape=(8, 8, 1), units=32, input_quantizer="bnnpp", kernel_quantizer="bnnpp"))
+    x = images_for(model)
+    for layer in model.layers:
+        for q in (getattr(layer, "input_quantizer", None), getattr(layer, "kernel_quantizer", None)):
+            if q is not None:
+                q.set_annealed(exact_sign=True)
+    inference = export.inference_model(model)
+    assert inference is not model
+    np.testing.assert_allclose(inference.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+
+
+def test_unconvertible_layer_is_named(tmp_path):
+    inputs = tf.keras.Input((8, 8, 1))
+    x = tf.keras.layers.Flatten()(inputs)
+    x = tf.keras.layers.Lambda(lambda t: tf.math.igamma(t * t + 1.0, t * t + 1.0), name="my_igamma")(x)
+    outputs = tf.keras.layers.Dense(10, activation="softmax")(x)
+    model = tf.keras.Model(inputs, outputs)
+    with pytest.raises(ExportError, match=r"layer 'my_igamma' \(Lambda\).*Igamma"):
+        export_model(model, "lce", tmp_path / "bad.tflite", images=images_for(model))
+
+
+def test_bad_arguments():
+    model = small_model("binarynet_mlp")
+    with pytest.raises(ValueError, match="format must be one of lce, tflite, savedmodel, got 'onnx'"):
+        export_model(model, "onnx")
+    with pytest.raises(ExportError, match="neither a run directory"):
+        export.load_source("no/such/run")
+    with pytest.raises(ExportError, match="test images have shape"):
+        export_model(model, "lce", images=np.zeros((2, 4, 4, 1), np.float32))
+
+
+def test_cli_exports_a_run_directory(tmp_path, capsys):
+    from bnnzoo import cli
+    from bnnzoo.training import TrainConfig, train
+
+    run = tmp_path / "run"
+    train(TrainConfig(model="binarynet_mlp", dataset="digits", epochs=1, model_kwargs={"units": 32}),
+          run, verbose=0)
+    out = tmp_path / "model.tflite"
+    assert cli.main(["export", str(run), "--format", "tflite", "--out", str(out), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["dataset"] == "digits" and report["test_images"] == 359
+    assert report["top1_agreement"] == 1.0 and out.stat().st_size == report["file_bytes"]
+    assert cli.main(["export", str(run), "--format", "savedmodel", "--out", str(tmp_path / "sm")]) == 0
+    assert "top-1 agreement 100.00 %" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        cli.main(["export", str(tmp_path / "missing"), "--format", "lce"])
+    assert "neither a run directory" in capsys.readouterr().err
