@@ -61,7 +61,7 @@ FULL = dict(dataset="fashion_mnist", model="binarynet",
             model_kwargs={"filters": [16, 16, 32, 32], "dense_units": [128]},
             epochs=5, seeds=[0, 1, 2], batch_size=64, train_subset=10000,
             timing_batch=64, timing_steps=10, timing_repeats=15)
-QUICK = dict(dataset="digits", model="binarynet_mlp", model_kwargs={"units": 16},
+QUICK = dict(dataset="digits", model="binarynet_mlp", model_kwargs={"units": 8, "hidden_layers": 1},
              epochs=1, seeds=[0], batch_size=64, train_subset=256,
              timing_batch=32, timing_steps=2, timing_repeats=2)
 
