@@ -450,7 +450,7 @@ def train(
         if chief:
             _plot_curves(history, work_dir / "curves.png", f"{config.model} on {config.dataset}")
     shutil.rmtree(ckpt_dir, ignore_errors=True)
-    if not chief:
+    if work_dir != run_dir:  # a private temporary folder (no `out`, or a non-chief worker)
         shutil.rmtree(work_dir, ignore_errors=True)
     return TrainResult(model=model, history=history, metrics=metrics, run_dir=run_dir)
 

@@ -192,3 +192,12 @@ def test_multiworker_training_with_two_local_workers(tmp_path):
     assert all(p.returncode == 0 for p in procs), "\n".join(o[-2000:] for o in outputs)
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["epochs"] == 2 and metrics["test_accuracy"] > 0.5
+
+
+def test_run_without_out_leaves_no_temporary_folder(tmp_path, monkeypatch, digits):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    result = training.train(_small(epochs=1, model_kwargs={"units": 16}), arrays=digits, verbose=0)
+    assert result.run_dir is None and result.history["loss"]
+    assert list(tmp_path.glob("bnnzoo-*")) == []
