@@ -269,7 +269,10 @@ def bop2ndorder(
     point of the validation grid in `benchmarks/optimizers.py` (Fashion-MNIST CNN,
     3 epochs; see `docs/benchmarks/optimizers.md`) and reach 0.947 test accuracy on
     `digits` (binarynet_mlp, 64 units, 8 epochs, batch 32, Adam 1e-2), against 0.916
-    for this builder's first defaults (τ=1e-4, γ=1e-3, biased). With the correction,
+    for this builder's first defaults (τ=1e-4, γ=1e-3, biased); command:
+    `bnnzoo train --optimizer bop2ndorder --model-arg units=64 --epochs 8
+    --batch-size 32 --lr 1e-2` (add `--threshold 1e-4 --gamma 1e-3
+    --bias-correction none` for the old point). With the correction,
     a tiny γ makes m̂_t the running mean of all gradients so far (for
     t ≪ 1/γ), so the threshold compares a mean-over-RMS signal. The authors' code
     defaults (τ=1e-6, γ=1e-6, σ=1e-2, ε=1e-10, biased), which `Bop2ndOrder()` itself
