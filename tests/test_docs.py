@@ -119,3 +119,62 @@ def test_mkdocs_config_pages_and_api_modules_exist():
         if importlib.util.find_spec(f"bnnzoo.{module}") is not None:
             assert (DOCS / "api" / f"{module}.md").is_file(), module
     assert os.path.exists(REPO / "docs" / "hooks.py")
+
+
+# ------------------------------------------------------------ shell snippets
+#
+# Shell blocks show long runs (training for epochs, searches, benchmarks) that the suite
+# cannot afford to execute. What can rot in them is the command line itself, so every
+# `bnnzoo ...` line is parsed by the real CLI parser, `train` lines are turned into a
+# validated TrainConfig, and every script or recipe a block names must exist. The cheap
+# ones (`bnnzoo list`) are really run.
+
+SHELL_FENCE = re.compile(r"^```(?:bash|sh)[^\n]*\n(.*?)^```", re.S | re.M)
+
+
+def shell_commands() -> list[tuple[str, str]]:
+    found = []
+    for path in doc_files():
+        for i, block in enumerate(SHELL_FENCE.findall(path.read_text())):
+            joined = re.sub(r"\\\n\s*", " ", block)
+            for line in joined.splitlines():
+                line = line.split("#", 1)[0].strip()
+                if line:
+                    found.append((f"{path.relative_to(REPO)}#sh{i + 1}", line))
+    return found
+
+
+SHELL_COMMANDS = shell_commands()
+
+
+def test_docs_have_shell_commands():
+    assert sum(line.startswith("bnnzoo ") for _, line in SHELL_COMMANDS) >= 10
+
+
+@pytest.mark.parametrize("name,line", SHELL_COMMANDS, ids=[f"{n}:{l[:40]}" for n, l in SHELL_COMMANDS])
+def test_shell_command_is_valid(name, line, capsys):
+    import shlex
+
+    from bnnzoo import cli
+
+    words = shlex.split(line)
+    if words[0] == "make":
+        targets = re.findall(r"^([a-z-]+):", (REPO / "Makefile").read_text(), re.M)
+        assert set(words[1:]) <= set(targets), f"{name}: unknown make target in {line!r}"
+        return
+    files = [w for w in words if w.endswith((".py", ".toml", ".json")) and "/" in w]
+    for word in files:
+        assert (REPO / word).is_file(), f"{name}: {word} does not exist"
+    if "bnnzoo" not in words:
+        assert files, f"{name}: neither a bnnzoo command nor a script: {line!r}"
+        return
+    argv = words[words.index("bnnzoo") + 1:]
+    try:
+        args = cli.build_parser().parse_args(argv)
+    except SystemExit:
+        pytest.fail(f"{name}: the CLI rejects {line!r}: {capsys.readouterr().err}")
+    if args.command == "train":
+        cli.config_from_args(args)  # names, values and recipe are validated here
+    elif args.command == "list":
+        assert args.func(args) == 0
+        assert "binarynet" in capsys.readouterr().out
