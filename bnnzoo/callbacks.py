@@ -22,7 +22,12 @@ forward exactly `sign`.
     annealing = QuantizerAnnealing(
         ExponentialSchedule(1.0, 0.95), parameter="temperature", final_epoch=199
     )
-    model.fit(x, y, epochs=200, callbacks=[annealing])
+    data = bnnzoo.data.load_arrays("digits")
+    model = bnnzoo.models.create_model("binarynet_mlp", input_shape=(8, 8, 1), units=64,
+                                       input_quantizer="ste_warmup", kernel_quantizer="ste_warmup")
+    model.compile("adam", "sparse_categorical_crossentropy")
+    history = model.fit(data.x_train, data.y_train, epochs=2, callbacks=[annealing], verbose=0)
+    print(history.history["quantizer_temperature"])  # value used in each epoch: [1.0, 0.95]
     ```
 """
 

@@ -21,9 +21,13 @@ training seed, so every run of a dataset sees the same test and validation image
 
 !!! example
     ```python
+    import bnnzoo
+
     splits = bnnzoo.data.load_dataset("digits", batch_size=64)
-    model.fit(splits.train, validation_data=splits.validation, epochs=5)
-    model.evaluate(splits.test)
+    model = bnnzoo.models.create_model("binarynet_mlp", input_shape=(8, 8, 1), units=64)
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(splits.train, validation_data=splits.validation, epochs=2, verbose=0)
+    loss, accuracy = model.evaluate(splits.test, verbose=0)
     ```
 """
 

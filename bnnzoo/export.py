@@ -26,8 +26,10 @@ converted raises `ExportError` naming the layer.
     import bnnzoo
     from bnnzoo.export import export_model
 
-    model = bnnzoo.models.create_model("binarynet_mlp", input_shape=(8, 8, 1), units=64)
-    report = export_model(model, format="lce", out="/tmp/mlp.tflite", dataset="digits")
+    # a trained model: an untrained one has its binary layers' outputs exactly on the
+    # sign threshold, where runtimes may break ties differently
+    model = bnnzoo.models.create_model("binarynet_mlp", weights="digits")
+    report = export_model(model, format="lce", out="mlp.tflite", dataset="digits")
     print(report.summary())
     ```
 """
@@ -49,6 +51,7 @@ import numpy as np
 import tensorflow as tf
 
 __all__ = [
+    "BinaryDenseAsConv2D",
     "FORMATS",
     "ExportError",
     "ExportReport",
@@ -260,11 +263,85 @@ def _lce_small_map_layers(model: tf.keras.Model) -> set[str]:
     return names
 
 
-def lce_compatible_model(model: tf.keras.Model) -> tf.keras.Model:
-    """`model` with every zero-padded binary convolution on a feature map smaller
-    than its kernel replaced by the exact `OnePadCorrectedQuantConv2D` (LCE only).
+class BinaryDenseAsConv2D(lq.layers.QuantConv2D):
+    """A binary dense layer computed as a 1x1 binary convolution, for LCE.
 
-    Nested models with such layers are refused (`ExportError` naming the layer).
+    LCE 0.16 has binary convolutions but no binary fully-connected kernel: a
+    `QuantDense` converts to a float `FULLY_CONNECTED` with ±1 weights stored as
+    float32. This layer takes the same `(batch, features)` input, reshapes it to
+    `(batch, 1, 1, features)`, applies a 1x1 `QuantConv2D` whose kernel is the dense
+    kernel reshaped to `(1, 1, features, units)`, and flattens the result, so the
+    outputs are identical and LCE converts it to a bit-packed `LceBconv2d`.
+
+    !!! example
+        ```python
+        import larq as lq
+        import numpy as np
+        from bnnzoo.export import BinaryDenseAsConv2D
+
+        dense = lq.layers.QuantDense(8, input_quantizer="ste_sign", kernel_quantizer="ste_sign")
+        dense.build((None, 16))
+        conv = BinaryDenseAsConv2D.from_dense(dense)
+        x = np.random.default_rng(0).standard_normal((2, 16)).astype("float32")
+        assert (conv(x).numpy() == dense(x).numpy()).all()
+        ```
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.input_spec = tf.keras.layers.InputSpec(ndim=2)
+
+    @classmethod
+    def from_dense(cls, dense: lq.layers.QuantDense) -> "BinaryDenseAsConv2D":
+        """The equivalent layer for `dense`, built and holding `dense`'s weights when
+        `dense` is built."""
+        config = dict(dense.get_config())
+        config["filters"] = config.pop("units")
+        config["kernel_size"] = 1
+        layer = cls.from_config(config)
+        if dense.built:
+            features = int(dense.kernel.shape[0])
+            layer.build(tf.TensorShape([None, features]))
+            weights = dense.get_weights()
+            layer.set_weights([weights[0].reshape(1, 1, *weights[0].shape), *weights[1:]])
+        return layer
+
+    def build(self, input_shape):
+        features = int(tf.TensorShape(input_shape)[-1])
+        super().build(tf.TensorShape([None, 1, 1, features]))
+        self.input_spec = tf.keras.layers.InputSpec(ndim=2, axes={-1: features})
+
+    def call(self, inputs):
+        outputs = super().call(tf.reshape(inputs, [-1, 1, 1, inputs.shape[-1]]))
+        return tf.reshape(outputs, [-1, self.filters])
+
+
+def _binary_dense_layers(model: tf.keras.Model) -> set[str]:
+    """Names of `model`'s QuantDense layers with binary inputs and kernels on 2-D inputs."""
+    names = set()
+    for layer in model.layers:
+        if type(layer) is not lq.layers.QuantDense:
+            continue
+        if layer.input_quantizer is None or layer.kernel_quantizer is None:
+            continue
+        if any(getattr(q, "precision", 1) != 1 for q in (layer.input_quantizer, layer.kernel_quantizer)):
+            continue
+        if len(layer.input_shape) == 2:
+            names.add(layer.name)
+    return names
+
+
+def lce_compatible_model(model: tf.keras.Model) -> tf.keras.Model:
+    """`model` rewritten where LCE 0.16 would otherwise be wrong or wasteful (LCE only).
+
+    - every zero-padded binary convolution on a feature map smaller than its kernel
+      becomes the exact `OnePadCorrectedQuantConv2D`;
+    - every binary `QuantDense` on a 2-D input becomes `BinaryDenseAsConv2D`, so it is
+      stored bit-packed instead of as float32 ±1 weights.
+
+    Outputs are unchanged. Nested models with small-map convolutions are refused
+    (`ExportError` naming the layer); dense layers inside nested models are left as
+    they are.
     """
     for layer in _all_layers(model):
         if isinstance(layer, tf.keras.Model) and _lce_small_map_layers(layer):
@@ -274,19 +351,26 @@ def lce_compatible_model(model: tf.keras.Model) -> tf.keras.Model:
                 "on a map smaller than its kernel is computed wrongly by LCE 0.16; use "
                 "pad_values=1.0 or a larger input size"
             )
-    names = _lce_small_map_layers(model)
-    if not names:
+    small_maps = _lce_small_map_layers(model)
+    dense = _binary_dense_layers(model)
+    if not small_maps and not dense:
         return model
 
     def clone(layer):
-        if layer.name in names:
+        if layer.name in small_maps:
             config = layer.get_config()
             config["pad_values"] = 1.0
             return OnePadCorrectedQuantConv2D.from_config(config)
+        if layer.name in dense:
+            return BinaryDenseAsConv2D.from_dense(layer)
         return layer.__class__.from_config(layer.get_config())
 
     new = tf.keras.models.clone_model(model, clone_function=clone)
-    new.set_weights(model.get_weights())
+    for old_layer, new_layer in zip(model.layers, new.layers):
+        weights = old_layer.get_weights()
+        if old_layer.name in dense and weights:
+            weights = [weights[0].reshape(1, 1, *weights[0].shape), *weights[1:]]
+        new_layer.set_weights(weights)
     return new
 
 

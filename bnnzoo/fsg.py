@@ -11,11 +11,12 @@ quantized kernels. A normal `model.fit` script changes in two lines:
     ```python
     import bnnzoo
 
-    model = bnnzoo.models.create("binarynet_mlp", input_shape=(8, 8, 1), units=64)
+    data = bnnzoo.data.load_arrays("digits")
+    model = bnnzoo.models.create_model("binarynet_mlp", input_shape=(8, 8, 1), units=64)
     model = bnnzoo.fsg.wrap(model)                                    # 1
     model.compile(optimizer=bnnzoo.optimizers.FSG(slow_net="gru"),    # 2
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(x, y, epochs=10)
+    model.fit(data.x_train, data.y_train, epochs=1, verbose=0)
     plain = bnnzoo.fsg.unwrap(model)  # a plain functional model for export
     ```
 

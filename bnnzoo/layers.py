@@ -152,8 +152,13 @@ class HyperConv2D(_HyperKernel, lq.layers.QuantConv2D):
 
     !!! example
         ```python
-        x = bnnzoo.layers.HyperConv2D(32, 3, input_quantizer="ste_sign",
+        import numpy as np
+        import bnnzoo
+
+        x = np.ones((2, 8, 8, 3), "float32")
+        y = bnnzoo.layers.HyperConv2D(32, 3, input_quantizer="ste_sign",
                                       kernel_quantizer="ste_sign")(x)
+        assert y.shape == (2, 6, 6, 32)
         ```
 
     # Arguments
@@ -206,8 +211,13 @@ class HyperDense(_HyperKernel, lq.layers.QuantDense):
 
     !!! example
         ```python
-        x = bnnzoo.layers.HyperDense(10, input_quantizer="ste_sign",
+        import numpy as np
+        import bnnzoo
+
+        x = np.ones((2, 16), "float32")
+        y = bnnzoo.layers.HyperDense(10, input_quantizer="ste_sign",
                                      kernel_quantizer="ste_sign")(x)
+        assert y.shape == (2, 10)
         ```
 
     # Arguments

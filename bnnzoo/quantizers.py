@@ -469,7 +469,12 @@ class BinaryConnect(_NamedPair):
 
     !!! example
         ```python
+        import larq as lq
+        import numpy as np
+        import bnnzoo  # registers the string aliases
+
         layer = lq.layers.QuantDense(64, kernel_quantizer="binary_connect")
+        y = layer(np.ones((2, 16), "float32"))  # kernel binarized with sign
         ```
 
     # References
@@ -494,7 +499,12 @@ class BNN(_NamedPair):
 
     !!! example
         ```python
+        import larq as lq
+        import numpy as np
+        import bnnzoo  # registers the string aliases
+
         layer = lq.layers.QuantDense(64, input_quantizer="bnn", kernel_quantizer="bnn")
+        y = layer(np.ones((2, 16), "float32"))
         ```
 
     # Arguments
@@ -523,7 +533,11 @@ class BNNPlus(_NamedPair):
 
     !!! example
         ```python
+        import larq as lq
+        from bnnzoo.quantizers import BNNPlus
+
         layer = lq.layers.QuantDense(64, kernel_quantizer=BNNPlus(beta=5.0))
+        assert BNNPlus(beta=5.0).get_config()["beta"] == 5.0
         ```
 
     # Arguments
@@ -558,7 +572,12 @@ class BNNPlusPlus(_NamedPair):
 
     !!! example
         ```python
+        import larq as lq
+        import numpy as np
+        import bnnzoo  # registers the string aliases
+
         layer = lq.layers.QuantDense(64, input_quantizer="bnnpp", kernel_quantizer="bnnpp")
+        y = layer(np.ones((2, 16), "float32"))
         ```
 
     # Arguments
@@ -598,6 +617,9 @@ class ProxConnect(_NamedPair):
 
     !!! example
         ```python
+        import larq as lq
+        from bnnzoo.quantizers import ProxConnect
+
         layer = lq.layers.QuantDense(64, kernel_quantizer=ProxConnect(mu=0.1))
         ```
 
@@ -640,9 +662,14 @@ class SteWarmup(_NamedPair):
 
     !!! example
         ```python
+        import larq as lq
+        import numpy as np
+        import bnnzoo  # registers the string aliases
+
         layer = lq.layers.QuantConv2D(
             64, 3, input_quantizer="ste_warmup", kernel_quantizer="ste_warmup"
         )
+        y = layer(np.ones((1, 8, 8, 3), "float32"))
         ```
 
     # Arguments

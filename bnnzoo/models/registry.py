@@ -130,7 +130,10 @@ def create_model(
 
     !!! example
         ```python
+        import bnnzoo
+
         model = bnnzoo.models.create_model("binarynet_mlp", input_shape=(8, 8, 1))
+        pretrained = bnnzoo.models.create_model("binarynet_mlp", weights="digits")
         ```
     """
     spec = get_model_spec(name)

@@ -119,6 +119,10 @@ class Bop2ndOrder(_Optimizer):
 
     !!! example
         ```python
+        import larq as lq
+        import tensorflow as tf
+        import bnnzoo
+
         optimizer = lq.optimizers.CaseOptimizer(
             (
                 bnnzoo.optimizers.Bop2ndOrder.is_binary_variable,
@@ -126,7 +130,10 @@ class Bop2ndOrder(_Optimizer):
             ),
             default_optimizer=tf.keras.optimizers.legacy.Adam(0.01),
         )
+        model = bnnzoo.models.create_model("binarynet_mlp", input_shape=(8, 8, 1), units=64)
         model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
+        data = bnnzoo.data.load_arrays("digits")
+        model.fit(data.x_train, data.y_train, epochs=1, verbose=0)
         ```
 
     # Arguments

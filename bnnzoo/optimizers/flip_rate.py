@@ -60,8 +60,14 @@ class FlipRate(tf.keras.callbacks.Callback):
 
     !!! example
         ```python
-        history = model.fit(x, y, epochs=5, callbacks=[bnnzoo.callbacks.FlipRate()])
-        history.history["flip_rate"]  # one value per epoch
+        import bnnzoo
+
+        data = bnnzoo.data.load_arrays("digits")
+        model = bnnzoo.models.create_model("binarynet_mlp", input_shape=(8, 8, 1), units=64)
+        model.compile(bnnzoo.optimizers.get_optimizer("bop"), "sparse_categorical_crossentropy")
+        history = model.fit(data.x_train, data.y_train, epochs=2, verbose=0,
+                            callbacks=[bnnzoo.callbacks.FlipRate()])
+        print(history.history["flip_rate"])  # one value per epoch
         ```
 
     # Arguments

@@ -52,8 +52,11 @@ The model must run FSG's training step: wrap it with `bnnzoo.fsg.wrap(model)` be
 
 !!! example
     ```python
+    import tensorflow as tf
     import bnnzoo
 
+    data = bnnzoo.data.load_arrays("digits")
+    model = bnnzoo.models.create_model("binarynet_mlp", input_shape=(8, 8, 1), units=64)
     model = bnnzoo.fsg.wrap(model)
     model.compile(
         optimizer=bnnzoo.optimizers.FSG(
@@ -62,7 +65,7 @@ The model must run FSG's training step: wrap it with `bnnzoo.fsg.wrap(model)` be
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
-    model.fit(x, y, epochs=5)
+    model.fit(data.x_train, data.y_train, epochs=1, verbose=0)
     ```
 
 # References
@@ -323,8 +326,12 @@ class FSG(tf.keras.optimizers.legacy.Optimizer):
 
     !!! example
         ```python
+        import bnnzoo
+
+        model = bnnzoo.models.create_model("binarynet_mlp", input_shape=(8, 8, 1), units=64)
         model = bnnzoo.fsg.wrap(model)
-        model.compile(optimizer=bnnzoo.optimizers.FSG(slow_net="attention"), loss=...)
+        model.compile(optimizer=bnnzoo.optimizers.FSG(slow_net="attention"),
+                      loss="sparse_categorical_crossentropy")
         ```
 
     # References
