@@ -19,8 +19,6 @@ version on digits (for the test suite).
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import datetime
 import json
 import os
@@ -40,6 +38,9 @@ from bnnzoo import training  # noqa: E402
 from bnnzoo.optimizers import get_optimizer  # noqa: E402
 from bnnzoo.optimizers.fsg import binary_kernel_layers  # noqa: E402
 from bnnzoo.training import TrainConfig  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import TestAccuracy, base_parser, settings_from, subset  # noqa: E402
 
 METHODS = {
     "ste": dict(optimizer="adam", quantizer="ste_sign", model_kwargs={}),
@@ -72,23 +73,8 @@ class StepTimer(tf.keras.callbacks.Callback):
             self.seconds.append(time.perf_counter() - self._started)
 
 
-class TestAccuracy(tf.keras.callbacks.Callback):
-    """Test accuracy after every epoch, into `logs["test_accuracy"]`."""
-
-    def __init__(self, x, y):
-        super().__init__()
-        self.x, self.y = x, y
-
-    def on_epoch_end(self, epoch, logs=None):
-        pred = self.model.predict(self.x, batch_size=512, verbose=0)
-        logs["test_accuracy"] = float(np.mean(np.argmax(pred, 1) == self.y))
 
 
-def subset(arrays, n, seed=1234):
-    if not n or n >= len(arrays.x_train):
-        return arrays
-    idx = np.random.default_rng(seed).permutation(len(arrays.x_train))[:n]
-    return dataclasses.replace(arrays, x_train=arrays.x_train[idx], y_train=arrays.y_train[idx])
 
 
 def config_for(settings, method, seed, epochs=None):
@@ -269,18 +255,8 @@ def write_markdown(report, path):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--quick", action="store_true", help="seconds-long run on digits (tests)")
-    p.add_argument("--out-dir", default="docs/benchmarks")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--seeds", type=int, nargs="+")
-    p.add_argument("--train-subset", type=int, help="training examples used (0: all)")
-    p.add_argument("--verbose", type=int, default=0)
-    args = p.parse_args(argv)
-    settings = dict(QUICK if args.quick else FULL)
-    for key in ("epochs", "seeds", "train_subset"):
-        if getattr(args, key) is not None:
-            settings[key] = getattr(args, key)
+    args = base_parser(__doc__.split("\n")[0]).parse_args(argv)
+    settings = settings_from(args, FULL, QUICK)
     started = time.perf_counter()
     arrays = subset(bnnzoo.data.load_arrays(settings["dataset"]), settings["train_subset"])
     if settings["timing_rounds"]:

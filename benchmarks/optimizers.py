@@ -20,8 +20,6 @@ version on the digits data (for the test suite).
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import datetime
 import json
 import os
@@ -40,6 +38,9 @@ import bnnzoo  # noqa: E402
 from bnnzoo import training  # noqa: E402
 from bnnzoo.optimizers import get_optimizer  # noqa: E402
 from bnnzoo.training import TrainConfig  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import TestAccuracy, base_parser, settings_from, subset  # noqa: E402
 
 # Hyperparameters per compared optimizer. Chosen on the validation split only
 # (see TUNING below and the .md); `learning_rate` is Adam's for real-valued variables.
@@ -66,25 +67,8 @@ QUICK = dict(dataset="digits", model="binarynet_mlp", model_kwargs={"units": 8, 
              timing_batch=32, timing_steps=2, timing_repeats=2)
 
 
-class TestAccuracy(tf.keras.callbacks.Callback):
-    """Evaluates the test split after every epoch and logs `test_accuracy`."""
-
-    def __init__(self, x, y):
-        super().__init__()
-        self.data = bnnzoo.data.eval_pipeline(x, y, 512)
-
-    def on_epoch_end(self, epoch, logs=None):
-        _, acc = self.model.evaluate(self.data, verbose=0)
-        if logs is not None:
-            logs["test_accuracy"] = float(acc)
 
 
-def subset(arrays, n, seed=1234):
-    """The first `n` training examples of a fixed permutation (validation/test untouched)."""
-    if not n or n >= len(arrays.x_train):
-        return arrays
-    idx = np.random.default_rng(seed).permutation(len(arrays.x_train))[:n]
-    return dataclasses.replace(arrays, x_train=arrays.x_train[idx], y_train=arrays.y_train[idx])
 
 
 # Validation-split grid (one seed, `TUNING_EPOCHS` epochs); `--tune` runs it.
@@ -390,25 +374,13 @@ def write_markdown(report, path):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--quick", action="store_true", help="seconds-long run on digits (tests)")
-    p.add_argument("--out-dir", default="docs/benchmarks")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--seeds", type=int, nargs="+")
-    p.add_argument("--train-subset", type=int, help="training examples used (0: all)")
+    p = base_parser(__doc__.split("\n")[0])
     p.add_argument("--skip-convergence", action="store_true")
-    p.add_argument("--verbose", type=int, default=0)
     p.add_argument("--tune", metavar="JSON", help="run the validation grid, write it to JSON, exit")
     p.add_argument("--tuning-results", metavar="JSON", help="grid results to embed in the report")
     args = p.parse_args(argv)
 
-    settings = dict(QUICK if args.quick else FULL)
-    if args.epochs:
-        settings["epochs"] = args.epochs
-    if args.seeds:
-        settings["seeds"] = args.seeds
-    if args.train_subset is not None:
-        settings["train_subset"] = args.train_subset or None
+    settings = settings_from(args, FULL, QUICK)
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()

@@ -367,10 +367,8 @@ def lce_compatible_model(model: tf.keras.Model) -> tf.keras.Model:
 
     new = tf.keras.models.clone_model(model, clone_function=clone)
     for old_layer, new_layer in zip(model.layers, new.layers):
-        weights = old_layer.get_weights()
-        if old_layer.name in dense and weights:
-            weights = [weights[0].reshape(1, 1, *weights[0].shape), *weights[1:]]
-        new_layer.set_weights(weights)
+        if old_layer.name not in dense:  # `from_dense` already copied those (reshaped)
+            new_layer.set_weights(old_layer.get_weights())
     return new
 
 

@@ -4,7 +4,9 @@ TensorFlow is split into 2 logical CPU devices before anything else touches it, 
 that `tf.distribute.MirroredStrategy` tests run on this CPU-only machine.
 """
 
+import importlib.util
 import os
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -36,6 +38,22 @@ def digits():
 def fashion():
     """Real Fashion-MNIST arrays (CI installs Debian's dataset-fashion-mnist)."""
     return bnnzoo.data.load_arrays("fashion_mnist")
+
+
+@pytest.fixture(scope="session")
+def load_script():
+    """`load_script("benchmarks/x.py")` imports a repository script by its path
+    (benchmarks and training scripts are not part of the package)."""
+    repo = Path(__file__).resolve().parents[1]
+
+    def load(relative: str):
+        path = repo / relative
+        spec = importlib.util.spec_from_file_location(f"bnnzoo_script_{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
 
 
 @pytest.fixture(scope="session")

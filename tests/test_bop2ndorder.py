@@ -470,19 +470,12 @@ def test_search_space_yields_builder_kwargs():
 # ----------------------------------------------------------------- benchmark script
 
 
-def _benchmark_module():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "optimizers.py"
-    spec = importlib.util.spec_from_file_location("bnnzoo_bench_optimizers", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture
+def bench(load_script):
+    return load_script("benchmarks/optimizers.py")
 
 
-def test_benchmark_summary_arithmetic():
-    bench = _benchmark_module()
+def test_benchmark_summary_arithmetic(bench):
     assert bench.first_epoch_reaching([0.5, 0.7, 0.69, 0.8], 0.7) == 2
     assert bench.first_epoch_reaching([0.5, 0.6], 0.7) is None
     curves = {"adam_ste": [0.1, 0.2, 0.3], "bop": [0.5, 0.7, 0.7],
@@ -496,8 +489,7 @@ def test_benchmark_summary_arithmetic():
     assert out["final_test_accuracy_spread"]["adam_ste"]["max"] == pytest.approx(0.32)
 
 
-def test_benchmark_quick_mode_writes_report(tmp_path):
-    bench = _benchmark_module()
+def test_benchmark_quick_mode_writes_report(tmp_path, bench):
     bench.main(["--quick", "--out-dir", str(tmp_path)])
     report = json.loads((tmp_path / "optimizers.json").read_text())
     summary = report["summary"]

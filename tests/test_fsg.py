@@ -212,14 +212,8 @@ def test_mirrored_strategy_keeps_replicas_in_sync(digits, mirrored_strategy):
         np.testing.assert_array_equal(first, second)
 
 
-def test_benchmark_quick_mode(tmp_path):
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).parents[1] / "benchmarks" / "learned_gradients.py"
-    spec = importlib.util.spec_from_file_location("learned_gradients", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def test_benchmark_quick_mode(tmp_path, load_script):
+    module = load_script("benchmarks/learned_gradients.py")
     report = module.main(["--quick", "--out-dir", str(tmp_path)])
     summary = report["summary"]
     assert set(summary["final_test_accuracy"]) == set(module.METHODS)

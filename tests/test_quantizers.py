@@ -338,14 +338,8 @@ def test_bad_pairs_and_set_annealed():
 
 
 
-def test_benchmark_quick_mode(tmp_path):
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "quantizers.py"
-    spec = importlib.util.spec_from_file_location("quantizers_benchmark", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+def test_benchmark_quick_mode(tmp_path, load_script):
+    bench = load_script("benchmarks/quantizers.py")
     assert bench.main(["--quick", "--out-dir", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "quantizers.json").read_text())
     summary = report["summary"]
