@@ -2,7 +2,9 @@
 
 It lives outside the package because importing `bnnzoo` imports TensorFlow, and the
 CLI must quiet TensorFlow's start-up logging before that happens; library users
-keep TensorFlow's defaults.
+keep TensorFlow's defaults. Importing `bnnzoo.cli` runs `bnnzoo/__init__.py` first,
+which selects Keras 2 (TF_USE_LEGACY_KERAS on the TF 2.19 stack) before TensorFlow
+is imported; that is the one place it is done.
 """
 
 import os

@@ -22,6 +22,7 @@ import tensorflow as tf
 from keras_tuner.src.distribute import utils as _dist_utils
 from keras_tuner.src.engine import trial as _trial_module
 
+from bnnzoo import training as _training
 from bnnzoo.tuning.hypermodel import OBJECTIVE, BNNHyperModel
 
 __all__ = ["TUNERS", "list_tuners", "make_tuner", "format_hp_values"]
@@ -63,6 +64,26 @@ class _BNNTunerMixin:
             stop.set()
             if beat is not None:
                 beat.join()
+
+    # keras-tuner checks models against its own `keras`, which is Keras 3 on the TF 2.19
+    # stack, while bnnzoo's models are tf.keras (tf-keras) models there. These two
+    # replace the paths that check (`_try_build`) or read keras-tuner's own checkpoint
+    # (`load_model`, used by `get_best_models`), which bnnzoo's run_trial never writes.
+    def _try_build(self, hp):
+        tf.keras.backend.clear_session()
+        gc.collect()
+        model = self._build_hypermodel(hp)
+        if not isinstance(model, tf.keras.Model):
+            raise kt.errors.FatalTypeError(
+                f"HyperModel.build() must return a tf.keras Model, got {model!r} of type {type(model)}"
+            )
+        if self.max_model_size and model.count_params() > self.max_model_size:
+            raise kt.errors.FailedTrialError(f"Oversized model: {model.count_params()} parameters. Skip model.")
+        return model
+
+    def load_model(self, trial):
+        """The trained model of `trial`, from its run directory (`<trial dir>/run/model.keras`)."""
+        return _training.load_model(os.path.join(self.get_trial_dir(trial.trial_id), RUN_SUBDIR))
 
     def _heartbeat(self, trial_id, stop: threading.Event):
         while not stop.wait(self.heartbeat_seconds):
