@@ -98,9 +98,33 @@ def split_logical_cpus(count: int | None) -> None:
     )
 
 
+# Set by `main` from `--debug`: errors keep their traceback instead of one line.
+_DEBUG = False
+
+
 def _fail(message: str) -> None:
+    if _DEBUG and sys.exc_info()[1] is not None:
+        raise  # noqa: PLE0704  (--debug: the exception being handled, with its traceback)
     print(f"bnnzoo: error: {message}", file=sys.stderr)
     raise SystemExit(2)
+
+
+def _one_line(err: BaseException) -> str:
+    """An exception as one line (some libraries' messages span several)."""
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+def _is_expected(err: BaseException) -> bool:
+    """Whether `err` is a failure of the inputs (files, data, arguments), not a bug.
+
+    Those are reported in one line on stderr; anything else keeps its traceback.
+    """
+    import zipfile
+
+    expected: tuple[type, ...] = (ValueError, OSError, EOFError, zipfile.BadZipFile)
+    if "bnnzoo.data" in sys.modules:
+        expected += (sys.modules["bnnzoo.data"].DataUnavailableError,)
+    return isinstance(err, expected)
 
 
 # ----------------------------------------------------------------- list
@@ -159,17 +183,27 @@ def add_train_parser(sub) -> None:
     p.add_argument("--optimizer-arg", type=key_value, action="append", default=[], metavar="K=V")
     p.add_argument("--quantizer-arg", type=key_value, action="append", default=[], metavar="K=V")
     p.add_argument("--model-arg", type=key_value, action="append", default=[], metavar="K=V")
+    p.add_argument("--annealing", choices=("default", "compressed", "none"),
+                   help="quantizer annealing rule (bnnpp, ste_warmup, proxconnect): the papers' "
+                        "bounded rules, the warm-up squeezed into short runs, or none")
+    p.add_argument("--lr-schedule", choices=("constant", "linear", "halving", "step"),
+                   help="learning-rate schedule over the run (default constant)")
+    p.add_argument("--clipnorm", type=positive_float, help="global gradient-norm clip of every optimizer")
+    p.add_argument("--init-from", metavar="RUN_DIR",
+                   help="initialize the weights from a run directory or saved model of the same network")
     p.add_argument("--strategy", choices=("default", "mirrored", "multiworker"))
     p.add_argument("--logical-cpus", type=positive_int,
                    help="split the CPU into N logical devices (for --strategy mirrored without GPUs)")
     p.add_argument("--out", help="run directory (default runs/<model>-<dataset>-<optimizer>-<quantizer>)")
-    p.add_argument("--no-resume", action="store_true", help="start over even if --out holds an unfinished run")
+    p.add_argument("--no-resume", action="store_true", help="start over even if --out holds a run of this config")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run --out holds, even a finished one of another config")
     p.set_defaults(func=cmd_train)
 
 
 _TRAIN_FIELDS = ("model", "dataset", "optimizer", "quantizer", "input_quantizer", "kernel_quantizer",
                  "epochs", "batch_size", "learning_rate", "seed", "validation_fraction", "data_dir",
-                 "strategy")
+                 "strategy", "annealing", "lr_schedule", "clipnorm", "init_from")
 
 
 def config_from_args(args):
@@ -198,8 +232,10 @@ def cmd_train(args) -> int:
     split_logical_cpus(args.logical_cpus)
     try:
         config = config_from_args(args)
-    except (ValueError, FileNotFoundError) as err:
-        _fail(str(err))
+    except (ValueError, TypeError, OSError) as err:
+        # TOML/JSON decode errors give the line but not the file.
+        where = f"recipe {args.recipe}: " if args.recipe and args.recipe not in str(err) else ""
+        _fail(where + _one_line(err))
     # Validate optimizer and quantizer arguments before loading any data.
     from bnnzoo import data, optimizers
 
@@ -218,7 +254,7 @@ def cmd_train(args) -> int:
     print(f"Training {config.model} on {config.dataset} with {config.optimizer} + {config.quantizer} "
           f"for {config.epochs} epochs -> {out}", flush=True)
     try:
-        result = training.train(config, out, resume=not args.no_resume)
+        result = training.train(config, out, resume=not args.no_resume, overwrite=args.overwrite)
     except (DataUnavailableError, FileNotFoundError) as err:
         _fail(str(err))
     if args.recipe:
@@ -228,7 +264,8 @@ def cmd_train(args) -> int:
             pretrained = None
         if pretrained is not None and hasattr(pretrained, "publish_from_recipe"):
             pretrained.publish_from_recipe(args.recipe, out)
-    m = result.metrics
+    # Values read back from metrics.json may be null (a NaN loss is written as null).
+    m = {k: float("nan") if v is None else v for k, v in result.metrics.items()}
     print(f"test accuracy: {m['test_accuracy']:.4f}  (loss {m['test_loss']:.4f}, "
           f"{m['wall_seconds']:.1f} s, weights {m['weight_memory_bytes'] / 1024:.1f} KiB = "
           f"{m['memory_ratio_vs_float32']:.3f} of float32)")
@@ -297,13 +334,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     for module in SUBCOMMAND_MODULES.values():
         importlib.import_module(module).add_parser(sub)
+    debug_help = "show the full traceback of an error instead of one line"
+    parser.add_argument("--debug", action="store_true", help=debug_help)
+    for subparser in sub.choices.values():  # also accepted after the subcommand
+        subparser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=debug_help)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the `bnnzoo` command; expected failures end as one line on stderr and exit 2.
+
+    Args:
+        argv: the arguments (default: `sys.argv[1:]`).
+    """
+    global _DEBUG
     quiet_tensorflow()  # also done by the console-script shim, before bnnzoo imports TF
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    _DEBUG = bool(args.debug)
+    try:
+        return args.func(args)
+    except Exception as err:  # noqa: BLE001  (sorted by _is_expected)
+        if not _is_expected(err):
+            raise
+        _fail(_one_line(err))
 
 
 if __name__ == "__main__":

@@ -5,9 +5,10 @@ Sources, by name:
 - `"digits"`: scikit-learn's bundled 8×8 handwritten digits (1797 images). Ships
   inside the scikit-learn wheel, so it loads with no network. The default.
 - `"fashion_mnist"`: the real Fashion-MNIST (60k train / 10k test, 28×28) read from
-  the idx files of Debian's `dataset-fashion-mnist` package
-  (`/usr/share/datasets/fashion-mnist/`), from `$BNNZOO_FASHION_MNIST_DIR`, or from
-  `data_dir`.
+  the idx files in `data_dir` if given, else `$BNNZOO_FASHION_MNIST_DIR`, Debian's
+  `dataset-fashion-mnist` package (`/usr/share/datasets/fashion-mnist/`) or bnnzoo's
+  cache (`~/.cache/bnnzoo/fashion-mnist`, or `$BNNZOO_CACHE/fashion-mnist`), which
+  `python -m bnnzoo.datasets_cache` (run by `make test`) fills without root.
 - any other name is passed to `tensorflow_datasets` (`"cifar10"`, `"mnist"`, ...).
   Data that is not prepared locally is only downloaded when the download host
   answers within a few seconds; offline, a clear error is raised at once instead
@@ -37,6 +38,7 @@ import gzip
 import os
 import socket
 import struct
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -181,14 +183,21 @@ def _read_idx(path: Path) -> np.ndarray:
 
 
 def _fashion_mnist_dir(data_dir: str | os.PathLike | None) -> Path:
-    candidates = [data_dir, os.environ.get(FASHION_MNIST_ENV), FASHION_MNIST_DEFAULT_DIR]
+    from bnnzoo import datasets_cache  # stdlib only; also run by `make` before TF exists
+
+    # An explicit data_dir is the only place looked in: a wrong folder is an error,
+    # not a silent switch to another copy.
+    candidates = [data_dir] if data_dir else [
+        os.environ.get(FASHION_MNIST_ENV), FASHION_MNIST_DEFAULT_DIR, datasets_cache.fashion_mnist_cache_dir()
+    ]
     for cand in candidates:
         if cand and all((Path(cand) / f).is_file() for f in _FASHION_FILES.values()):
             return Path(cand)
     searched = ", ".join(str(c) for c in candidates if c)
     raise DataUnavailableError(
         "Fashion-MNIST files not found (looked in: "
-        f"{searched}). Install them with `apt-get install dataset-fashion-mnist` "
+        f"{searched}). Fetch them into the cache with `python -m bnnzoo.datasets_cache` "
+        "(`make test` does this), install them with `apt-get install dataset-fashion-mnist` "
         f"(Debian/Ubuntu), or set {FASHION_MNIST_ENV} (or pass data_dir) to a folder "
         f"holding {', '.join(_FASHION_FILES.values())}."
     )
@@ -204,18 +213,86 @@ def _load_fashion_mnist(data_dir) -> dict[str, np.ndarray]:
     return arrays
 
 
+_SPLIT_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+
 def _load_npz(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path) as f:
-        missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in f]
-        if missing:
-            raise ValueError(f"{path} lacks the arrays {missing}; it needs x_train, y_train, x_test, y_test")
-        arrays = {k: np.asarray(f[k]) for k in ("x_train", "y_train", "x_test", "y_test")}
-    for k in ("x_train", "x_test"):
-        x = arrays[k].astype(np.float32)
-        arrays[k] = x[..., None] if x.ndim == 3 else x
-    for k in ("y_train", "y_test"):
-        arrays[k] = arrays[k].astype(np.int32).reshape(-1)
-    return arrays
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            missing = [k for k in _SPLIT_KEYS if k not in f]
+            if missing:
+                raise ValueError(f"{path} lacks the arrays {missing}; it needs x_train, y_train, x_test, y_test")
+            return {k: np.asarray(f[k]) for k in _SPLIT_KEYS}
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
+        if str(path) in str(err):
+            raise
+        detail = " ".join(str(err).split())[:200]
+        raise ValueError(f"{path} is not a readable .npz file (truncated, corrupted or holding "
+                         f"Python objects): {detail}") from err
+
+
+def _check_images(name: str, key: str, x: np.ndarray, allow_nan: bool) -> np.ndarray:
+    """`x` as float32 NHWC, or `ValueError` naming the array and the dimension."""
+    if x.dtype.kind not in "biuf":
+        raise ValueError(f"dataset {name!r}: {key} must hold numbers, got dtype {x.dtype}")
+    if x.ndim not in (3, 4):
+        raise ValueError(f"dataset {name!r}: {key} must have 3 (N, H, W) or 4 (N, H, W, C) dimensions, "
+                         f"got {x.ndim} (shape {x.shape})")
+    if len(x) == 0 or 0 in x.shape[1:]:
+        raise ValueError(f"dataset {name!r}: {key} is empty (shape {x.shape})")
+    with np.errstate(over="ignore"):  # values beyond float32 become Inf, refused below
+        x = x.astype(np.float32, copy=False)
+    if not allow_nan:
+        bad = ~np.isfinite(x)
+        if bad.any():
+            first = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(f"dataset {name!r}: {key} holds {int(bad.sum())} NaN/Inf values (first at "
+                             f"index {first}, or out of float32 range); clean the data or pass allow_nan=True")
+    return x[..., None] if x.ndim == 3 else x
+
+
+def _check_labels(name: str, key: str, y: np.ndarray, n: int) -> np.ndarray:
+    """`y` as int32 of shape (n,), or `ValueError` naming the array and the problem."""
+    if y.dtype.kind not in "biuf":
+        raise ValueError(f"dataset {name!r}: {key} must hold integer class labels, got dtype {y.dtype}")
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise ValueError(f"dataset {name!r}: {key} must have shape (N,) or (N, 1), got {y.shape} "
+                         "(one-hot labels? pass the class indices)")
+    if len(y) != n:
+        raise ValueError(f"dataset {name!r}: {key} has {len(y)} labels but x_{key[2:]} has {n} images "
+                         "(dimension 0 differs)")
+    if y.dtype.kind == "f":
+        bad = ~np.isfinite(y) | (y != np.round(y))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"dataset {name!r}: {key} must hold integer class labels, got {y[i]!r} at index {i}")
+    if y.min() < 0 or y.max() >= 2**31:
+        i = int(np.argmin(y)) if y.min() < 0 else int(np.argmax(y))
+        raise ValueError(f"dataset {name!r}: {key} labels must be in [0, num_classes), got {y[i]} at index {i}")
+    return y.astype(np.int32)
+
+
+def _check_splits(name: str, raw: dict[str, np.ndarray], allow_nan: bool) -> tuple[dict[str, np.ndarray], int]:
+    """Validated copies of the raw splits and the class count of the training labels."""
+    out = {}
+    for split in ("train", "test"):
+        x = out[f"x_{split}"] = _check_images(name, f"x_{split}", np.asarray(raw[f"x_{split}"]), allow_nan)
+        out[f"y_{split}"] = _check_labels(name, f"y_{split}", np.asarray(raw[f"y_{split}"]), len(x))
+    for dim, (a, b) in enumerate(zip(out["x_train"].shape[1:], out["x_test"].shape[1:]), start=1):
+        if a != b:
+            raise ValueError(f"dataset {name!r}: x_test images have shape {out['x_test'].shape[1:]} but "
+                             f"x_train images {out['x_train'].shape[1:]} (dimension {dim}: {b} vs {a})")
+    num_classes = int(out["y_train"].max()) + 1
+    if num_classes < 2:
+        raise ValueError(f"dataset {name!r}: y_train must hold at least 2 classes (labels 0 and 1), "
+                         f"got only label {num_classes - 1}")
+    if out["y_test"].max() >= num_classes:
+        i = int(np.argmax(out["y_test"]))
+        raise ValueError(f"dataset {name!r}: y_test holds label {out['y_test'][i]} at index {i}, but the "
+                         f"training labels have {num_classes} classes (0..{num_classes - 1})")
+    return out, num_classes
 
 
 def _can_reach(host: str, port: int, timeout: float = _PROBE_TIMEOUT_S) -> bool:
@@ -291,27 +368,35 @@ def load_arrays(
     validation_fraction: float = 0.1,
     split_seed: int = 0,
     data_dir: str | os.PathLike | None = None,
+    allow_nan: bool = False,
 ) -> ArraySplits:
     """Load a dataset as normalized float32 arrays with a seeded validation split.
+
+    The data is checked before use: images are numeric with 3 or 4 dimensions and
+    the same shape in both splits, finite (no NaN/Inf) unless `allow_nan`, labels
+    are integers of shape (N,) or (N, 1) matching the images in number. The class
+    count is taken from the training labels (`max + 1`, at least 2); a test label
+    outside it is refused.
 
     Args:
         name: `"digits"`, `"fashion_mnist"`, a TFDS name or a path to a `.npz` file.
         validation_fraction: share of the training data held out for validation, in [0, 1).
         split_seed: seed of the train/validation split (not of training).
         data_dir: folder to read Fashion-MNIST idx files or TFDS data from.
+        allow_nan: accept NaN/Inf pixels (normalization statistics then ignore
+            them; the values themselves reach the model unchanged).
 
     Raises:
         DataUnavailableError: the data is not on this machine and cannot be fetched.
-        ValueError: bad arguments or unknown dataset name.
+        ValueError: bad arguments, unknown dataset name or malformed data (the
+            message names the array and the dimension or value).
     """
     if not isinstance(name, str) or not name:
         raise ValueError(f"dataset must be a non-empty string, got {name!r}")
     if not 0.0 <= validation_fraction < 1.0:
         raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
-    raw = _raw_arrays(name, data_dir)
+    raw, num_classes = _check_splits(name, _raw_arrays(name, data_dir), allow_nan)
     x_train, y_train = raw["x_train"], raw["y_train"]
-    if len(x_train) != len(y_train) or len(raw["x_test"]) != len(raw["y_test"]):
-        raise ValueError(f"dataset {name!r}: images and labels differ in length")
 
     perm = np.random.default_rng(split_seed).permutation(len(x_train))
     n_val = int(round(validation_fraction * len(x_train)))
@@ -319,13 +404,13 @@ def load_arrays(
     x_tr, y_tr = x_train[train_idx], y_train[train_idx]
 
     axes = tuple(range(x_tr.ndim - 1))
-    mean = x_tr.mean(axis=axes).astype(np.float32)
-    std = np.maximum(x_tr.std(axis=axes), 1e-6).astype(np.float32)
+    mean_fn, std_fn = (np.nanmean, np.nanstd) if allow_nan else (np.mean, np.std)
+    mean = np.nan_to_num(mean_fn(x_tr, axis=axes)).astype(np.float32)
+    std = np.maximum(np.nan_to_num(std_fn(x_tr, axis=axes)), 1e-6).astype(np.float32)
 
     def norm(x):
         return ((x - mean) / std).astype(np.float32)
 
-    num_classes = int(max(y_train.max(), raw["y_test"].max())) + 1
     return ArraySplits(
         name=name,
         x_train=norm(x_tr),
@@ -353,15 +438,13 @@ def eval_pipeline(x: np.ndarray, y: np.ndarray, batch_size: int = 256) -> tf.dat
     return _with_data_sharding(ds.prefetch(tf.data.AUTOTUNE))
 
 
-def epoch_permutations(n: int, seed: int, epochs: int, initial_epoch: int = 0) -> np.ndarray:
-    """The sample order of each epoch in `[initial_epoch, epochs)`, keyed on (seed, epoch).
+def epoch_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
+    """The sample order of epoch `epoch`, from a generator keyed on (seed, epoch).
 
     Keying the order on the epoch index (not on how many epochs this process has
     run) is what lets a resumed run see exactly the batches the uninterrupted run would.
     """
-    return np.stack(
-        [np.random.default_rng([seed, e]).permutation(n) for e in range(initial_epoch, epochs)]
-    ) if epochs > initial_epoch else np.zeros((0, n), dtype=np.int64)
+    return np.random.default_rng([int(seed), int(epoch)]).permutation(int(n))
 
 
 def epoch_pipeline(
@@ -383,13 +466,19 @@ def epoch_pipeline(
         raise ValueError(f"batch_size must be > 0, got {batch_size}")
     n = len(x)
     steps = -(-n // batch_size)
-    if shuffle:
-        order = epoch_permutations(n, seed, epochs, initial_epoch)
-    else:
-        order = np.tile(np.arange(n), (max(epochs - initial_epoch, 0), 1))
+
+    # One epoch's order at a time (memory O(n), not O(n * epochs)), computed when
+    # the pipeline reaches that epoch.
+    def order_of(epoch):
+        if not shuffle:
+            return tf.range(n, dtype=tf.int64)
+        idx = tf.numpy_function(lambda e: epoch_permutation(n, seed, e).astype(np.int64), [epoch], tf.int64)
+        return tf.ensure_shape(idx, [n])
+
     xs, ys = tf.constant(x), tf.constant(y)
     ds = (
-        tf.data.Dataset.from_tensor_slices(order)
+        tf.data.Dataset.range(initial_epoch, max(epochs, initial_epoch))
+        .map(order_of)
         .flat_map(lambda idx: tf.data.Dataset.from_tensor_slices(idx).batch(batch_size))
         .map(lambda idx: (tf.gather(xs, idx), tf.gather(ys, idx)), num_parallel_calls=tf.data.AUTOTUNE)
         .prefetch(tf.data.AUTOTUNE)

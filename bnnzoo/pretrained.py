@@ -35,12 +35,15 @@ import importlib.resources
 import inspect
 import json
 import os
-import shutil
+import re
 import tempfile
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from bnnzoo._atomic import atomic_path, atomic_write_bytes, atomic_write_json
 
 __all__ = [
     "CACHE_ENV",
@@ -48,6 +51,9 @@ __all__ = [
     "WeightsIntegrityError",
     "artifacts_dir",
     "cache_dir",
+    "check_download_url",
+    "check_safe_name",
+    "copy_training_curves",
     "evaluate_pretrained",
     "fetch",
     "format_card_line",
@@ -55,6 +61,7 @@ __all__ = [
     "list_cards",
     "list_pretrained",
     "load_pretrained_weights",
+    "measure_lce_export",
     "publish_from_recipe",
     "register_remote_card",
     "sha256_file",
@@ -120,6 +127,11 @@ class Card:
     train_config: dict[str, Any] | None = None
     url: str | None = None
     source: str = "bnnzoo"
+    # Optional extras next to the weights (see `publish_from_recipe`): the run's
+    # per-epoch history and its plot, and the LCE export measured at publishing.
+    history_file: str | None = None
+    curves_file: str | None = None
+    lce_export: dict[str, Any] | None = None
 
     @property
     def memory_ratio_vs_float32(self) -> float | None:
@@ -152,6 +164,40 @@ class Card:
         kwargs = {k: v for k, v in values.items() if k in known}
         kwargs["input_shape"] = tuple(int(d) for d in kwargs["input_shape"])
         return cls(**kwargs)
+
+
+# --------------------------------------------------------------------------- names and paths
+
+# Model names, tags and file names: a letter or digit, then letters, digits, `_`, `.`, `-`.
+# No path separators and no leading dot, so none of them can climb out of a folder.
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+# Hosts plain http is allowed to (local test servers); anything else needs https.
+_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+# Largest download accepted (larq-zoo's biggest ImageNet file is ~100 MiB).
+MAX_DOWNLOAD_BYTES = 4 << 30
+
+
+def check_safe_name(kind: str, value) -> str:
+    """`value` unless it is unsafe as one path component; else `ValueError` naming `kind`.
+
+    Args:
+        kind: what the value is (`"model name"`, `"tag"`, `"filename"`), for the message.
+        value: the name to check.
+    """
+    if not isinstance(value, str) or not _SAFE_NAME.fullmatch(value) or ".." in value:
+        raise ValueError(f"{kind} {value!r} is not allowed: use 1-128 letters, digits, '_', '.' or '-', "
+                         "starting with a letter or digit (no path separators, no '..')")
+    return value
+
+
+def _inside(root: Path, *parts: str) -> Path:
+    """`root / parts`, or `ValueError` if it resolves (symlinks too) outside `root`."""
+    path = root.joinpath(*parts)
+    try:
+        path.resolve().relative_to(root.resolve())
+    except ValueError:
+        raise ValueError(f"{path} resolves outside {root}; refusing to use it") from None
+    return path
 
 
 # --------------------------------------------------------------------------- locations
@@ -196,23 +242,33 @@ def register_remote_card(card: Card) -> Card:
     """Make remote weights (`card.url` set) available as `create_model(name, weights=tag)`."""
     if card.url is None:
         raise ValueError(f"register_remote_card needs a card with a url, got {card.name}/{card.tag}")
+    for kind, value in (("model name", card.name), ("tag", card.tag), ("weights file", card.weights_file)):
+        check_safe_name(kind, value)
+    check_download_url(card.url)
     _REMOTE_CARDS[(card.name, card.tag)] = card
     return card
 
 
 def _local_card(name: str, tag: str) -> Card | None:
-    path = artifacts_dir() / name / tag / CARD_FILE
+    path = _inside(artifacts_dir(), name, tag, CARD_FILE)
     if not path.is_file():
         return None
-    return Card.from_dict(json.loads(path.read_text()))
+    try:
+        values = json.loads(path.read_text())
+        card = Card.from_dict(values)
+    except (ValueError, TypeError, AttributeError) as err:
+        raise ValueError(f"model card {path} is malformed: {' '.join(str(err).split())[:200]}") from None
+    check_safe_name("weights file", card.weights_file)
+    return card
 
 
 def list_pretrained(name: str) -> list[str]:
     """Sorted tags of the pretrained weights of model family `name` (shipped and remote)."""
+    check_safe_name("model name", name)
     tags = set()
-    root = artifacts_dir() / name
+    root = _inside(artifacts_dir(), name)
     if root.is_dir():
-        tags |= {p.parent.name for p in root.glob(f"*/{CARD_FILE}")}
+        tags |= {p.parent.name for p in root.glob(f"*/{CARD_FILE}") if _SAFE_NAME.fullmatch(p.parent.name)}
     _ensure_larq_zoo_cards()
     tags |= {tag for (n, tag) in _REMOTE_CARDS if n == name}
     return sorted(tags)
@@ -224,7 +280,13 @@ def list_cards(name: str) -> list[Card]:
 
 
 def get_card(name: str, tag: str) -> Card:
-    """The card of `name`'s pretrained weights `tag`; unknown tags list the valid ones."""
+    """The card of `name`'s pretrained weights `tag`; unknown tags list the valid ones.
+
+    `name` and `tag` must be safe path components (see `check_safe_name`); a card
+    is only read from inside the artifacts folder.
+    """
+    check_safe_name("model name", name)
+    check_safe_name("tag", tag)
     card = _local_card(name, tag)
     if card is None:
         _ensure_larq_zoo_cards()
@@ -287,24 +349,80 @@ def zoo_table_markdown() -> str:
 # --------------------------------------------------------------------------- fetching
 
 
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme.lower(), (parts.hostname or "").lower(), parts.port
+
+
+def check_download_url(url: str) -> str:
+    """`url` unless it is not `https://` (or `http://` to 127.0.0.1, localhost or ::1).
+
+    Args:
+        url: the address to download from.
+    """
+    try:
+        scheme, host, _ = _origin(url) if isinstance(url, str) else ("", "", None)
+    except ValueError:  # e.g. a non-numeric port
+        scheme, host = "", ""
+    if not host or not (scheme == "https" or (scheme == "http" and host in _LOOPBACK_HOSTS)):
+        raise ValueError(f"url {url!r} is not allowed: downloads use https:// (plain http:// only to "
+                         f"{', '.join(_LOOPBACK_HOSTS)})")
+    return url
+
+
+class _SameOriginRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows redirects only to the same scheme, host and port as the first URL."""
+
+    def __init__(self, url: str):
+        super().__init__()
+        self.origin = _origin(url)
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        if _origin(newurl) != self.origin:
+            fp.close()
+            raise ValueError(f"refusing the redirect from {req.full_url} to {newurl}: downloads only "
+                             "follow redirects on the same host")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
 def fetch(url: str, sha256: str, *, filename: str | None = None, cache: str | os.PathLike | None = None,
-          timeout: float = _FETCH_TIMEOUT_S) -> Path:
+          timeout: float = _FETCH_TIMEOUT_S, max_bytes: int = MAX_DOWNLOAD_BYTES) -> Path:
     """Download `url` into the cache unless a file with the right sha256 is there.
 
     The download goes to a temporary file that only replaces the cached one once its
     sha256 matches; a mismatch removes it and raises `WeightsIntegrityError`.
+    Only `https://` is fetched (`http://` only from a loopback host, for local test
+    servers), redirects to another host or scheme are refused, and the file name
+    must be one plain path component, so nothing is written outside the cache.
+
+    Args:
+        url: where to download from.
+        sha256: the expected sha256 of the file (64 hex digits).
+        filename: name of the cached file; default: the URL's last path component.
+        cache: the folder to cache in; default: `cache_dir()`.
+        timeout: seconds to wait for the server.
+        max_bytes: largest download accepted; a bigger one is aborted.
     """
-    if len(sha256) != 64:
+    if not isinstance(sha256, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", sha256):
         raise ValueError(f"sha256 must be 64 hex digits, got {sha256!r}")
+    check_download_url(url)
+    name = filename if filename is not None else urllib.parse.urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1]
+    check_safe_name("filename", name)
     folder = Path(cache) if cache is not None else cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / (filename or url.rstrip("/").rsplit("/", 1)[-1])
+    target = _inside(folder, name)
     if target.is_file() and sha256_file(target) == sha256:
         return target
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".download-")
+    opener = urllib.request.build_opener(_SameOriginRedirects(url))
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
-            shutil.copyfileobj(response, out)
+        with os.fdopen(fd, "wb") as out, opener.open(url, timeout=timeout) as response:
+            size = 0
+            for chunk in iter(lambda: response.read(1 << 20), b""):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise ValueError(f"download of {url} exceeds max_bytes={max_bytes}; aborted")
+                out.write(chunk)
         got = sha256_file(tmp)
         if got != sha256:
             raise WeightsIntegrityError(
@@ -320,10 +438,12 @@ def fetch(url: str, sha256: str, *, filename: str | None = None, cache: str | os
 
 def weights_path(card: Card) -> Path:
     """Local path of a card's weights file, fetched into the cache for remote cards."""
+    for kind, value in (("model name", card.name), ("tag", card.tag), ("weights file", card.weights_file)):
+        check_safe_name(kind, value)
     if card.shipped:
-        return artifacts_dir() / card.name / card.tag / card.weights_file
+        return _inside(artifacts_dir(), card.name, card.tag, card.weights_file)
     return fetch(card.url, card.sha256, filename=card.weights_file,
-                 cache=cache_dir() / card.name)
+                 cache=_inside(cache_dir(), card.name))
 
 
 def load_pretrained_weights(model, name: str, tag: str) -> None:
@@ -386,6 +506,57 @@ def _trained_quantizers(model) -> tuple[Any, Any]:
     raise ValueError(f"model {model.name} has no layer with an input quantizer")
 
 
+HISTORY_FILE = "history.json"
+CURVES_FILE = "curves.png"
+
+
+def copy_training_curves(run_dir: str | os.PathLike, folder: str | os.PathLike) -> dict[str, str]:
+    """Copy a run's `history.json` and `curves.png` (where present) into an artifact folder.
+
+    Args:
+        run_dir: the run directory written by `bnnzoo.training.train`.
+        folder: the artifact folder (`models/<name>/<tag>/`).
+
+    Returns:
+        The card fields naming the copied files (`history_file`, `curves_file`).
+    """
+    found = {}
+    for key, filename in (("history_file", HISTORY_FILE), ("curves_file", CURVES_FILE)):
+        source = Path(run_dir) / filename
+        if source.is_file():
+            atomic_write_bytes(Path(folder) / filename, source.read_bytes())
+            found[key] = filename
+    return found
+
+
+def measure_lce_export(model, dataset: str, data_dir: str | None = None) -> dict[str, Any]:
+    """Convert `model` with LCE and check it on all of `dataset`'s test images, for a card.
+
+    Args:
+        model: the trained Keras model.
+        dataset: the dataset whose test images check the flatbuffer.
+        data_dir: folder with the dataset files, if not the default.
+
+    Returns:
+        `file_bytes`, `bits_per_weight`, `test_images`, `top1_agreement`, `max_abs_diff`,
+        `ops` and the `larq_compute_engine` version; or `error` when the export fails
+        or disagrees with Keras (the card is still written).
+    """
+    import larq_compute_engine
+
+    from bnnzoo.export import ExportError, export_model
+
+    summary: dict[str, Any] = {"format": "lce", "larq_compute_engine": larq_compute_engine.__version__}
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            report = export_model(model, "lce", Path(tmp) / "model.tflite", dataset=dataset,
+                                  data_dir=data_dir, latency_repeats=0)
+        except ExportError as err:
+            return {**summary, "error": " ".join(str(err).split())[:500]}
+    keys = ("file_bytes", "bits_per_weight", "test_images", "top1_agreement", "max_abs_diff", "ops")
+    return {**summary, **{k: getattr(report, k) for k in keys}}
+
+
 def publish_from_recipe(recipe_path: str | os.PathLike, run_dir: str | os.PathLike,
                         destination: str | os.PathLike | None = None) -> Card:
     """Turn a finished run of a recipe into `models/<name>/<tag>/{weights.h5, card.json}`.
@@ -393,6 +564,9 @@ def publish_from_recipe(recipe_path: str | os.PathLike, run_dir: str | os.PathLi
     The recipe's `[artifact]` table names the artifact (`name` defaults to the
     recipe's model, `tag` to its dataset) and may give `data_license`; its
     top-level `description` goes on the card. Called by `bnnzoo train --recipe`.
+    The run's `history.json`/`curves.png` are copied next to the weights; with
+    `lce_export = true` in `[artifact]` the card also records the LCE flatbuffer's
+    size and its agreement with Keras on the whole test set (`measure_lce_export`).
     """
     from bnnzoo import training
 
@@ -407,11 +581,13 @@ def publish_from_recipe(recipe_path: str | os.PathLike, run_dir: str | os.PathLi
     run_dir = Path(run_dir)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     model = training.load_model(run_dir)
-    folder = Path(destination) if destination is not None else artifacts_dir()
-    folder = folder / name / tag
+    check_safe_name("artifact name", name)
+    check_safe_name("artifact tag", tag)
+    folder = _inside(Path(destination) if destination is not None else artifacts_dir(), name, tag)
     folder.mkdir(parents=True, exist_ok=True)
     weights = folder / WEIGHTS_FILE
-    model.save_weights(str(weights))
+    with atomic_path(weights) as tmp:
+        model.save_weights(str(tmp))
     input_q, kernel_q = _trained_quantizers(model)
     try:
         recipe_ref = recipe_path.resolve().relative_to(Path(__file__).resolve().parent.parent).as_posix()
@@ -442,8 +618,10 @@ def publish_from_recipe(recipe_path: str | os.PathLike, run_dir: str | os.PathLi
         quantizer=config.quantizer,
         epochs=config.epochs,
         train_config=config.to_dict(),
+        lce_export=measure_lce_export(model, config.dataset, config.data_dir) if artifact.get("lce_export") else None,
+        **copy_training_curves(run_dir, folder),
     )
-    (folder / CARD_FILE).write_text(json.dumps(card.to_dict(), indent=2) + "\n")
+    atomic_write_json(folder / CARD_FILE, card.to_dict())
     print(f"published {name}/{tag}: top-1 {100 * card.test_accuracy:.2f} %, "
           f"sha256 {card.sha256[:12]}... -> {folder}")
     return card

@@ -37,6 +37,7 @@ __all__ = [
     "SteWarmup",
     "annealable_quantizers",
     "clone_quantizer",
+    "DoReFaWeights",
     "get_quantizer",
     "list_quantizers",
     "quantizer_class",
@@ -90,12 +91,19 @@ def get_quantizer(identifier, **kwargs):
             raise ValueError("quantizer keyword arguments given without a quantizer")
         return None
     if isinstance(identifier, str):
-        return quantizer_class(identifier)(**kwargs)
+        cls = quantizer_class(identifier)
+        _check_larq_parameters(cls, kwargs)
+        try:
+            return cls(**kwargs)
+        except TypeError as err:
+            raise ValueError(f"quantizer {identifier!r} does not take the arguments {sorted(kwargs)}: "
+                             f"{err}") from None
     if kwargs:
         raise ValueError("quantizer keyword arguments are only accepted with a quantizer name")
-    if isinstance(identifier, dict):
-        return lq.quantizers.deserialize(identifier)
-    return clone_quantizer(identifier)
+    quantizer = lq.quantizers.deserialize(identifier) if isinstance(identifier, dict) else clone_quantizer(identifier)
+    if isinstance(quantizer, tf.keras.layers.Layer):
+        _check_larq_parameters(type(quantizer), quantizer.get_config())
+    return quantizer
 
 
 def clone_quantizer(quantizer):
@@ -109,6 +117,21 @@ def clone_quantizer(quantizer):
 register_quantizer("ste_sign", lq.quantizers.SteSign)
 register_quantizer("approx_sign", lq.quantizers.ApproxSign)
 register_quantizer("swish_sign", lq.quantizers.SwishSign)
+
+# larq does not check these parameters (a negative clip_value or beta trains
+# silently wrong), so `get_quantizer` does; the objects stay larq's own classes,
+# which the Larq Compute Engine converter recognizes. name -> whether None is allowed.
+_LARQ_PARAMETERS: dict[type, dict[str, bool]] = {
+    lq.quantizers.SteSign: {"clip_value": True},
+    lq.quantizers.SwishSign: {"beta": False},
+}
+
+
+def _check_larq_parameters(cls, params: dict[str, Any]) -> None:
+    """`ValueError` naming the parameter unless each checked one is finite and > 0."""
+    for key, none_ok in _LARQ_PARAMETERS.get(cls, {}).items():
+        if key in params and not (none_ok and params[key] is None):
+            _check_positive(key, params[key])
 
 
 # --------------------------------------------------------------------------- ProxConnect++ pairs
@@ -658,7 +681,14 @@ class SteWarmup(_NamedPair):
     paper's CIFAR schedule is \\(T_0 \cdot 0.95^{\text{epoch}}\\), its ImageNet one
     \\(T_0 \cdot 0.985^{\lfloor\max(0, t - 50000)/1000\rfloor}\\)), so the forward goes
     from a clipped identity (32-bit-like) to sign; at the end of the schedule
-    `exact_sign` makes it exactly \\(\operatorname{sign}\\). For weights and activations.
+    `exact_sign` makes it exactly \\(\operatorname{sign}\\).
+
+    Weights only by default: the authors' code (`Softsign_W` in
+    `models/hyper_modules.py`) anneals the weights and binarizes activations with a
+    plain clipped STE, so when a `TrainConfig` names `ste_warmup` as its shared
+    `quantizer`, the activations get `DEFAULT_INPUT_QUANTIZER` (`"ste_sign"`); set
+    `input_quantizer="ste_warmup"` to anneal activations too. In a layer argument the
+    quantizer is used where you put it.
 
     !!! example
         ```python
@@ -683,6 +713,9 @@ class SteWarmup(_NamedPair):
     """
 
     _forward, _backward = "hardtanh", "ste"
+    # What `TrainConfig.quantizer_objects` gives activations when this quantizer is a
+    # config's shared `quantizer` (weights-only warm-up, as in the authors' code).
+    DEFAULT_INPUT_QUANTIZER = "ste_sign"
 
     @classmethod
     def search_space(cls, hp):
@@ -729,6 +762,43 @@ def with_sign_forward(model: tf.keras.Model) -> tf.keras.Model:
     copy = tf.keras.models.clone_model(model, clone_function=clone)
     copy.set_weights(model.get_weights())
     return copy
+
+@lq.utils.register_alias("dorefa_weights")
+@lq.utils.register_keras_custom_object
+class DoReFaWeights(lq.quantizers.DoReFa):
+    r"""DoReFa-Net's 1-bit weight quantizer: larq's `DoReFa` with `k_bit=1, mode="weights"`.
+
+    \\[
+    q(w) = 2\,\operatorname{round}\Bigl(\frac{\tanh w}{2\max\lvert\tanh w\rvert} + \frac12\Bigr) - 1
+    \\in \\{-1, 1\\}, \qquad
+    \frac{\partial q}{\partial w} := \frac{\partial}{\partial w}\,\frac{\tanh w}{\max\lvert\tanh w\rvert}
+    \\]
+
+    (straight-through over the rounding). The weight quantizer of FSG's public code
+    (weights-only binarization). Registered as `"dorefa_weights"`.
+
+    !!! example
+        ```python
+        import numpy as np
+        from bnnzoo.quantizers import get_quantizer
+
+        q = get_quantizer("dorefa_weights")
+        print(q(np.array([-0.3, 0.2], "float32")).numpy())  # [-1.  1.]
+        ```
+
+    # Arguments
+        k_bit: bits (1; larq's `DoReFa` for more).
+        mode: `"weights"`.
+
+    # References
+        - [DoReFa-Net](https://arxiv.org/abs/1606.06160)
+    """
+
+    def __init__(self, k_bit: int = 1, mode: str = "weights", **kwargs):
+        super().__init__(k_bit=k_bit, mode=mode, **kwargs)
+
+
+register_quantizer("dorefa_weights", DoReFaWeights)
 
 for _name, _cls in (("binary_connect", BinaryConnect), ("bnn", BNN), ("bnn_plus", BNNPlus),
                     ("bnnpp", BNNPlusPlus), ("proxconnect", ProxConnect), ("ste_warmup", SteWarmup)):

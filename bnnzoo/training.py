@@ -29,6 +29,7 @@ is the same as an uninterrupted run.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import math
 import os
@@ -45,15 +46,20 @@ import numpy as np
 import tensorflow as tf
 
 from bnnzoo import data as _data
+from bnnzoo._atomic import atomic_path, atomic_write_json, json_safe
 from bnnzoo import models as _models
 from bnnzoo import optimizers as _optimizers
 from bnnzoo import quantizers as _quantizers
 
 __all__ = [
+    "LR_SCHEDULES",
     "STRATEGIES",
     "TrainConfig",
     "TrainResult",
+    "build_optimizer",
     "evaluate",
+    "learning_rate_schedule",
+    "load_initial_weights",
     "load_model",
     "make_strategy",
     "model_memory",
@@ -63,6 +69,9 @@ __all__ = [
 
 STRATEGIES = ("default", "mirrored", "multiworker")
 MODEL_FILE = "model.keras"
+# Upper bounds that keep a typo (`--epochs 1000000000000`) from running for ever.
+MAX_EPOCHS = 1_000_000
+MAX_BATCH_SIZE = 1 << 20
 
 # Factories `(model, config, steps_per_epoch) -> list[Callback]` that features
 # register so that the shared routine attaches their callbacks when a model needs
@@ -84,7 +93,17 @@ class TrainConfig:
     `quantizer` is used for activations and weights unless `input_quantizer` /
     `kernel_quantizer` override it; `quantizer_kwargs` go to the quantizer's
     constructor, `optimizer_kwargs` to the optimizer builder (e.g. `threshold`,
-    `gamma`), `model_kwargs` to the model family (e.g. `width`).
+    `gamma`), `model_kwargs` to the model family (e.g. `width`). A quantizer class
+    with a `DEFAULT_INPUT_QUANTIZER` (STE-Warmup: `"ste_sign"`, weights-only warm-up)
+    gives that to the activations when it is the shared `quantizer`.
+
+    `annealing` is the rule of the automatic quantizer annealing
+    (`bnnzoo.callbacks.ANNEALING_RULES`: `"default"`, `"compressed"`, `"none"`);
+    `lr_schedule` the learning-rate schedule of the whole run (`LR_SCHEDULES`);
+    `clipnorm` a global gradient-norm clip applied by every optimizer of the run (each
+    sub-optimizer of a `CaseOptimizer` clips the gradients it receives);
+    `init_from` a run directory or saved model whose weights initialize the model
+    (e.g. a float run of the same network for FSG's fine-tuning setting).
     """
 
     model: str = "binarynet_mlp"
@@ -104,21 +123,30 @@ class TrainConfig:
     quantizer_kwargs: dict[str, Any] = field(default_factory=dict)
     optimizer_kwargs: dict[str, Any] = field(default_factory=dict)
     model_kwargs: dict[str, Any] = field(default_factory=dict)
+    annealing: str = "default"
+    lr_schedule: str = "constant"
+    clipnorm: float | None = None
+    init_from: str | None = None
 
     def __post_init__(self):
         self.validate()
 
     def validate(self) -> None:
         """Check names and numbers; raise `ValueError` naming the bad argument."""
-        for name in ("epochs", "batch_size"):
+        for name, upper in (("epochs", MAX_EPOCHS), ("batch_size", MAX_BATCH_SIZE)):
             value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            if (not isinstance(value, (int, np.integer)) or isinstance(value, bool)
+                    or not 0 < value <= upper):
+                raise ValueError(f"{name} must be an integer in [1, {upper}], got {value!r}")
+        if (not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool)
+                or not 0 <= self.seed < 2**32):
+            raise ValueError(f"seed must be an integer in [0, 2**32), got {self.seed!r}")
         if not (isinstance(self.learning_rate, (int, float)) and math.isfinite(self.learning_rate)
                 and self.learning_rate > 0):
             raise ValueError(f"learning_rate must be a finite number > 0, got {self.learning_rate!r}")
-        if not 0 <= self.validation_fraction < 1:
-            raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}")
+        if (not isinstance(self.validation_fraction, (int, float)) or isinstance(self.validation_fraction, bool)
+                or not 0 <= self.validation_fraction < 1):
+            raise ValueError(f"validation_fraction must be a number in [0, 1), got {self.validation_fraction!r}")
         if self.strategy not in STRATEGIES:
             raise ValueError(f"Unknown strategy {self.strategy!r}. Valid: {', '.join(STRATEGIES)}")
         _models.get_model_spec(self.model)
@@ -126,6 +154,19 @@ class TrainConfig:
         for q in (self.quantizer, self.input_quantizer, self.kernel_quantizer):
             if q is not None and q != "none":
                 _quantizers.quantizer_class(q)
+        from bnnzoo.callbacks import check_annealing_rule  # callbacks imports this module
+
+        check_annealing_rule(self.annealing)
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(
+                f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}"
+            )
+        if self.clipnorm is not None and not (
+                isinstance(self.clipnorm, (int, float)) and not isinstance(self.clipnorm, bool)
+                and math.isfinite(self.clipnorm) and self.clipnorm > 0):
+            raise ValueError(f"clipnorm must be a finite number > 0 or None, got {self.clipnorm!r}")
+        if self.init_from is not None and not isinstance(self.init_from, (str, os.PathLike)):
+            raise ValueError(f"init_from must be a path or None, got {self.init_from!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -151,13 +192,18 @@ class TrainConfig:
     def quantizer_objects(self):
         """The (input, kernel) quantizers this config asks for."""
 
-        def make(name):
+        def make(name, role):
+            if name is None and role == "input":
+                shared = _quantizers.quantizer_class(self.quantizer) if self.quantizer != "none" else None
+                name = getattr(shared, "DEFAULT_INPUT_QUANTIZER", None)
+                if name is not None:
+                    return _quantizers.get_quantizer(name)
             name = name or self.quantizer
             if name == "none":
                 return None
             return _quantizers.get_quantizer(name, **self.quantizer_kwargs)
 
-        return make(self.input_quantizer), make(self.kernel_quantizer)
+        return make(self.input_quantizer, "input"), make(self.kernel_quantizer, "kernel")
 
 
 # Keys a recipe file may hold besides TrainConfig fields (used by bnnzoo.pretrained).
@@ -248,6 +294,118 @@ def build_model(config: TrainConfig, input_shape, num_classes) -> tf.keras.Model
     )
 
 
+# Learning-rate schedules of a run, scaled to its length (`TrainConfig.lr_schedule`):
+#   constant: the learning rate throughout;
+#   linear:   linear decay to 1/10 of it at the end (Bop2ndOrder's CIFAR recipe:
+#             Adam 1e-2 -> 1e-3);
+#   halving:  x0.5 after every 30 % of the run (Hyper-BinaryNet: halved every 60 of
+#             200 epochs);
+#   step:     x0.1 after every 30 % of the run (FSG: x0.1 every 30 of 100 epochs).
+LR_SCHEDULES = ("constant", "linear", "halving", "step")
+
+
+def learning_rate_schedule(name: str, learning_rate: float, epochs: int, steps_per_epoch: int):
+    """The learning rate (a float or a Keras schedule) of `TrainConfig.lr_schedule`.
+
+    Step schedules change at epoch boundaries: every `max(1, round(0.3 * epochs))`
+    epochs. The schedule is a function of the optimizer's step count, which
+    checkpoints restore, so a resumed run continues it.
+
+    !!! example
+        ```python
+        from bnnzoo.training import learning_rate_schedule
+
+        lr = learning_rate_schedule("halving", 1e-2, epochs=10, steps_per_epoch=100)
+        print(float(lr(0)), float(lr(300)))  # 0.01 0.005
+        ```
+    """
+    if name not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {name!r}")
+    total = max(1, epochs * steps_per_epoch)
+    if name == "constant":
+        return learning_rate
+    if name == "linear":
+        return tf.keras.optimizers.schedules.PolynomialDecay(
+            learning_rate, total, end_learning_rate=learning_rate / 10, power=1.0
+        )
+    factor = 0.5 if name == "halving" else 0.1
+    every = max(1, round(0.3 * epochs))
+    # PiecewiseConstantDecay switches after a boundary: step k*every*steps is the first
+    # step of epoch k*every and gets the new value.
+    boundaries = [k * every * steps_per_epoch - 1 for k in range(1, epochs) if k * every < epochs]
+    if not boundaries:
+        return learning_rate
+    values = [learning_rate * factor**k for k in range(len(boundaries) + 1)]
+    return tf.keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+
+
+def _sub_optimizers(optimizer) -> list:
+    """The optimizers that apply gradients themselves (inside a `CaseOptimizer` or FSG)."""
+    if isinstance(optimizer, lq.optimizers.CaseOptimizer):
+        return [o for inner in optimizer.optimizers for o in _sub_optimizers(inner)]
+    inner = getattr(optimizer, "inner", None)
+    if isinstance(inner, tf.keras.optimizers.legacy.Optimizer):
+        return _sub_optimizers(inner)
+    return [optimizer]
+
+
+def build_optimizer(config: TrainConfig, steps_per_epoch: int):
+    """The optimizer of `config`: its builder with `optimizer_kwargs`, the learning
+    rate of `lr_schedule`, and `clipnorm` set on every sub-optimizer.
+
+    A builder with a `decay_steps` argument (the paper schedules of `bop` and
+    `bop2ndorder`) gets the run length, `epochs * steps_per_epoch`, unless the config
+    gives it.
+    """
+    kwargs = dict(config.optimizer_kwargs)
+    builder = _optimizers.optimizer_builder(config.optimizer)
+    if "decay_steps" in inspect.signature(builder).parameters and "decay_steps" not in kwargs:
+        kwargs["decay_steps"] = config.epochs * steps_per_epoch
+    learning_rate = learning_rate_schedule(
+        config.lr_schedule, config.learning_rate, config.epochs, steps_per_epoch
+    )
+    optimizer = _optimizers.get_optimizer(config.optimizer, learning_rate, **kwargs)
+    if config.clipnorm is not None:
+        for sub in _sub_optimizers(optimizer):
+            sub.global_clipnorm = float(config.clipnorm)
+    return optimizer
+
+
+def _weight_shapes(model: tf.keras.Model) -> list[tuple[str, list[tuple]]]:
+    return [(layer.name, [tuple(w.shape) for w in layer.weights]) for layer in model.layers
+            if layer.weights]
+
+
+def load_initial_weights(model: tf.keras.Model, source: str | os.PathLike) -> None:
+    """Copy the weights of `source` (a run directory or a saved model) into `model`.
+
+    Layers are matched in order among those with weights, and every weight's shape
+    must agree; quantizers do not matter (a float run initializes its binary
+    version: the latent weights start at the float weights). Raises `ValueError`
+    naming both models where the architectures differ.
+    """
+    path = Path(source)
+    described = str(path)
+    config_file = path / "config.json" if path.is_dir() else None
+    if config_file is not None and config_file.exists():
+        values = json.loads(config_file.read_text())
+        described = f"{path} ({values.get('model')} {values.get('model_kwargs') or ''})".strip()
+    try:
+        donor = load_model(path)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"init_from: cannot load a model from {path}: {error}") from None
+    mine, theirs = _weight_shapes(model), _weight_shapes(donor)
+    if [shapes for _, shapes in mine] != [shapes for _, shapes in theirs]:
+        first = next((f"layer {a[0]!r} {a[1]} vs {b[0]!r} {b[1]}" for a, b in zip(mine, theirs)
+                      if a[1] != b[1]), f"{len(mine)} vs {len(theirs)} layers with weights")
+        raise ValueError(
+            f"init_from: {described} has another architecture than model {model.name!r}: {first}"
+        )
+    for target, donor_layer in zip([l for l in model.layers if l.weights],
+                                   [l for l in donor.layers if l.weights]):
+        target.set_weights(donor_layer.get_weights())
+
+
 def load_model(path: str | os.PathLike) -> tf.keras.Model:
     """Load a model saved by `train` (a run directory or a `.keras`/`.h5` file)."""
     path = Path(path)
@@ -255,9 +413,16 @@ def load_model(path: str | os.PathLike) -> tf.keras.Model:
         path = path / MODEL_FILE
     if not path.is_file():
         raise FileNotFoundError(f"No saved model at {path}")
+    import zipfile
+
     import bnnzoo  # noqa: F401  (registers every custom object)
 
-    return tf.keras.models.load_model(path, compile=False)
+    try:
+        return tf.keras.models.load_model(path, compile=False)
+    except (zipfile.BadZipFile, OSError, ValueError, KeyError, EOFError) as err:
+        detail = " ".join(str(err).split())[:300]
+        raise ValueError(f"cannot load the model file {path}: truncated, corrupted or not a Keras model "
+                         f"({type(err).__name__}: {detail})") from err
 
 
 def _plot_curves(history: dict[str, list[float]], path: Path, title: str) -> None:
@@ -297,7 +462,7 @@ class _ResumeCheckpoint(tf.keras.callbacks.Callback):
             self.history.setdefault(key, []).append(float(value))
         self.epoch_var.assign(epoch + 1)
         self.manager.save(checkpoint_number=epoch + 1)
-        self.history_path.write_text(json.dumps(self.history))
+        write_json(self.history_path, self.history)
 
 
 def _json_default(obj):
@@ -309,7 +474,112 @@ def _json_default(obj):
 
 
 def write_json(path: Path, obj) -> None:
-    path.write_text(json.dumps(obj, indent=2, default=_json_default) + "\n")
+    """Write `obj` as JSON to `path` atomically (temporary file + `os.replace`).
+
+    The file is always valid JSON: NaN and ±Infinity (e.g. the loss of a diverged
+    run) are written as `null`; numpy scalars and paths are converted.
+
+    Args:
+        path: the target file; its folder must exist.
+        obj: the value to write.
+    """
+    atomic_write_json(path, obj, default=_json_default)
+
+
+# --------------------------------------------------------------------------- run directories
+
+# The files of a run directory that a new run replaces.
+_RUN_FILES = (MODEL_FILE, "metrics.json", "history.json", "curves.png")
+
+
+def _field_defaults() -> dict[str, Any]:
+    out = {}
+    for f in dataclasses.fields(TrainConfig):
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            out[f.name] = f.default_factory()
+    return out
+
+
+def _config_differences(previous: dict[str, Any], config: TrainConfig) -> list[str]:
+    """Keys (except `strategy`) whose values differ between a saved config and `config`.
+
+    A key missing from the saved config counts as its field's default, so run
+    directories written before a field existed still match.
+    """
+    def as_json(values):
+        return json.loads(json.dumps(json_safe(values, _json_default)))
+
+    current, defaults = as_json(config.to_dict()), as_json(_field_defaults())
+    missing = object()
+    keys = (set(previous) | set(current)) - {"strategy"}
+    return sorted(k for k in keys if previous.get(k, defaults.get(k, missing)) != current.get(k, missing))
+
+
+def _existing_run(run_dir: Path, config: TrainConfig, *, resume: bool, overwrite: bool) -> str:
+    """What `run_dir` holds for a new run of `config`: `"finished"` (the same config,
+    done), `"resume"` (the same config, unfinished) or `"fresh"` (start over).
+
+    Raises `ValueError` (one line: the differing keys and the ways out) rather than
+    replace a finished run of another config, or resume one of another config.
+    """
+    if run_dir.exists() and not run_dir.is_dir():
+        raise NotADirectoryError(f"out {run_dir} is a file, not a run directory; give a folder path")
+    config_path, ckpt_dir = run_dir / "config.json", run_dir / "checkpoints"
+    finished = (run_dir / MODEL_FILE).is_file() and not ckpt_dir.exists()
+    if overwrite or not run_dir.is_dir():
+        return "fresh"
+    if not config_path.is_file():
+        if finished:
+            raise ValueError(f"{run_dir} holds a {MODEL_FILE} without config.json; "
+                             "train into another directory (--out NEW) or replace it (--overwrite)")
+        return "fresh"
+    try:
+        previous = json.loads(config_path.read_text())
+        if not isinstance(previous, dict):
+            raise ValueError("not a JSON object")
+    except ValueError as err:
+        raise ValueError(f"{config_path} is not a valid run config ({err}); "
+                         "train into another directory (--out NEW) or replace it (--overwrite)") from None
+    differ = _config_differences(previous, config)
+    if finished and differ:
+        raise ValueError(
+            f"{run_dir} holds a finished run with a different config (differs in: {', '.join(differ)}); "
+            "train into another directory (--out NEW) or replace it (--overwrite, overwrite=True)"
+        )
+    if finished and (run_dir / "metrics.json").is_file():
+        return "finished" if resume else "fresh"  # resume=False: train the same config again
+    if ckpt_dir.exists() and resume:
+        if differ:
+            raise ValueError(
+                f"{run_dir} holds an unfinished run with a different config (differs in: {', '.join(differ)}); "
+                "use another directory (--out NEW), start it over (--no-resume, resume=False) "
+                "or replace it (--overwrite, overwrite=True)"
+            )
+        return "resume"
+    return "fresh"
+
+
+def _finished_result(run_dir: Path) -> TrainResult:
+    """The result of a finished run directory, read back without training."""
+    history_path = run_dir / "history.json"
+    history = json.loads(history_path.read_text()) if history_path.is_file() else {}
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    return TrainResult(model=load_model(run_dir), history=history, metrics=metrics, run_dir=run_dir)
+
+
+def _prepare_run_dir(work_dir: Path, config: TrainConfig, state: str) -> None:
+    """Create `work_dir`, clear what a fresh run replaces, write `config.json`."""
+    try:
+        work_dir.mkdir(parents=True, exist_ok=True)
+        if state == "fresh":
+            shutil.rmtree(work_dir / "checkpoints", ignore_errors=True)
+            for name in _RUN_FILES:
+                (work_dir / name).unlink(missing_ok=True)
+        write_json(work_dir / "config.json", config.to_dict())
+    except OSError as err:
+        raise type(err)(f"cannot write the run directory {work_dir}: {err.strerror or err}") from err
 
 
 # --------------------------------------------------------------------------- train
@@ -324,13 +594,21 @@ def train(
     resume: bool = True,
     arrays: _data.ArraySplits | None = None,
     strategy: tf.distribute.Strategy | None = None,
+    overwrite: bool = False,
 ) -> TrainResult:
     """Train `config` and, when `out` is given, write its run directory.
+
+    A run directory is never replaced silently: one holding a finished run of the
+    same config is returned as it is (no training; `resume=False` trains it again),
+    one holding a run of another config is refused with a `ValueError` naming the
+    differing keys unless `overwrite=True` (an unfinished one also with
+    `resume=False`). Every file of the run is written atomically.
 
     Args:
         config: the run's configuration.
         out: run directory; if it holds an unfinished run of the same config, that
             run resumes (unless `resume=False`, which starts over).
+        overwrite: replace whatever run `out` holds (finished or not, any config).
         callbacks: extra Keras callbacks.
         verbose: Keras verbosity; default: a progress bar on a terminal, one line
             per epoch otherwise.
@@ -345,36 +623,30 @@ def train(
     chief = _is_chief(strategy)
 
     run_dir = Path(out) if out is not None else None
-    # Non-chief workers write their (identical) state to a private folder.
-    work_dir = run_dir if (run_dir is not None and chief) else Path(tempfile.mkdtemp(prefix="bnnzoo-"))
-    work_dir.mkdir(parents=True, exist_ok=True)
-    ckpt_dir = work_dir / "checkpoints"
-    config_path = work_dir / "config.json"
-    if ckpt_dir.exists() and resume and config_path.exists():
-        previous = json.loads(config_path.read_text())
-        if {k: v for k, v in previous.items() if k != "strategy"} != {
-            k: v for k, v in config.to_dict().items() if k != "strategy"
-        }:
-            raise ValueError(
-                f"{work_dir} holds an unfinished run with a different config; "
-                "use another output directory or resume=False (--no-resume)."
-            )
-    elif ckpt_dir.exists():
-        shutil.rmtree(ckpt_dir)
-    write_json(config_path, config.to_dict())
-
+    state = "fresh"
+    if run_dir is not None and chief:
+        state = _existing_run(run_dir, config, resume=resume, overwrite=overwrite)
+        if state == "finished":
+            print(f"{run_dir} already holds this finished run; nothing to train "
+                  "(--overwrite / overwrite=True trains it again)", flush=True)
+            return _finished_result(run_dir)
+    # Data first: a dataset that fails to load leaves no run directory behind.
     if arrays is None:
         arrays = _data.load_arrays(
             config.dataset, validation_fraction=config.validation_fraction, data_dir=config.data_dir
         )
+    # Non-chief workers write their (identical) state to a private folder.
+    work_dir = run_dir if (run_dir is not None and chief) else Path(tempfile.mkdtemp(prefix="bnnzoo-"))
+    _prepare_run_dir(work_dir, config, state)
+    ckpt_dir = work_dir / "checkpoints"
 
     tf.keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()
     with strategy.scope():
         model = build_model(config, arrays.input_shape, arrays.num_classes)
-        optimizer = _optimizers.get_optimizer(
-            config.optimizer, config.learning_rate, **config.optimizer_kwargs
-        )
+        if config.init_from:
+            load_initial_weights(model, config.init_from)
+        optimizer = build_optimizer(config, -(-len(arrays.x_train) // config.batch_size))
         # Optimizers with their own training step (FSG) wrap the model before compile.
         if hasattr(optimizer, "wrap_model"):
             model = optimizer.wrap_model(model)
@@ -444,11 +716,14 @@ def train(
     }
     if run_dir is not None:
         # Every worker saves (a collective op under MultiWorkerMirroredStrategy).
-        model.save(work_dir / MODEL_FILE)
+        # Atomic writes: a crash leaves the previous complete file, never a truncated one.
+        with atomic_path(work_dir / MODEL_FILE) as tmp:
+            model.save(tmp)
         write_json(history_path, history)
         write_json(work_dir / "metrics.json", metrics)
         if chief:
-            _plot_curves(history, work_dir / "curves.png", f"{config.model} on {config.dataset}")
+            with atomic_path(work_dir / "curves.png") as tmp:
+                _plot_curves(history, tmp, f"{config.model} on {config.dataset}")
     shutil.rmtree(ckpt_dir, ignore_errors=True)
     if work_dir != run_dir:  # a private temporary folder (no `out`, or a non-chief worker)
         shutil.rmtree(work_dir, ignore_errors=True)

@@ -6,6 +6,7 @@ that `tf.distribute.MirroredStrategy` tests run on this CPU-only machine.
 
 import importlib.util
 import os
+import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -23,9 +24,10 @@ tf.config.set_logical_device_configuration(
 import bnnzoo  # noqa: E402,F401
 
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"
-HAVE_FASHION = os.path.exists(os.path.join(FASHION_DIR, "train-images-idx3-ubyte.gz")) or bool(
-    os.environ.get("BNNZOO_FASHION_MNIST_DIR")
-)
+HAVE_FASHION = any(  # Debian's package, or bnnzoo's cache that `make test` fills first
+    os.path.exists(os.path.join(d, "train-images-idx3-ubyte.gz"))
+    for d in (FASHION_DIR, str(bnnzoo.datasets_cache.fashion_mnist_cache_dir()))
+) or bool(os.environ.get("BNNZOO_FASHION_MNIST_DIR"))
 
 
 @pytest.fixture(scope="session")
@@ -36,7 +38,7 @@ def digits():
 
 @pytest.fixture(scope="session")
 def fashion():
-    """Real Fashion-MNIST arrays (CI installs Debian's dataset-fashion-mnist)."""
+    """Real Fashion-MNIST arrays (`make test` obtains them: bnnzoo/datasets_cache.py)."""
     return bnnzoo.data.load_arrays("fashion_mnist")
 
 
@@ -50,6 +52,7 @@ def load_script():
         path = repo / relative
         spec = importlib.util.spec_from_file_location(f"bnnzoo_script_{path.stem}", path)
         module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # dataclasses look their module up there
         spec.loader.exec_module(module)
         return module
 

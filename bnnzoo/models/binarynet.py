@@ -18,15 +18,22 @@ import larq as lq
 import tensorflow as tf
 
 from bnnzoo.layers import HyperConv2D, HyperDense
-from bnnzoo.models.registry import quantizer_factory, register_model
+from bnnzoo.models.registry import check_int, check_positive, quantizer_factory, register_model
 
 __all__ = ["binarynet", "binarynet_mlp"]
 
 
-def _scaled(values: Sequence[int], width: float) -> list[int]:
-    if not width > 0:
-        raise ValueError(f"width must be > 0, got {width}")
-    return [max(1, int(round(v * width))) for v in values]
+# Largest layer size accepted (units or filters): beyond it a typo exhausts memory.
+MAX_LAYER_SIZE = 1 << 16
+
+
+def _scaled(name: str, values: Sequence[int], width: float) -> list[int]:
+    """`values` (positive integers, checked under `name`) scaled by `width`."""
+    check_positive("width", width)
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values:
+        raise ValueError(f"{name} must be a non-empty sequence of integers, got {values!r}")
+    sizes = [check_int(name, v, 1, MAX_LAYER_SIZE) for v in values]
+    return [check_int(f"{name} * width", max(1, int(round(v * width))), 1, MAX_LAYER_SIZE) for v in sizes]
 
 
 @register_model(
@@ -51,9 +58,8 @@ def binarynet_mlp(
     `hyper=True` generates every binary kernel with `bnnzoo.layers.HyperDense`.
     """
     dense_cls = HyperDense if hyper else lq.layers.QuantDense
-    if hidden_layers < 1:
-        raise ValueError(f"hidden_layers must be >= 1, got {hidden_layers}")
-    (n_units,) = _scaled([units], width)
+    check_int("hidden_layers", hidden_layers, 1, 1000)
+    (n_units,) = _scaled("units", [units], width)
     iq, kq = quantizer_factory(input_quantizer), quantizer_factory(kernel_quantizer)
     inputs = tf.keras.Input(shape=input_shape)
     x = tf.keras.layers.Flatten()(inputs)
@@ -108,7 +114,7 @@ def binarynet(
     if hyper and conv_layer is not None:
         raise ValueError(f"give either hyper=True or conv_layer, got conv_layer={conv_layer!r} with hyper")
     conv_cls = HyperConv2D if hyper else (conv_layer or lq.layers.QuantConv2D)
-    filters, dense_units = _scaled(filters, width), _scaled(dense_units, width)
+    filters, dense_units = _scaled("filters", filters, width), _scaled("dense_units", dense_units, width)
     iq, kq = quantizer_factory(input_quantizer), quantizer_factory(kernel_quantizer)
     inputs = tf.keras.Input(shape=input_shape)
     x = inputs

@@ -46,7 +46,7 @@ from larq_zoo.literature.xnornet import XNORNetFactory
 from larq_zoo.sota.quicknet import QuickNetFactory, QuickNetLargeFactory, QuickNetSmallFactory
 from zookeeper import factory as _zookeeper_factory
 
-from bnnzoo.models.registry import FAMILY_DEFAULT, quantizer_factory, register_model
+from bnnzoo.models.registry import FAMILY_DEFAULT, check_positive, quantizer_factory, register_model
 
 __all__ = [
     "binary_alexnet",
@@ -77,9 +77,7 @@ def _register_imagenet_family(name: str, min_input_size: int, description: str, 
 
 
 def _check_width(width: float) -> float:
-    if not (isinstance(width, (int, float)) and width > 0):
-        raise ValueError(f"width must be a number > 0, got {width!r}")
-    return float(width)
+    return check_positive("width", width)
 
 
 def _scale(value: int, width: float, multiple: int = 1) -> int:

@@ -8,6 +8,8 @@ number of classes and pair of quantizers, and optionally loads weights.
 from __future__ import annotations
 
 import fnmatch
+import math
+import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -93,10 +95,51 @@ def get_model_spec(name: str) -> ModelSpec:
         ) from None
 
 
+# Upper bounds on model sizes: beyond them a typo would exhaust memory, not build a model.
+MAX_INPUT_SIZE = 4096
+MAX_CHANNELS = 4096
+MAX_NUM_CLASSES = 1_000_000
+
+
+def check_int(name: str, value, low: int, high: int) -> int:
+    """`value` as an int, or `ValueError` naming `name` unless an integer in [low, high].
+
+    Args:
+        name: the argument's name, for the message.
+        value: the value to check (bools and non-integral floats are refused).
+        low: smallest allowed value.
+        high: largest allowed value.
+    """
+    integral = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if not integral or not low <= value <= high:
+        raise ValueError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
+    return int(value)
+
+
+def check_positive(name: str, value) -> float:
+    """`value` as a float, or `ValueError` naming `name` unless a finite number > 0.
+
+    Args:
+        name: the argument's name, for the message.
+        value: the value to check.
+    """
+    if (not isinstance(value, numbers.Real) or isinstance(value, bool)
+            or not (math.isfinite(value) and value > 0)):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
 def _check_input_shape(spec: ModelSpec, input_shape) -> tuple[int, ...]:
-    shape = tuple(int(d) for d in input_shape)
-    if len(shape) != 3 or any(d <= 0 for d in shape):
-        raise ValueError(f"input_shape must be (height, width, channels) > 0, got {input_shape}")
+    try:
+        dims = tuple(input_shape)
+    except TypeError:
+        dims = ()
+    if len(dims) != 3 or not all(isinstance(d, numbers.Integral) and not isinstance(d, bool) for d in dims):
+        raise ValueError(f"input_shape must be 3 integers (height, width, channels), got {input_shape!r}")
+    shape = tuple(int(d) for d in dims)
+    if any(d <= 0 for d in shape) or max(shape[:2]) > MAX_INPUT_SIZE or shape[2] > MAX_CHANNELS:
+        raise ValueError(f"input_shape must have height and width in [1, {MAX_INPUT_SIZE}] and channels "
+                         f"in [1, {MAX_CHANNELS}], got {input_shape!r}")
     if min(shape[:2]) < spec.min_input_size:
         raise ValueError(
             f"{spec.name} needs inputs of at least {spec.min_input_size}x{spec.min_input_size} "
@@ -144,16 +187,15 @@ def create_model(
         # Rebuild the architecture the weights were trained with.
         card = _pretrained.get_card(name, str(weights))
         input_shape = input_shape or card.input_shape
-        num_classes = num_classes or card.num_classes
+        num_classes = card.num_classes if num_classes is None else num_classes
         card_kwargs = dict(card.model_kwargs)
         if input_quantizer == FAMILY_DEFAULT:
             input_quantizer = card.input_quantizer
         if kernel_quantizer == FAMILY_DEFAULT:
             kernel_quantizer = card.kernel_quantizer
     shape = _check_input_shape(spec, input_shape or spec.default_input_shape)
-    classes = int(num_classes or spec.default_num_classes)
-    if classes < 2:
-        raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+    classes = check_int("num_classes", spec.default_num_classes if num_classes is None else num_classes,
+                        2, MAX_NUM_CLASSES)
     options = {**spec.defaults, **card_kwargs, **kwargs}
     family_iq = options.pop("input_quantizer", "ste_sign")
     family_kq = options.pop("kernel_quantizer", "ste_sign")

@@ -28,7 +28,7 @@ from typing import Sequence
 import larq as lq
 import tensorflow as tf
 
-from bnnzoo.models.registry import quantizer_factory, register_model
+from bnnzoo.models.registry import check_int, check_positive, quantizer_factory, register_model
 
 __all__ = ["binary_resnet20"]
 
@@ -56,11 +56,11 @@ def binary_resnet20(
     Stages 2 and 3 halve the resolution (stride 2), so inputs need ≥ 4 px.
     `conv_layer` substitutes another quantized conv class with QuantConv2D's signature.
     """
-    if not (isinstance(width, (int, float)) and width > 0):
-        raise ValueError(f"width must be a number > 0, got {width!r}")
-    if not (isinstance(blocks_per_stage, int) and blocks_per_stage >= 1):
-        raise ValueError(f"blocks_per_stage must be an integer >= 1, got {blocks_per_stage!r}")
-    filters = [max(1, int(round(f * width))) for f in stage_filters]
+    check_positive("width", width)
+    check_int("blocks_per_stage", blocks_per_stage, 1, 1000)
+    if isinstance(stage_filters, (str, bytes)) or not isinstance(stage_filters, Sequence) or not stage_filters:
+        raise ValueError(f"stage_filters must be a non-empty sequence of integers, got {stage_filters!r}")
+    filters = [max(1, int(round(check_int("stage_filters", f, 1, 1 << 16) * width))) for f in stage_filters]
     conv_cls = conv_layer or lq.layers.QuantConv2D
     iq, kq = quantizer_factory(input_quantizer), quantizer_factory(kernel_quantizer)
 

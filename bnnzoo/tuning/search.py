@@ -81,7 +81,8 @@ def _train_or_reuse(config: _training.TrainConfig, run_dir: Path, arrays, candid
                 shutil.rmtree(run_dir, ignore_errors=True)
                 shutil.copytree(source, run_dir)
             return json.loads(metrics_path.read_text())
-    return _training.train(config, run_dir, arrays=arrays, verbose=0).metrics
+    # Not an identical finished run (checked above): replace whatever run_dir holds.
+    return _training.train(config, run_dir, arrays=arrays, verbose=0, overwrite=True).metrics
 
 
 def run_search(
