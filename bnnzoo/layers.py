@@ -58,6 +58,8 @@ class _HyperKernel:
         if not (isinstance(embedding_dim, (int, np.integer)) and embedding_dim >= 1):
             raise ValueError(f"embedding_dim must be an integer >= 1, got {embedding_dim!r}")
         self.embedding_dim = int(embedding_dim)
+        embedding_initializer = embedding_initializer or _HYPER_DEFAULTS["embedding_initializer"]
+        scale_initializer = scale_initializer or _HYPER_DEFAULTS["scale_initializer"]
         self.embedding_initializer = tf.keras.initializers.get(embedding_initializer)
         self.hyper_initializer = tf.keras.initializers.get(hyper_initializer)
         self.scale_initializer = tf.keras.initializers.get(scale_initializer)
@@ -128,11 +130,13 @@ class _HyperKernel:
         return layer
 
 
+# The authors' initialization (Hyper-BinaryNet code, `models/hyper_modules.py`):
+# embeddings U(-2/3, 2/3), scale s = 1; W_h Glorot uniform.
 _HYPER_DEFAULTS = dict(
     embedding_dim=9,
-    embedding_initializer="random_normal",
+    embedding_initializer=tf.keras.initializers.RandomUniform(-2.0 / 3.0, 2.0 / 3.0),
     hyper_initializer="glorot_uniform",
-    scale_initializer=tf.keras.initializers.Constant(0.5),
+    scale_initializer=tf.keras.initializers.Constant(1.0),
 )
 
 
@@ -163,10 +167,10 @@ class HyperConv2D(_HyperKernel, lq.layers.QuantConv2D):
 
     # Arguments
         embedding_dim: size \(d\) of each slice embedding \(z_{i,o}\) (paper: 9).
-        embedding_initializer: initializer of the embeddings (standard normal).
+        embedding_initializer: initializer of the embeddings (default: uniform on
+            \([-2/3, 2/3]\), as in the authors' code).
         hyper_initializer: initializer of \(W_h\) (Glorot uniform).
-        scale_initializer: initializer of \(s\) (0.5, so most generated weights start
-            inside the straight-through window \(|w| \le 1\)).
+        scale_initializer: initializer of \(s\) (default 1, as in the authors' code).
 
     # References
     - [Gradient Matters: Designing Binarized Neural Networks via Enhanced
@@ -175,11 +179,10 @@ class HyperConv2D(_HyperKernel, lq.layers.QuantConv2D):
 
     _inference_class = lq.layers.QuantConv2D
 
-    def __init__(self, filters, kernel_size, embedding_dim=9, embedding_initializer="random_normal",
+    def __init__(self, filters, kernel_size, embedding_dim=9, embedding_initializer=None,
                  hyper_initializer="glorot_uniform", scale_initializer=None, **kwargs):
         super().__init__(filters, kernel_size, **kwargs)
-        self._init_hyper(embedding_dim, embedding_initializer, hyper_initializer,
-                         scale_initializer or _HYPER_DEFAULTS["scale_initializer"])
+        self._init_hyper(embedding_dim, embedding_initializer, hyper_initializer, scale_initializer)
 
     def build(self, input_shape):
         input_shape = tf.TensorShape(input_shape)
@@ -231,11 +234,10 @@ class HyperDense(_HyperKernel, lq.layers.QuantDense):
 
     _inference_class = lq.layers.QuantDense
 
-    def __init__(self, units, embedding_dim=9, embedding_initializer="random_normal",
+    def __init__(self, units, embedding_dim=9, embedding_initializer=None,
                  hyper_initializer="glorot_uniform", scale_initializer=None, **kwargs):
         super().__init__(units, **kwargs)
-        self._init_hyper(embedding_dim, embedding_initializer, hyper_initializer,
-                         scale_initializer or _HYPER_DEFAULTS["scale_initializer"])
+        self._init_hyper(embedding_dim, embedding_initializer, hyper_initializer, scale_initializer)
 
     def build(self, input_shape):
         input_shape = tf.TensorShape(input_shape)

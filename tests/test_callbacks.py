@@ -49,14 +49,15 @@ def test_default_schedules_per_quantizer():
     model = build_model(config, (8, 8, 1), 10)
     (callback,) = default_annealing(model, config, 10)
     assert callback.final_epoch == 4 and callback.log_name == "sign_swish_mu"
-    assert [callback.value_at(e) for e in (0, 4)] == pytest.approx([1.0, 100.0])
+    assert [callback.value_at(e) for e in (0, 4)] == pytest.approx([1.0, 5.0])  # bounded rule
     config = TrainConfig(quantizer="ste_warmup", epochs=200, quantizer_kwargs={"temperature": 2.0},
                          model_kwargs={"units": 8})
     (callback,) = default_annealing(build_model(config, (8, 8, 1), 10), config, 10)
     assert callback.value_at(10) == pytest.approx(2.0 * 0.95**10)  # the paper's rate
-    config = TrainConfig(quantizer="ste_warmup", epochs=3, model_kwargs={"units": 8})
+    config = TrainConfig(quantizer="ste_warmup", epochs=3, model_kwargs={"units": 8},
+                         annealing="compressed")
     (callback,) = default_annealing(build_model(config, (8, 8, 1), 10), config, 10)
-    assert callback.value_at(2) == pytest.approx(0.01)  # short run: decays to 1% of T0
+    assert callback.value_at(2) == pytest.approx(0.01)  # compressed rule: decays to 1% of T0
     config = TrainConfig(quantizer="ste_sign", epochs=3, model_kwargs={"units": 8})
     assert default_annealing(build_model(config, (8, 8, 1), 10), config, 10) == []
 
@@ -85,7 +86,7 @@ def test_bnnpp_schedule_ends_with_exact_sign_and_equals_ste_sign_model(digits, t
     result = train(config, tmp_path / "run", arrays=digits, verbose=0)
     logged = json.loads((tmp_path / "run" / "history.json").read_text())
     assert logged["sign_swish_mu_exact_sign"] == [0.0, 0.0, 0.0, 1.0]
-    assert logged["sign_swish_mu"] == pytest.approx([1.0, 100 ** (1 / 3), 100 ** (2 / 3), 100.0])
+    assert logged["sign_swish_mu"] == pytest.approx([1.0, 5 ** (1 / 3), 5 ** (2 / 3), 5.0])
     _assert_exact_sign(result.model)
     # The trained model is the ste_sign network with the same weights, prediction for prediction.
     x = digits.x_test
@@ -115,9 +116,9 @@ def test_resume_continues_the_schedule(digits, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         train(config, tmp_path / "cut", arrays=digits, verbose=0, callbacks=[_interrupt_at(2)])
     cut = json.loads((tmp_path / "cut" / "history.json").read_text())
-    assert cut["sign_swish_mu"] == pytest.approx([1.0, 10.0])
+    assert cut["sign_swish_mu"] == pytest.approx([1.0, 5 ** 0.5])
     resumed = train(config, tmp_path / "cut", arrays=digits, verbose=0)
-    assert resumed.history["sign_swish_mu"] == pytest.approx([1.0, 10.0, 100.0])
+    assert resumed.history["sign_swish_mu"] == pytest.approx([1.0, 5 ** 0.5, 5.0])
     assert resumed.history["sign_swish_mu_exact_sign"] == [0.0, 0.0, 1.0]
     assert len(resumed.history["loss"]) == 3
     _assert_exact_sign(resumed.model)
@@ -177,7 +178,8 @@ def test_bad_uses_raise():
 
 def test_cli_ste_warmup_ends_with_exact_sign_and_equals_ste_sign_model(digits, tmp_path, capsys):
     out = tmp_path / "cli"
-    code = cli_main(["train", "--quantizer", "ste_warmup", "--epochs", "3", "--lr", "3e-3",
+    code = cli_main(["train", "--quantizer", "ste_warmup", "--annealing", "compressed",
+                     "--epochs", "3", "--lr", "3e-3",
                      "--model-arg", "units=64", "--out", str(out), "--no-resume"])
     assert code == 0
     assert "test accuracy" in capsys.readouterr().out

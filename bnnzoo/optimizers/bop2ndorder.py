@@ -16,7 +16,7 @@ import larq as lq
 import tensorflow as tf
 
 from bnnzoo import training as _training
-from bnnzoo.optimizers import register_optimizer
+from bnnzoo.optimizers import check_schedule, paper_schedule, register_optimizer
 from bnnzoo.optimizers.flip_rate import FlipRate
 
 __all__ = ["Bop2ndOrder", "bop2ndorder", "BIAS_CORRECTIONS"]
@@ -268,8 +268,14 @@ def bop2ndorder(
     sigma=DEFAULTS["sigma"],
     epsilon=DEFAULTS["epsilon"],
     bias_correction=DEFAULTS["bias_correction"],
+    schedule: str = "constant",
+    decay_steps: int | None = None,
 ):
     """`Bop2ndOrder` on binary variables, legacy Adam(`learning_rate`) on the rest.
+
+    `schedule="paper"`: the authors' CIFAR-10 recipe — τ, γ and σ decay linearly over
+    `decay_steps` (τ 1e-5 → 1e-8, γ 1e-2 → 1e-5, σ 1e-7 → 1e-2; `bnnzoo.training.train`
+    passes the run length), replacing `threshold`, `gamma` and `sigma`.
 
     The defaults here (τ=1e-3, γ=1e-5, σ=1e-2, ε=1e-10, Adam-style bias correction)
     are for runs of a few to a few tens of epochs: they were the best bias-corrected
@@ -286,6 +292,9 @@ def bop2ndorder(
     keeps, are meant for hundreds of epochs: biased, with γ=1e-6 the first moment
     needs ~1e6 steps to warm up.
     """
+    if check_schedule(schedule) == "paper":
+        threshold, gamma, sigma = (paper_schedule(name, decay_steps)
+                                   for name in ("threshold", "gamma", "sigma"))
     return lq.optimizers.CaseOptimizer(
         (
             Bop2ndOrder.is_binary_variable,
