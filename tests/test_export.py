@@ -25,12 +25,13 @@ SMALL = {
     "binarynet_mlp": ((8, 8, 1), {"units": 64}),
     "binarynet": ((8, 8, 1), {"width": 1 / 16}),  # 2x2 and 1x1 maps: the small-map fix
     "binary_resnet20": ((16, 16, 3), {"width": 0.25}),
+    "reactnet": ((8, 8, 1), {"width": 0.125, "depth": 8}),  # RSign/RPReLU/scale around bconvs, 2x2 maps
     "binary_alexnet": ((64, 64, 3), {}),
     "dorefanet": ((64, 64, 3), {}),
 }
 # The families the default suite converts; the others (larq-zoo ImageNet families,
 # each takes ~30-90 s to convert here) run in the slow suite.
-FAST = ("binarynet_mlp", "binarynet")
+FAST = ("binarynet_mlp", "binarynet", "reactnet")
 # Registered families that cannot be exported, with the reason. (None today.)
 NOT_CONVERTIBLE: dict[str, str] = {}
 

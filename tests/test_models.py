@@ -29,6 +29,7 @@ SMALL_KWARGS = {
     "binarynet_mlp": {"units": 64},
     "binarynet": {"width": 1 / 16},
     "binary_resnet20": {"width": 0.5},
+    "reactnet": {"width": 0.125, "depth": 8},
     "birealnet18": {"width": 0.125},
     "binary_resnet_e18": {"width": 0.125},
     "binary_densenet28": {"width": 0.125},

@@ -9,7 +9,7 @@
     ```
 """
 
-from bnnzoo.models import binarynet, larq_zoo_families, resnet  # noqa: F401  (registers the families)
+from bnnzoo.models import binarynet, larq_zoo_families, reactnet, resnet  # noqa: F401  (registers the families)
 from bnnzoo.models.registry import (
     FAMILY_DEFAULT,
     ModelSpec,
