@@ -25,6 +25,7 @@ import math
 from typing import Any, Callable
 
 import larq as lq
+import numpy as np
 import tensorflow as tf
 
 __all__ = [
@@ -795,7 +796,11 @@ class DoReFaWeights(lq.quantizers.DoReFa):
     """
 
     def __init__(self, k_bit: int = 1, mode: str = "weights", **kwargs):
-        super().__init__(k_bit=k_bit, mode=mode, **kwargs)
+        if not (isinstance(k_bit, (int, np.integer)) and not isinstance(k_bit, bool) and 1 <= k_bit <= 8):
+            raise ValueError(f"k_bit must be an integer in [1, 8], got {k_bit!r}")
+        if mode not in ("weights", "activations"):
+            raise ValueError(f"mode must be 'weights' or 'activations', got {mode!r}")
+        super().__init__(k_bit=int(k_bit), mode=mode, **kwargs)
 
 
 register_quantizer("dorefa_weights", DoReFaWeights)
