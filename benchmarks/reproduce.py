@@ -322,25 +322,14 @@ class ResultStore:
         write_json_atomic(self.path(*parts), {**result, "finished": True})
 
 
-def _clean(obj):
-    """JSON-safe copy: NaN/inf become None."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if hasattr(obj, "item"):
-        return _clean(obj.item())
-    return obj
-
-
 def write_json_atomic(path: Path, obj) -> None:
+    """`bnnzoo._atomic.atomic_write_json` (NaN/inf as null) into a folder made if missing;
+    numpy scalars are written as Python numbers."""
+    from bnnzoo._atomic import atomic_write_json
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(_clean(obj), indent=1, allow_nan=False) + "\n")
-    os.replace(tmp, path)
+    atomic_write_json(path, obj, default=lambda o: o.item())
 
 
 # ------------------------------------------------------------------------ running
