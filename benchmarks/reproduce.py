@@ -444,6 +444,7 @@ def _median(values):
 
 def analyse_claim(claim: Claim, settings: Settings, store: ResultStore) -> dict:
     """Per-arm results and, when every seed of every arm is there, the verdicts."""
+    epochs, search_epochs, float_epochs = claim_epochs(claim, settings)
     arms = {}
     for arm in claim.arms:
         search = {f"{lr:g}": store.get(claim.name, arm.name, f"search_lr{lr:g}") for lr in settings.lr_grid}
@@ -467,10 +468,10 @@ def analyse_claim(claim: Claim, settings: Settings, store: ResultStore) -> dict:
     out = {"paper": claim.paper, "claim": claim.claim, "paper_setting": claim.paper_setting,
            "paper_result": claim.paper_result, "ours_differs": claim.ours_differs,
            "kind": claim.kind, "baseline": claim.baseline.name, "arms": arms,
-           "epochs": claim_epochs(claim, settings)[0],
+           "epochs": epochs,
            "search": {"learning_rates": list(settings.lr_grid), "seed": SEARCH_SEED,
-                      "epochs": claim_epochs(claim, settings)[1], "picked_on": "final val_accuracy"},
-           "float_start_epochs": claim_epochs(claim, settings)[2],
+                      "epochs": search_epochs, "picked_on": "final val_accuracy"},
+           "float_start_epochs": float_epochs,
            "seeds": list(settings.seeds)}
     complete = all(len(a["seeds_done"]) == len(settings.seeds) for a in arms.values())
     comparisons = {}
