@@ -47,12 +47,15 @@ demo: $(STAMP)
 	@echo "stack: Python $(PY_VERSION); $$($(PIP) list 2>/dev/null | grep -iE '^(tensorflow([-_]cpu)?|tf[-_]keras|larq) ' | tr -s ' ' | paste -sd, - | sed 's/,/, /g')"
 	$(BIN)/bnnzoo train --model binarynet_mlp --dataset digits --epochs 20 --out runs/demo --no-resume
 
-## The default test suite (long runs are marked slow and excluded).
+## The default test suite (long runs are marked slow and excluded), on TEST_WORKERS
+## processes (pytest-xdist; each test file runs in one process). TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -q $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile)
 test: $(STAMP) fashion-mnist
-	$(BIN)/python -m pytest -q --durations=15
+	$(PYTEST) --durations=15
 
 test-slow: $(STAMP) fashion-mnist
-	$(BIN)/python -m pytest -q -m slow
+	$(PYTEST) -m slow
 
 docs: $(STAMP)
 	$(BIN)/mkdocs build --strict

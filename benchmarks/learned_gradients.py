@@ -36,7 +36,7 @@ import tensorflow as tf  # noqa: E402
 import bnnzoo  # noqa: E402
 from bnnzoo import training  # noqa: E402
 from bnnzoo.optimizers import get_optimizer  # noqa: E402
-from bnnzoo.optimizers.fsg import binary_kernel_layers  # noqa: E402
+from bnnzoo.fsg import binary_kernel_layers  # noqa: E402
 from bnnzoo.training import TrainConfig  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -115,8 +115,7 @@ def _timing_model(settings, arrays, method):
     tf.keras.utils.set_random_seed(0)
     model = training.build_model(config, arrays.input_shape, arrays.num_classes)
     optimizer = get_optimizer(config.optimizer, config.learning_rate)
-    if hasattr(optimizer, "wrap_model"):
-        model = optimizer.wrap_model(model)
+    model = training.wrap_for_optimizer(model, config.optimizer)
     training.compile_model(model, optimizer)
     return model, optimizer
 

@@ -41,13 +41,16 @@ from typing import Callable
 import tensorflow as tf
 
 from bnnzoo import quantizers as _quantizers
-from bnnzoo import training as _training
+from bnnzoo.optimizers.flip_rate import FlipRate
+from bnnzoo.validation import check_positive
 
 __all__ = [
     "ExponentialSchedule",
     "GeometricSchedule",
     "ANNEALING_RULES",
     "QuantizerAnnealing",
+    "FlipRate",
+    "check_annealing_rule",
     "default_annealing",
     "default_schedule",
 ]
@@ -62,8 +65,8 @@ class ExponentialSchedule:
     """
 
     def __init__(self, initial: float, rate: float, every: int = 1, offset: int = 0):
-        self.initial = _quantizers._check_positive("initial", initial)
-        self.rate = _quantizers._check_positive("rate", rate)
+        self.initial = check_positive("initial", initial)
+        self.rate = check_positive("rate", rate)
         if not isinstance(every, int) or every < 1:
             raise ValueError(f"every must be an integer >= 1, got {every!r}")
         if not isinstance(offset, int) or offset < 0:
@@ -86,8 +89,8 @@ class GeometricSchedule:
     """
 
     def __init__(self, start: float, end: float, length: int):
-        self.start = _quantizers._check_positive("start", start)
-        self.end = _quantizers._check_positive("end", end)
+        self.start = check_positive("start", start)
+        self.end = check_positive("end", end)
         if not isinstance(length, int) or length < 1:
             raise ValueError(f"length must be an integer >= 1, got {length!r}")
         self.length = length
@@ -287,7 +290,7 @@ def default_schedule(quantizer, epochs: int, rule: str = "default"):
 
 
 def default_annealing(model, config, steps_per_epoch) -> list[tf.keras.callbacks.Callback]:
-    """Auto-callback for `bnnzoo.training.train`: anneal every annealable quantizer.
+    """What `bnnzoo.training.train` attaches for the model's quantizers: annealing.
 
     One `QuantizerAnnealing` per (quantizer kind, parameter, starting value) with the
     rule `config.annealing` (none for `"none"`); the last epoch (`config.epochs - 1`)
@@ -312,8 +315,3 @@ def default_annealing(model, config, steps_per_epoch) -> list[tf.keras.callbacks
         ))
     return callbacks
 
-
-_training.register_auto_callback(default_annealing)
-
-
-from bnnzoo.optimizers.flip_rate import FlipRate  # noqa: E402,F401  (flip-rate logging)

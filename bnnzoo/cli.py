@@ -7,148 +7,50 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
-from typing import Callable, Sequence
+from typing import Sequence
+
+from bnnzoo.cli_support import (
+    fail,
+    is_expected,
+    key_value,
+    non_negative_float,
+    non_negative_int,
+    one_line,
+    positive_float,
+    positive_int,
+    quiet_tensorflow,
+    set_debug,
+    split_logical_cpus,
+)
+from bnnzoo.registry import Registry
 
 __all__ = ["main", "build_parser"]
 
 # Subcommands that live next to their feature: name -> module. Each module has
 # `add_parser(subparsers) -> None`, which adds its parser and sets `func` on it.
-SUBCOMMAND_MODULES: dict[str, str] = {"tune": "bnnzoo.tuning.cli", "export": "bnnzoo.export"}
-
-
-# ----------------------------------------------------------------- argument types
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
-    return value
-
-
-def key_value(text: str) -> tuple[str, object]:
-    """`KEY=VALUE`; VALUE is parsed as JSON when it can be (numbers, true, lists)."""
-    if "=" not in text:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    key, raw = text.split("=", 1)
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
-        value = raw
-    return key.strip().replace("-", "_"), value
-
-
-# ----------------------------------------------------------------- environment
-
-
-def quiet_tensorflow() -> None:
-    """Keep TensorFlow's C++ and Python start-up chatter off the terminal (CLI only)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import warnings
-
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    warnings.filterwarnings("ignore", category=UserWarning, module="keras")
-
-
-def split_logical_cpus(count: int | None) -> None:
-    """Split the CPU into `count` logical devices (before TensorFlow starts its runtime)."""
-    if not count or count < 2:
-        return
-    import tensorflow as tf
-
-    cpus = tf.config.list_physical_devices("CPU")
-    tf.config.set_logical_device_configuration(
-        cpus[0], [tf.config.LogicalDeviceConfiguration() for _ in range(count)]
-    )
-
-
-# Set by `main` from `--debug`: errors keep their traceback instead of one line.
-_DEBUG = False
-
-
-def _fail(message: str) -> None:
-    if _DEBUG and sys.exc_info()[1] is not None:
-        raise  # noqa: PLE0704  (--debug: the exception being handled, with its traceback)
-    print(f"bnnzoo: error: {message}", file=sys.stderr)
-    raise SystemExit(2)
-
-
-def _one_line(err: BaseException) -> str:
-    """An exception as one line (some libraries' messages span several)."""
-    return " ".join(str(err).split()) or type(err).__name__
-
-
-def _is_expected(err: BaseException) -> bool:
-    """Whether `err` is a failure of the inputs (files, data, arguments), not a bug.
-
-    Those are reported in one line on stderr; anything else keeps its traceback.
-    """
-    import zipfile
-
-    expected: tuple[type, ...] = (ValueError, OSError, EOFError, zipfile.BadZipFile)
-    if "bnnzoo.data" in sys.modules:
-        expected += (sys.modules["bnnzoo.data"].DataUnavailableError,)
-    return isinstance(err, expected)
+SUBCOMMAND_MODULES: Registry[str] = Registry("subcommand")
+SUBCOMMAND_MODULES.register("tune", "bnnzoo.tuning.cli")
+SUBCOMMAND_MODULES.register("export", "bnnzoo.export.cli")
 
 
 # ----------------------------------------------------------------- list
 
 
 def cmd_list(args) -> int:
-    import bnnzoo
+    from bnnzoo import data, optimizers, pretrained, quantizers
     from bnnzoo.models import get_model_spec, list_models
-
-    try:
-        from bnnzoo import pretrained
-    except ImportError:  # the pretrained module is optional for listing families
-        pretrained = None
 
     print("Models:")
     for name in list_models(args.filter):
         spec = get_model_spec(name)
         print(f"  {name:22s} input {'x'.join(map(str, spec.default_input_shape)):9s} {spec.description}")
-        if pretrained is not None:
-            for card in pretrained.list_cards(name):
-                print("    " + pretrained.format_card_line(card))
-    print("Quantizers: " + ", ".join(bnnzoo.quantizers.list_quantizers()))
-    print("Optimizers: " + ", ".join(bnnzoo.optimizers.list_optimizers()))
-    print("Datasets:   " + ", ".join(bnnzoo.data.list_datasets())
+        for card in pretrained.list_cards(name):
+            print("    " + pretrained.format_card_line(card))
+    print("Quantizers: " + ", ".join(quantizers.list_quantizers()))
+    print("Optimizers: " + ", ".join(optimizers.list_optimizers()))
+    print("Datasets:   " + ", ".join(data.list_datasets())
           + " (offline), any TFDS name, or a .npz file")
     return 0
 
@@ -156,11 +58,34 @@ def cmd_list(args) -> int:
 # ----------------------------------------------------------------- train
 
 
-# CLI flags that map onto optimizer keyword arguments.
-OPTIMIZER_FLAGS = ("threshold", "gamma", "sigma", "epsilon", "bias_correction")
+def _flag_type(flag):
+    """An argparse type for a `bnnzoo.optimizers.BuilderFlag`."""
+    if flag.choices is not None:
+        def choice(text: str):
+            if text not in flag.choices:
+                raise argparse.ArgumentTypeError(f"must be one of {', '.join(flag.choices)}, got {text!r}")
+            return text
+        return choice
+    if flag.low == 0 and not flag.low_open:
+        return non_negative_float
+    return positive_float
+
+
+def add_optimizer_flags(p) -> list[str]:
+    """The flags the registered optimizer builders declare (`cli_flags`); their names."""
+    from bnnzoo.optimizers import builder_flags
+
+    names = []
+    for name, (flag, optimizers) in builder_flags().items():
+        p.add_argument("--" + name.replace("_", "-"), type=_flag_type(flag),
+                       help=f"{flag.help} (--optimizer {', '.join(optimizers)})")
+        names.append(name)
+    return names
 
 
 def add_train_parser(sub) -> None:
+    from bnnzoo.training import STRATEGIES
+
     p = sub.add_parser("train", help="train a binary model and write a run directory")
     p.add_argument("--recipe", help="a .json/.toml recipe; flags given here override it")
     p.add_argument("--model", "-m", help="model family (default binarynet_mlp)")
@@ -175,11 +100,7 @@ def add_train_parser(sub) -> None:
     p.add_argument("--seed", type=non_negative_int)
     p.add_argument("--validation-fraction", type=non_negative_float)
     p.add_argument("--data-dir", help="folder with the dataset files (Fashion-MNIST idx, TFDS data)")
-    p.add_argument("--threshold", type=non_negative_float, help="Bop/Bop2ndOrder flip threshold tau")
-    p.add_argument("--gamma", type=positive_float, help="Bop/Bop2ndOrder first-moment rate")
-    p.add_argument("--sigma", type=positive_float, help="Bop2ndOrder second-moment rate")
-    p.add_argument("--epsilon", type=positive_float, help="Bop2ndOrder epsilon")
-    p.add_argument("--bias-correction", help="Bop2ndOrder bias correction: adam, constant or none")
+    p.set_defaults(optimizer_flags=add_optimizer_flags(p))
     p.add_argument("--optimizer-arg", type=key_value, action="append", default=[], metavar="K=V")
     p.add_argument("--quantizer-arg", type=key_value, action="append", default=[], metavar="K=V")
     p.add_argument("--model-arg", type=key_value, action="append", default=[], metavar="K=V")
@@ -191,7 +112,7 @@ def add_train_parser(sub) -> None:
     p.add_argument("--clipnorm", type=positive_float, help="global gradient-norm clip of every optimizer")
     p.add_argument("--init-from", metavar="RUN_DIR",
                    help="initialize the weights from a run directory or saved model of the same network")
-    p.add_argument("--strategy", choices=("default", "mirrored", "multiworker"))
+    p.add_argument("--strategy", choices=STRATEGIES.names())
     p.add_argument("--logical-cpus", type=positive_int,
                    help="split the CPU into N logical devices (for --strategy mirrored without GPUs)")
     p.add_argument("--out", help="run directory (default runs/<model>-<dataset>-<optimizer>-<quantizer>)")
@@ -217,7 +138,7 @@ def config_from_args(args):
         if value is not None:
             values[name] = value
     opt_kwargs = dict(values.get("optimizer_kwargs", {}))
-    for name in OPTIMIZER_FLAGS:
+    for name in getattr(args, "optimizer_flags", ()):
         value = getattr(args, name, None)
         if value is not None:
             opt_kwargs[name] = None if value == "none" else value
@@ -235,7 +156,7 @@ def cmd_train(args) -> int:
     except (ValueError, TypeError, OSError) as err:
         # TOML/JSON decode errors give the line but not the file.
         where = f"recipe {args.recipe}: " if args.recipe and args.recipe not in str(err) else ""
-        _fail(where + _one_line(err))
+        fail(where + one_line(err))
     # Validate optimizer and quantizer arguments before loading any data.
     from bnnzoo import data, optimizers
 
@@ -244,7 +165,7 @@ def cmd_train(args) -> int:
         config.quantizer_objects()
         data.check_dataset_name(config.dataset)
     except (ValueError, TypeError) as err:
-        _fail(str(err))
+        fail(str(err))
     out = args.out or os.path.join(
         "runs", f"{config.model}-{config.dataset}-{config.optimizer}-{config.quantizer}".replace("/", "_")
     )
@@ -256,14 +177,11 @@ def cmd_train(args) -> int:
     try:
         result = training.train(config, out, resume=not args.no_resume, overwrite=args.overwrite)
     except (DataUnavailableError, FileNotFoundError) as err:
-        _fail(str(err))
+        fail(str(err))
     if args.recipe:
-        try:
-            from bnnzoo import pretrained
-        except ImportError:
-            pretrained = None
-        if pretrained is not None and hasattr(pretrained, "publish_from_recipe"):
-            pretrained.publish_from_recipe(args.recipe, out)
+        from bnnzoo import zoo
+
+        zoo.publish_from_recipe(args.recipe, out)
     # Values read back from metrics.json may be null (a NaN loss is written as null).
     m = {k: float("nan") if v is None else v for k, v in result.metrics.items()}
     print(f"test accuracy: {m['test_accuracy']:.4f}  (loss {m['test_loss']:.4f}, "
@@ -290,25 +208,25 @@ def add_evaluate_parser(sub) -> None:
 
 def cmd_evaluate(args) -> int:
     if bool(args.source) == bool(args.model):
-        _fail("give either a run directory/model file, or --model NAME --weights TAG")
+        fail("give either a run directory/model file, or --model NAME --weights TAG")
     if args.model and not args.weights:
-        _fail("--model needs --weights TAG")
+        fail("--model needs --weights TAG")
     from bnnzoo import training
     from bnnzoo.data import DataUnavailableError
 
     try:
         if args.source:
             if not os.path.exists(args.source):
-                _fail(f"no run directory or model file at {args.source}")
+                fail(f"no run directory or model file at {args.source}")
             result = training.evaluate(args.source, args.dataset, batch_size=args.batch_size,
                                        data_dir=args.data_dir)
         else:
-            from bnnzoo import pretrained
+            from bnnzoo import zoo
 
-            result = pretrained.evaluate_pretrained(args.model, args.weights, dataset=args.dataset,
-                                                    data_dir=args.data_dir, batch_size=args.batch_size)
+            result = zoo.evaluate_pretrained(args.model, args.weights, dataset=args.dataset,
+                                             data_dir=args.data_dir, batch_size=args.batch_size)
     except (ValueError, FileNotFoundError, DataUnavailableError) as err:
-        _fail(str(err))
+        fail(str(err))
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -332,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_evaluate_parser(sub)
     import importlib
 
-    for module in SUBCOMMAND_MODULES.values():
+    for _, module in SUBCOMMAND_MODULES.items():
         importlib.import_module(module).add_parser(sub)
     debug_help = "show the full traceback of an error instead of one line"
     parser.add_argument("--debug", action="store_true", help=debug_help)
@@ -347,16 +265,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     Args:
         argv: the arguments (default: `sys.argv[1:]`).
     """
-    global _DEBUG
     quiet_tensorflow()  # also done by the console-script shim, before bnnzoo imports TF
     args = build_parser().parse_args(argv)
-    _DEBUG = bool(args.debug)
+    set_debug(args.debug)
     try:
         return args.func(args)
     except Exception as err:  # noqa: BLE001  (sorted by _is_expected)
-        if not _is_expected(err):
+        if not is_expected(err):
             raise
-        _fail(_one_line(err))
+        fail(one_line(err))
 
 
 if __name__ == "__main__":

@@ -37,9 +37,9 @@ training form the generator parameters are real-valued, and summaries count them
     inference = bnnzoo.layers.to_inference_model(model)
     ```
 
-# References
-- [Gradient Matters: Designing Binarized Neural Networks via Enhanced
-  Information-Flow](https://doi.org/10.1109/TPAMI.2021.3088904)
+References:
+    - [Gradient Matters: Designing Binarized Neural Networks via Enhanced
+      Information-Flow](https://doi.org/10.1109/TPAMI.2021.3088904)
 """
 
 from __future__ import annotations
@@ -165,15 +165,15 @@ class HyperConv2D(_HyperKernel, lq.layers.QuantConv2D):
         assert y.shape == (2, 6, 6, 32)
         ```
 
-    # Arguments
+    Args:
         embedding_dim: size \(d\) of each slice embedding \(z_{i,o}\) (paper: 9).
         embedding_initializer: initializer of the embeddings (default: uniform on
             \([-2/3, 2/3]\), as in the authors' code).
         hyper_initializer: initializer of \(W_h\) (Glorot uniform).
         scale_initializer: initializer of \(s\) (default 1, as in the authors' code).
 
-    # References
-    - [Gradient Matters: Designing Binarized Neural Networks via Enhanced
+    References:
+        - [Gradient Matters: Designing Binarized Neural Networks via Enhanced
       Information-Flow](https://doi.org/10.1109/TPAMI.2021.3088904)
     """
 
@@ -223,12 +223,12 @@ class HyperDense(_HyperKernel, lq.layers.QuantDense):
         assert y.shape == (2, 10)
         ```
 
-    # Arguments
+    Args:
         embedding_dim: size \(d\) of each weight's embedding (default 9).
         embedding_initializer, hyper_initializer, scale_initializer: as in `HyperConv2D`.
 
-    # References
-    - [Gradient Matters: Designing Binarized Neural Networks via Enhanced
+    References:
+        - [Gradient Matters: Designing Binarized Neural Networks via Enhanced
       Information-Flow](https://doi.org/10.1109/TPAMI.2021.3088904)
     """
 

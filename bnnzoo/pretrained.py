@@ -6,7 +6,7 @@ Two kinds of weights, one interface (`create_model(name, weights=TAG)`):
   source tree, installed as the data package `bnnzoo._artifacts`. Each was made
   by a recipe in `training/` (`bnnzoo train --recipe training/<name>-<tag>.toml`),
   which trains through `bnnzoo.training.train` and then calls
-  `publish_from_recipe` to copy the weights and write the card.
+  `bnnzoo.zoo.publish_from_recipe` to copy the weights and write the card.
 - **Remote weights**, e.g. larq-zoo's ImageNet weights (`weights="imagenet"`),
   fetched once over HTTPS into a cache (`~/.cache/bnnzoo`, or `$BNNZOO_CACHE_DIR`)
   and checked against the card's sha256 before use.
@@ -22,17 +22,15 @@ a mismatch is refused with `WeightsIntegrityError`.
     print(pretrained.list_pretrained("binarynet"))     # ['digits', 'fashion_mnist', ...]
     card = pretrained.get_card("binarynet", "fashion_mnist")
     model = bnnzoo.models.create_model("binarynet", weights="fashion_mnist")
-    print(pretrained.evaluate_pretrained("binarynet", "fashion_mnist")["test_accuracy"])
+    print(bnnzoo.zoo.evaluate_pretrained("binarynet", "fashion_mnist")["test_accuracy"])
     ```
 """
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import hashlib
 import importlib.resources
-import inspect
 import json
 import os
 import re
@@ -47,28 +45,30 @@ from bnnzoo._atomic import atomic_path, atomic_write_bytes, atomic_write_json
 
 __all__ = [
     "CACHE_ENV",
+    "FAMILY_DEFAULT",
+    "LARQ_ZOO_IMAGENET",
     "Card",
     "WeightsIntegrityError",
     "artifacts_dir",
     "cache_dir",
     "check_download_url",
     "check_safe_name",
-    "copy_training_curves",
-    "evaluate_pretrained",
     "fetch",
+    "format_bytes",
     "format_card_line",
     "get_card",
+    "inside_folder",
     "list_cards",
     "list_pretrained",
     "load_pretrained_weights",
-    "measure_lce_export",
-    "publish_from_recipe",
     "register_remote_card",
     "sha256_file",
     "weights_path",
-    "zoo_table_markdown",
 ]
 
+# A card's quantizers (and `create_model`'s defaults): "the family's own" (larq-zoo's
+# choices for its families, `ste_sign` for bnnzoo's).
+FAMILY_DEFAULT = "family_default"
 CARD_FILE = "card.json"
 WEIGHTS_FILE = "weights.h5"
 CACHE_ENV = "BNNZOO_CACHE_DIR"
@@ -127,7 +127,7 @@ class Card:
     train_config: dict[str, Any] | None = None
     url: str | None = None
     source: str = "bnnzoo"
-    # Optional extras next to the weights (see `publish_from_recipe`): the run's
+    # Optional extras next to the weights (see `bnnzoo.zoo.publish_from_recipe`): the run's
     # per-epoch history and its plot, and the LCE export measured at publishing.
     history_file: str | None = None
     curves_file: str | None = None
@@ -190,7 +190,7 @@ def check_safe_name(kind: str, value) -> str:
     return value
 
 
-def _inside(root: Path, *parts: str) -> Path:
+def inside_folder(root: Path, *parts: str) -> Path:
     """`root / parts`, or `ValueError` if it resolves (symlinks too) outside `root`."""
     path = root.joinpath(*parts)
     try:
@@ -250,7 +250,7 @@ def register_remote_card(card: Card) -> Card:
 
 
 def _local_card(name: str, tag: str) -> Card | None:
-    path = _inside(artifacts_dir(), name, tag, CARD_FILE)
+    path = inside_folder(artifacts_dir(), name, tag, CARD_FILE)
     if not path.is_file():
         return None
     try:
@@ -266,7 +266,7 @@ def list_pretrained(name: str) -> list[str]:
     """Sorted tags of the pretrained weights of model family `name` (shipped and remote)."""
     check_safe_name("model name", name)
     tags = set()
-    root = _inside(artifacts_dir(), name)
+    root = inside_folder(artifacts_dir(), name)
     if root.is_dir():
         tags |= {p.parent.name for p in root.glob(f"*/{CARD_FILE}") if _SAFE_NAME.fullmatch(p.parent.name)}
     _ensure_larq_zoo_cards()
@@ -300,7 +300,8 @@ def get_card(name: str, tag: str) -> Card:
     return card
 
 
-def _fmt_bytes(n: float | None) -> str:
+def format_bytes(n: float | None) -> str:
+    """`n` bytes as KiB or MiB (`?` for `None`)."""
     if n is None:
         return "?"
     if n >= 1 << 20:
@@ -311,39 +312,12 @@ def _fmt_bytes(n: float | None) -> str:
 def format_card_line(card: Card) -> str:
     """One line for `bnnzoo list`: tag, dataset, accuracy, binary-weight memory."""
     ratio = card.memory_ratio_vs_float32
-    size = _fmt_bytes(card.weight_memory_bytes)
+    size = format_bytes(card.weight_memory_bytes)
     if ratio is not None:
-        size += f" (1/{1 / ratio:.0f} of float32 {_fmt_bytes(card.float32_memory_bytes)})"
+        size += f" (1/{1 / ratio:.0f} of float32 {format_bytes(card.float32_memory_bytes)})"
     where = "" if card.shipped else "  [download]"
     return (f"{card.tag:22s} {card.dataset:14s} top-1 {100 * card.test_accuracy:6.2f} %  "
             f"weights {size}{where}")
-
-
-def zoo_table_markdown() -> str:
-    """The zoo as a Markdown table (families and every pretrained tag), for the docs."""
-    from bnnzoo.models import get_model_spec, list_models
-
-    rows = [
-        "| model | weights | dataset | input | top-1 | params | binary params | weight memory | vs float32 | recipe |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for name in list_models():
-        spec = get_model_spec(name)
-        cards = list_cards(name)
-        if not cards:
-            shape = "x".join(map(str, spec.default_input_shape))
-            rows.append(f"| `{name}` | – | – | {shape} (min {spec.min_input_size} px) | – | – | – | – | – | – |")
-        for card in cards:
-            ratio = card.memory_ratio_vs_float32
-            recipe = f"`{card.recipe}`" if card.recipe else f"[{card.source}]({card.url})"
-            rows.append(
-                f"| `{name}` | `{card.tag}` | {card.dataset} | {'x'.join(map(str, card.input_shape))} "
-                f"| {100 * card.test_accuracy:.2f} % | {card.params if card.params is not None else '?'} "
-                f"| {card.binary_params if card.binary_params is not None else '?'} "
-                f"| {_fmt_bytes(card.weight_memory_bytes)} "
-                f"| {f'1/{1 / ratio:.1f}' if ratio else '?'} | {recipe} |"
-            )
-    return "\n".join(rows) + "\n"
 
 
 # --------------------------------------------------------------------------- fetching
@@ -410,7 +384,7 @@ def fetch(url: str, sha256: str, *, filename: str | None = None, cache: str | os
     check_safe_name("filename", name)
     folder = Path(cache) if cache is not None else cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    target = _inside(folder, name)
+    target = inside_folder(folder, name)
     if target.is_file() and sha256_file(target) == sha256:
         return target
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".download-")
@@ -441,9 +415,9 @@ def weights_path(card: Card) -> Path:
     for kind, value in (("model name", card.name), ("tag", card.tag), ("weights file", card.weights_file)):
         check_safe_name(kind, value)
     if card.shipped:
-        return _inside(artifacts_dir(), card.name, card.tag, card.weights_file)
+        return inside_folder(artifacts_dir(), card.name, card.tag, card.weights_file)
     return fetch(card.url, card.sha256, filename=card.weights_file,
-                 cache=_inside(cache_dir(), card.name))
+                 cache=inside_folder(cache_dir(), card.name))
 
 
 def load_pretrained_weights(model, name: str, tag: str) -> None:
@@ -467,265 +441,79 @@ def load_pretrained_weights(model, name: str, tag: str) -> None:
     model.load_weights(str(path))
 
 
-def evaluate_pretrained(name: str, tag: str, dataset: str | None = None, data_dir: str | None = None,
-                        batch_size: int = 256) -> dict[str, Any]:
-    """Test accuracy of `name`'s pretrained weights `tag` on the card's (or another) dataset.
-
-    Returns the same keys as `bnnzoo.training.evaluate`.
-    """
-    from bnnzoo import training
-    from bnnzoo.models import create_model
-
-    card = get_card(name, tag)
-    model = create_model(name, weights=tag)
-    return training.evaluate(model, dataset or card.dataset, batch_size=batch_size, data_dir=data_dir)
-
-
-# --------------------------------------------------------------------------- publishing
-
-
-def _quantizer_spec(identifier) -> Any:
-    """A JSON-able description of a trained layer's quantizer (name, alias or config)."""
-    import larq as lq
-
-    if identifier is None or isinstance(identifier, str):
-        return identifier
-    spec = lq.quantizers.serialize(identifier)
-    if not isinstance(spec, dict):  # a plain function: its registered name
-        return spec
-    config = {k: v for k, v in spec.get("config", {}).items() if k != "name"}
-    return {"class_name": spec["class_name"], "config": config}
-
-
-def _trained_quantizers(model) -> tuple[Any, Any]:
-    """(input, kernel) quantizer of the first layer that binarizes its inputs."""
-    for layer in model.layers:
-        iq = getattr(layer, "input_quantizer", None)
-        if iq is not None:
-            return _quantizer_spec(iq), _quantizer_spec(getattr(layer, "kernel_quantizer", None))
-    raise ValueError(f"model {model.name} has no layer with an input quantizer")
-
-
-HISTORY_FILE = "history.json"
-CURVES_FILE = "curves.png"
-
-
-def copy_training_curves(run_dir: str | os.PathLike, folder: str | os.PathLike) -> dict[str, str]:
-    """Copy a run's `history.json` and `curves.png` (where present) into an artifact folder.
-
-    Args:
-        run_dir: the run directory written by `bnnzoo.training.train`.
-        folder: the artifact folder (`models/<name>/<tag>/`).
-
-    Returns:
-        The card fields naming the copied files (`history_file`, `curves_file`).
-    """
-    found = {}
-    for key, filename in (("history_file", HISTORY_FILE), ("curves_file", CURVES_FILE)):
-        source = Path(run_dir) / filename
-        if source.is_file():
-            atomic_write_bytes(Path(folder) / filename, source.read_bytes())
-            found[key] = filename
-    return found
-
-
-def measure_lce_export(model, dataset: str, data_dir: str | None = None) -> dict[str, Any]:
-    """Convert `model` with LCE and check it on all of `dataset`'s test images, for a card.
-
-    Args:
-        model: the trained Keras model.
-        dataset: the dataset whose test images check the flatbuffer.
-        data_dir: folder with the dataset files, if not the default.
-
-    Returns:
-        `file_bytes`, `bits_per_weight`, `test_images`, `top1_agreement`, `max_abs_diff`,
-        `ops` and the `larq_compute_engine` version; or `error` when the export fails
-        or disagrees with Keras (the card is still written).
-    """
-    import larq_compute_engine
-
-    from bnnzoo.export import ExportError, export_model
-
-    summary: dict[str, Any] = {"format": "lce", "larq_compute_engine": larq_compute_engine.__version__}
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            report = export_model(model, "lce", Path(tmp) / "model.tflite", dataset=dataset,
-                                  data_dir=data_dir, latency_repeats=0)
-        except ExportError as err:
-            return {**summary, "error": " ".join(str(err).split())[:500]}
-    keys = ("file_bytes", "bits_per_weight", "test_images", "top1_agreement", "max_abs_diff", "ops")
-    return {**summary, **{k: getattr(report, k) for k in keys}}
-
-
-def publish_from_recipe(recipe_path: str | os.PathLike, run_dir: str | os.PathLike,
-                        destination: str | os.PathLike | None = None) -> Card:
-    """Turn a finished run of a recipe into `models/<name>/<tag>/{weights.h5, card.json}`.
-
-    The recipe's `[artifact]` table names the artifact (`name` defaults to the
-    recipe's model, `tag` to its dataset) and may give `data_license`; its
-    top-level `description` goes on the card. Called by `bnnzoo train --recipe`.
-    The run's `history.json`/`curves.png` are copied next to the weights; with
-    `lce_export = true` in `[artifact]` the card also records the LCE flatbuffer's
-    size and its agreement with Keras on the whole test set (`measure_lce_export`).
-    """
-    from bnnzoo import training
-
-    recipe_path = Path(recipe_path)
-    recipe = training.read_recipe(recipe_path)
-    config = training.TrainConfig.from_file(recipe_path)
-    artifact = dict(recipe.get("artifact", {}))
-    name = artifact.get("name", config.model)
-    tag = artifact.get("tag", config.dataset)
-    if name != config.model:
-        raise ValueError(f"artifact name {name!r} differs from the recipe's model {config.model!r}")
-    run_dir = Path(run_dir)
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    model = training.load_model(run_dir)
-    check_safe_name("artifact name", name)
-    check_safe_name("artifact tag", tag)
-    folder = _inside(Path(destination) if destination is not None else artifacts_dir(), name, tag)
-    folder.mkdir(parents=True, exist_ok=True)
-    weights = folder / WEIGHTS_FILE
-    with atomic_path(weights) as tmp:
-        model.save_weights(str(tmp))
-    input_q, kernel_q = _trained_quantizers(model)
-    try:
-        recipe_ref = recipe_path.resolve().relative_to(Path(__file__).resolve().parent.parent).as_posix()
-    except ValueError:
-        recipe_ref = recipe_path.as_posix()
-    card = Card(
-        name=name,
-        tag=tag,
-        dataset=config.dataset,
-        input_shape=tuple(metrics["input_shape"]),
-        num_classes=int(metrics["num_classes"]),
-        test_accuracy=float(metrics["test_accuracy"]),
-        test_loss=float(metrics["test_loss"]),
-        test_size=int(metrics["test_size"]),
-        params=int(metrics["params"]),
-        binary_params=int(metrics["binary_params"]),
-        weight_memory_bytes=float(metrics["weight_memory_bytes"]),
-        float32_memory_bytes=float(metrics["float32_memory_bytes"]),
-        recipe=recipe_ref,
-        sha256=sha256_file(weights),
-        weights_file=WEIGHTS_FILE,
-        data_license=artifact.get("data_license", DATA_LICENSES.get(config.dataset, "see the dataset's source")),
-        model_kwargs=dict(config.model_kwargs),
-        input_quantizer=input_q,
-        kernel_quantizer=kernel_q,
-        description=str(recipe.get("description", "")),
-        optimizer=config.optimizer,
-        quantizer=config.quantizer,
-        epochs=config.epochs,
-        train_config=config.to_dict(),
-        lce_export=measure_lce_export(model, config.dataset, config.data_dir) if artifact.get("lce_export") else None,
-        **copy_training_curves(run_dir, folder),
-    )
-    atomic_write_json(folder / CARD_FILE, card.to_dict())
-    print(f"published {name}/{tag}: top-1 {100 * card.test_accuracy:.2f} %, "
-          f"sha256 {card.sha256[:12]}... -> {folder}")
-    return card
-
-
 # --------------------------------------------------------------------------- larq-zoo ImageNet
 
-# bnnzoo family -> (larq-zoo factory import path, top-level function with the
-# metrics table in its docstring). Release file names and sha256 are read from
-# the factory's own source, so they stay those of the installed larq-zoo.
-LARQ_ZOO_FAMILIES = {
-    "birealnet18": ("larq_zoo.literature.birealnet:BiRealNetFactory", "BiRealNet"),
-    "binary_resnet_e18": ("larq_zoo.literature.resnet_e:BinaryResNetE18Factory", "BinaryResNetE18"),
-    "xnornet": ("larq_zoo.literature.xnornet:XNORNetFactory", "XNORNet"),
-    "binary_alexnet": ("larq_zoo.literature.binary_alex_net:BinaryAlexNetFactory", "BinaryAlexNet"),
-    "dorefanet": ("larq_zoo.literature.dorefanet:DoReFaNetFactory", "DoReFaNet"),
-    "binary_densenet28": ("larq_zoo.literature.densenet:BinaryDenseNet28Factory", "BinaryDenseNet28"),
-    "quicknet": ("larq_zoo.sota.quicknet:QuickNetFactory", "QuickNet"),
-    "quicknet_small": ("larq_zoo.sota.quicknet:QuickNetSmallFactory", "QuickNetSmall"),
-    "quicknet_large": ("larq_zoo.sota.quicknet:QuickNetLargeFactory", "QuickNetLarge"),
+# larq-zoo's ImageNet releases as plain data: bnnzoo family -> the larq-zoo model
+# function, its release (`download_pretrained_model(model, version, file, file_hash)`
+# in larq-zoo 2.4.0's factories) and the metrics table of its docstring (top-1/top-5
+# on ILSVRC-2012 validation, parameters, memory in larq's 1 kB = 1024 B). Facts about
+# larq-zoo's files; `tests/test_pretrained.py` checks them against the installed
+# larq-zoo's source.
+LARQ_ZOO_IMAGENET: dict[str, dict[str, Any]] = {
+    "birealnet18": dict(function="BiRealNet", model="birealnet", version="v0.3.0", file="birealnet_weights.h5",
+                        file_hash="6e6efac1584fcd60dd024198c87f42eb53b5ec719a5ca1f527e1fe7e8b997117",
+                        top1=0.5747, top5=0.7984, params=11699112, memory_bytes=4225761.28),
+    "binary_resnet_e18": dict(function="BinaryResNetE18", model="resnet_e", version="v0.1.0",
+                              file="resnet_e_18_weights.h5",
+                              file_hash="bde4a64d42c164a7b10a28debbe1ad5b287c499bc0247ecb00449e6e89f3bf5b",
+                              top1=0.5832, top5=0.8079, params=11699368, memory_bytes=4225761.28),
+    "xnornet": dict(function="XNORNet", model="xnornet", version="v0.2.0", file="xnornet_weights.h5",
+                    file_hash="e6ba24f785655260ae76a2ef1fab520e3528243d9c8fac430299cd81dbeabe10",
+                    top1=0.4496, top5=0.6918, params=62396768, memory_bytes=23918018.56),
+    "binary_alexnet": dict(function="BinaryAlexNet", model="binary_alexnet", version="v0.3.0",
+                           file="binary_alexnet_weights.h5",
+                           file_hash="7fc065c47c5c1d92389e0bb988ce6df6a4fa09d803b866e2ba648069d6652d63",
+                           top1=0.363, top5=0.6153, params=61859192, memory_bytes=7853834.24),
+    "dorefanet": dict(function="DoReFaNet", model="dorefanet", version="v0.1.0", file="dorefanet_weights.h5",
+                      file_hash="645d7839d574faa3eeeca28f3115773d75da3ab67ff6876b4de12d10245ecf6a",
+                      top1=0.5339, top5=0.765, params=62403912, memory_bytes=23949475.84),
+    "binary_densenet28": dict(function="BinaryDenseNet28", model="binary_densenet", version="v0.1.0",
+                              file="binary_densenet_28_weights.h5",
+                              file_hash="21fe3ca03eed244df9c41a2219876fcf03e73800932ec96a3e2a76af4747ac53",
+                              top1=0.6091, top5=0.8283, params=5150504, memory_bytes=4320133.12),
+    "quicknet": dict(function="QuickNet", model="quicknet", version="v1.0", file="quicknet_weights.h5",
+                     file_hash="8aba9e4e5f8d342faef04a0b2ae8e562da57dbb7d15162e8b3e091c951ba756c",
+                     top1=0.633, top5=0.846, params=13234088, memory_bytes=4372561.92),
+    "quicknet_small": dict(function="QuickNetSmall", model="quicknet", version="v1.0",
+                           file="quicknet_small_weights.h5",
+                           file_hash="1ac3b07df7f5a911dd0b49febb2486428ddf1ca130297c403815dfae5a1c71a2",
+                           top1=0.594, top5=0.818, params=12655688, memory_bytes=4194304.0),
+    "quicknet_large": dict(function="QuickNetLarge", model="quicknet", version="v1.0",
+                           file="quicknet_large_weights.h5",
+                           file_hash="c5158e8a59147b31370becd937825f4db8a5cdf308314874f678f596629be45c",
+                           top1=0.669, top5=0.87, params=23342248, memory_bytes=5662310.4),
 }
 _LARQ_ZOO_LOADED = False
 
 
-def _import(path: str):
-    import importlib
-
-    module, _, attr = path.partition(":")
-    return getattr(importlib.import_module(module), attr)
-
-
-def larq_zoo_release(factory_cls) -> dict[str, str]:
-    """`{model, version, file, file_hash}` of a larq-zoo factory's top-included ImageNet weights.
-
-    Read from the `download_pretrained_model(...)` call in the factory's source
-    (or a parent's), the one whose file is not the `_notop` variant.
-    """
-    for cls in inspect.getmro(factory_cls):
-        if not cls.__module__.startswith("larq_zoo"):
-            continue
-        try:
-            tree = ast.parse(inspect.getsource(cls).strip())
-        except (OSError, TypeError, SyntaxError):
-            continue
-        for node in ast.walk(tree):
-            if not (isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", None))
-                    == "download_pretrained_model"):
-                continue
-            values = {k.arg: k.value.value for k in node.keywords if isinstance(k.value, ast.Constant)}
-            if {"model", "version", "file", "file_hash"} <= set(values) and "_notop" not in values["file"]:
-                return values
-    raise ValueError(f"no ImageNet release found in the source of {factory_cls.__name__}")
-
-
-def _larq_zoo_metrics(function) -> dict[str, float]:
-    """Top-1/top-5, parameters and memory from a larq-zoo model's docstring table."""
-    for line in (function.__doc__ or "").splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) == 4 and cells[0].endswith("%") and cells[1].endswith("%"):
-            memory = cells[3].split()
-            # larq (and so larq-zoo's tables) counts 1 kB = 1024 bytes.
-            scale = {"MB": 1 << 20, "MiB": 1 << 20, "KB": 1 << 10, "kB": 1 << 10}.get(memory[-1], 1)
-            return {
-                "top1": float(cells[0].rstrip("% ").strip()) / 100,
-                "top5": float(cells[1].rstrip("% ").strip()) / 100,
-                "params": int(cells[2].replace(" ", "").replace(",", "")),
-                "memory_bytes": float(memory[0]) * scale,
-            }
-    return {}
-
-
 def _ensure_larq_zoo_cards() -> None:
-    """Register a remote `imagenet` card for every family larq-zoo has weights for."""
+    """Register a remote `imagenet` card for every family in `LARQ_ZOO_IMAGENET`."""
     global _LARQ_ZOO_LOADED
     if _LARQ_ZOO_LOADED:
         return
     _LARQ_ZOO_LOADED = True
     root = os.environ.get(LARQ_ZOO_RELEASES_ENV, LARQ_ZOO_RELEASES).rstrip("/")
-    for name, (factory_path, function_name) in LARQ_ZOO_FAMILIES.items():
-        factory_cls = _import(factory_path)
-        release = larq_zoo_release(factory_cls)
-        function = getattr(inspect.getmodule(factory_cls), function_name)
-        metrics = _larq_zoo_metrics(function)
-        params = metrics.get("params")
+    for name, release in LARQ_ZOO_IMAGENET.items():
         register_remote_card(Card(
             name=name,
             tag="imagenet",
             dataset="imagenet",
             input_shape=(224, 224, 3),
             num_classes=1000,
-            test_accuracy=metrics.get("top1", float("nan")),
-            top5_accuracy=metrics.get("top5"),
-            params=params,
+            test_accuracy=release["top1"],
+            top5_accuracy=release["top5"],
+            params=release["params"],
             binary_params=None,
-            weight_memory_bytes=metrics.get("memory_bytes"),
-            float32_memory_bytes=4.0 * params if params else None,
+            weight_memory_bytes=release["memory_bytes"],
+            float32_memory_bytes=4.0 * release["params"],
             recipe=None,
             sha256=release["file_hash"],
             weights_file=release["file"],
             data_license=DATA_LICENSES["imagenet"],
             model_kwargs={},
-            input_quantizer="family_default",
-            kernel_quantizer="family_default",
-            description=f"larq-zoo {function_name} {release['version']} trained on ImageNet "
+            input_quantizer=FAMILY_DEFAULT,
+            kernel_quantizer=FAMILY_DEFAULT,
+            description=f"larq-zoo {release['function']} {release['version']} trained on ImageNet "
                         "(top-1/top-5 on the ILSVRC-2012 validation set, as published by larq-zoo).",
             url=f"{root}/{release['model']}-{release['version']}/{release['file']}",
             source="larq-zoo",

@@ -21,12 +21,14 @@ reused as they are rather than re-implemented.
 from __future__ import annotations
 
 import functools
-import math
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import larq as lq
 import numpy as np
 import tensorflow as tf
+
+from bnnzoo.registry import Registry
+from bnnzoo.validation import check_positive
 
 __all__ = [
     "BNN",
@@ -43,10 +45,9 @@ __all__ = [
     "list_quantizers",
     "quantizer_class",
     "register_quantizer",
-    "with_sign_forward",
 ]
 
-_QUANTIZERS: dict[str, Callable[..., Any]] = {}
+_QUANTIZERS: Registry[Callable[..., Any]] = Registry("quantizer")
 
 
 def register_quantizer(name: str, factory: Callable[..., Any] | None = None):
@@ -56,29 +57,17 @@ def register_quantizer(name: str, factory: Callable[..., Any] | None = None):
     takes the quantizer's keyword arguments and returns a new quantizer object.
     A class may define a `search_space(hp)` classmethod that the tuner uses.
     """
-
-    def add(obj):
-        if name in _QUANTIZERS and _QUANTIZERS[name] is not obj:
-            raise ValueError(f"quantizer {name!r} is already registered")
-        _QUANTIZERS[name] = obj
-        return obj
-
-    return add(factory) if factory is not None else add
+    return _QUANTIZERS.register(name, factory)
 
 
 def list_quantizers() -> list[str]:
     """Sorted names of every registered quantizer."""
-    return sorted(_QUANTIZERS)
+    return _QUANTIZERS.names()
 
 
 def quantizer_class(name: str):
-    """The class (or factory) registered under `name`."""
-    try:
-        return _QUANTIZERS[name]
-    except KeyError:
-        raise ValueError(
-            f"Unknown quantizer {name!r}. Valid names: {', '.join(list_quantizers())}"
-        ) from None
+    """The class (or factory) registered under `name`; `ValueError` listing the valid names otherwise."""
+    return _QUANTIZERS.get(name)
 
 
 def get_quantizer(identifier, **kwargs):
@@ -132,7 +121,7 @@ def _check_larq_parameters(cls, params: dict[str, Any]) -> None:
     """`ValueError` naming the parameter unless each checked one is finite and > 0."""
     for key, none_ok in _LARQ_PARAMETERS.get(cls, {}).items():
         if key in params and not (none_ok and params[key] is None):
-            _check_positive(key, params[key])
+            check_positive(key, params[key], convert=True)
 
 
 # --------------------------------------------------------------------------- ProxConnect++ pairs
@@ -141,17 +130,6 @@ def _check_larq_parameters(cls, params: dict[str, Any]) -> None:
 # activations to what the layer uses, and B' replaces dF/dx on the backward pass:
 #     w = F(theta);   dL/dtheta = B'(theta) * dL/dw.
 # Forwards and backwards are named so that a pair is a serializable config.
-
-
-def _check_positive(name: str, value) -> float:
-    """`value` as a float, or `ValueError` naming the argument unless finite and > 0."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a finite number > 0 (allowed range (0, inf)), got {value!r}") from None
-    if not (math.isfinite(number) and number > 0):
-        raise ValueError(f"{name} must be a finite number > 0 (allowed range (0, inf)), got {value!r}")
-    return number
 
 
 def _sigmoid_pair(x, scale):
@@ -195,21 +173,35 @@ def _clipped_identity_derivative(x, clip_value):
     return tf.cast(tf.abs(x) <= clip_value, x.dtype)
 
 
-# name -> (function(x, parameter), derivative(x, parameter), parameter name or None,
-#          whether the output is binary, direction the parameter is annealed towards sign)
-_FORWARDS: dict[str, tuple] = {
-    "sign": (lambda x: lq.math.sign(x), None, None, True, None),
-    "identity": (lambda x: x, lambda x: tf.ones_like(x), None, False, None),
-    "sign_swish": (_sign_swish, _sign_swish_derivative, "mu", False, "up"),
-    "hardtanh": (_hardtanh, _hardtanh_derivative, "temperature", False, "down"),
-    "prox": (_prox, _prox_derivative, "mu", False, "up"),
+class _Forward(NamedTuple):
+    """A forward function F of a ProxConnect++ pair."""
+
+    function: Callable  # function(x[, parameter])
+    derivative: Callable | None  # dF/dx(x[, parameter]); None: not differentiable (sign)
+    parameter: str | None  # name of its parameter
+    binary: bool  # whether the output is +-1
+    anneal_direction: str | None  # "up"/"down": how the parameter moves towards sign
+
+
+class _Backward(NamedTuple):
+    """A backward B' of a ProxConnect++ pair."""
+
+    derivative: Callable | None  # B'(x, parameter); None: identity, or the forward's own
+    parameter: str | None
+
+
+_FORWARDS: dict[str, _Forward] = {
+    "sign": _Forward(lambda x: lq.math.sign(x), None, None, True, None),
+    "identity": _Forward(lambda x: x, lambda x: tf.ones_like(x), None, False, None),
+    "sign_swish": _Forward(_sign_swish, _sign_swish_derivative, "mu", False, "up"),
+    "hardtanh": _Forward(_hardtanh, _hardtanh_derivative, "temperature", False, "down"),
+    "prox": _Forward(_prox, _prox_derivative, "mu", False, "up"),
 }
-# name -> (derivative(x, parameter) or None for "identity", parameter name or None)
-_BACKWARDS: dict[str, tuple] = {
-    "identity": (None, None),
-    "ste": (_clipped_identity_derivative, "clip_value"),
-    "sign_swish": (_sign_swish_derivative, "beta"),
-    "forward": (None, None),  # the exact derivative of the forward function
+_BACKWARDS: dict[str, _Backward] = {
+    "identity": _Backward(None, None),
+    "ste": _Backward(_clipped_identity_derivative, "clip_value"),
+    "sign_swish": _Backward(_sign_swish_derivative, "beta"),
+    "forward": _Backward(None, None),  # the exact derivative of the forward function
 }
 _DEFAULT_PARAMETERS = {"mu": 1.0, "temperature": 1.0, "clip_value": 1.0, "beta": 5.0}
 FORWARDS = tuple(_FORWARDS)
@@ -231,8 +223,9 @@ def _kernels(forward: str, backward: str, fuse: bool):
     pass; `dF` is `None` for the identity backward). Otherwise `backward_kernel(x, dy,
     b) -> dy * B'(x)` (or `None` for the identity backward).
     """
-    fn, derivative, name, _, _ = _FORWARDS[forward]
-    b_fn, _ = _BACKWARDS[backward]
+    f = _FORWARDS[forward]
+    fn, derivative, name = f.function, f.derivative, f.parameter
+    b_fn = _BACKWARDS[backward].derivative
     compile_ = (lambda f: tf.function(f, jit_compile=True)) if fuse else (lambda f: f)
 
     def b_derivative(x, value, b):
@@ -304,7 +297,7 @@ class ForwardBackwardQuantizer(lq.quantizers._BaseQuantizer):
         layer = lq.layers.QuantDense(64, kernel_quantizer=q, input_quantizer="bnnpp")
         ```
 
-    # Arguments
+    Args:
         forward: name of the forward function \\(F\\) (see the table).
         backward: name of the backward derivative \\(B'\\) (see the table).
         mu: parameter of the `sign_swish` / `prox` forwards, > 0.
@@ -314,7 +307,7 @@ class ForwardBackwardQuantizer(lq.quantizers._BaseQuantizer):
         exact_sign: use \\(\operatorname{sign}\\) as the forward (annealing finished).
         metrics: larq quantizer metrics (`["flip_ratio"]`).
 
-    # References
+    References:
         - [Understanding Neural Network Binarization with Forward and Backward
           Proximal Quantizers](https://arxiv.org/abs/2402.17710) (ProxConnect++)
         - [Demystifying and Generalizing BinaryConnect](https://arxiv.org/abs/2110.13220)
@@ -338,10 +331,10 @@ class ForwardBackwardQuantizer(lq.quantizers._BaseQuantizer):
             raise ValueError(f"Unknown forward {forward!r}. Valid: {', '.join(FORWARDS)}")
         if backward not in _BACKWARDS:
             raise ValueError(f"Unknown backward {backward!r}. Valid: {', '.join(BACKWARDS)}")
-        if backward == "forward" and _FORWARDS[forward][1] is None:
+        if backward == "forward" and _FORWARDS[forward].derivative is None:
             raise ValueError(f"backward='forward' needs a differentiable forward, got forward={forward!r}")
         given = {"mu": mu, "temperature": temperature, "beta": beta, "clip_value": clip_value}
-        needed = {_FORWARDS[forward][2], _BACKWARDS[backward][1]} - {None}
+        needed = {_FORWARDS[forward].parameter, _BACKWARDS[backward].parameter} - {None}
         for name, value in given.items():
             if value is not None and name not in needed:
                 raise ValueError(
@@ -351,13 +344,13 @@ class ForwardBackwardQuantizer(lq.quantizers._BaseQuantizer):
         self.forward = forward
         self.backward = backward
         self.parameters = {
-            name: _check_positive(name, _DEFAULT_PARAMETERS[name] if given[name] is None else given[name])
+            name: check_positive(name, _DEFAULT_PARAMETERS[name] if given[name] is None else given[name], convert=True)
             for name in sorted(needed)
         }
         self.exact_sign = bool(exact_sign)
         # The constructor's value: where default annealing schedules start.
-        self._initial_parameter = self.parameters.get(_FORWARDS[forward][2])
-        if not _FORWARDS[forward][3] and _FORWARDS[forward][2] is None:
+        self._initial_parameter = self.parameters.get(_FORWARDS[forward].parameter)
+        if not _FORWARDS[forward].binary and _FORWARDS[forward].parameter is None:
             self.precision = None  # e.g. `identity`: never binary
         super().__init__(**kwargs)
 
@@ -366,12 +359,12 @@ class ForwardBackwardQuantizer(lq.quantizers._BaseQuantizer):
     @property
     def annealed_parameter(self) -> str | None:
         """Name of the forward's parameter (`mu`, `temperature`) or `None`."""
-        return _FORWARDS[self.forward][2]
+        return _FORWARDS[self.forward].parameter
 
     @property
     def anneal_direction(self) -> str | None:
         """`"up"` or `"down"`: the way the parameter moves the forward towards sign."""
-        return _FORWARDS[self.forward][4]
+        return _FORWARDS[self.forward].anneal_direction
 
     def build(self, input_shape):
         name = self.annealed_parameter
@@ -415,7 +408,7 @@ class ForwardBackwardQuantizer(lq.quantizers._BaseQuantizer):
         if name is None:
             raise ValueError(f"forward {self.forward!r} has no annealed parameter")
         if value is not None:
-            value = _check_positive(name, value)
+            value = check_positive(name, value, convert=True)
             if hasattr(self, "_annealed"):
                 self._annealed.assign(value)
             else:
@@ -430,7 +423,7 @@ class ForwardBackwardQuantizer(lq.quantizers._BaseQuantizer):
 
     def call(self, inputs):
         dtype = inputs.dtype
-        param = _BACKWARDS[self.backward][1]
+        param = _BACKWARDS[self.backward].parameter
         b_param = tf.constant(self.parameters[param] if param else 0.0, dtype)
         forward_kernel, backward_kernel = _kernels(self.forward, self.backward, FUSE_WITH_XLA)
         if self.annealed_parameter is not None:
@@ -446,7 +439,7 @@ class ForwardBackwardQuantizer(lq.quantizers._BaseQuantizer):
             @tf.custom_gradient
             def quantize(x):
                 # Forward graph as larq's (`lq.math.sign`), so converters recognize it.
-                y = _FORWARDS[self.forward][0](x)
+                y = _FORWARDS[self.forward].function(x)
                 if backward_kernel is None:
                     return y, lambda dy: dy
                 return y, lambda dy: backward_kernel(x, dy, b_param)
@@ -501,7 +494,7 @@ class BinaryConnect(_NamedPair):
         y = layer(np.ones((2, 16), "float32"))  # kernel binarized with sign
         ```
 
-    # References
+    References:
         - [BinaryConnect: Training Deep Neural Networks with binary weights during
           propagations](https://arxiv.org/abs/1511.00363)
     """
@@ -531,10 +524,10 @@ class BNN(_NamedPair):
         y = layer(np.ones((2, 16), "float32"))
         ```
 
-    # Arguments
+    Args:
         clip_value: \\(c\\), > 0 (default 1).
 
-    # References
+    References:
         - [Binarized Neural Networks](https://arxiv.org/abs/1602.02830)
     """
 
@@ -564,10 +557,10 @@ class BNNPlus(_NamedPair):
         assert BNNPlus(beta=5.0).get_config()["beta"] == 5.0
         ```
 
-    # Arguments
+    Args:
         beta: \\(\beta\\), > 0 (default 5).
 
-    # References
+    References:
         - [BNN+: Improved Binary Network Training](https://arxiv.org/abs/1812.11800)
     """
 
@@ -604,11 +597,11 @@ class BNNPlusPlus(_NamedPair):
         y = layer(np.ones((2, 16), "float32"))
         ```
 
-    # Arguments
+    Args:
         mu: current \\(\mu\\), > 0 (default 1).
         exact_sign: forward is exactly sign.
 
-    # References
+    References:
         - [Understanding Neural Network Binarization with Forward and Backward
           Proximal Quantizers](https://arxiv.org/abs/2402.17710)
     """
@@ -647,11 +640,11 @@ class ProxConnect(_NamedPair):
         layer = lq.layers.QuantDense(64, kernel_quantizer=ProxConnect(mu=0.1))
         ```
 
-    # Arguments
+    Args:
         mu: current \\(\mu\\), > 0 (default 0.1).
         exact_sign: forward is exactly sign.
 
-    # References
+    References:
         - [Demystifying and Generalizing BinaryConnect](https://arxiv.org/abs/2110.13220)
         - [ProxQuant: Quantized Neural Networks via Proximal
           Operators](https://arxiv.org/abs/1810.00861)
@@ -703,12 +696,12 @@ class SteWarmup(_NamedPair):
         y = layer(np.ones((1, 8, 8, 3), "float32"))
         ```
 
-    # Arguments
+    Args:
         temperature: current \\(T\\), > 0 (default 1).
         clip_value: \\(c\\) of the backward, > 0 (default 1).
         exact_sign: forward is exactly sign.
 
-    # References
+    References:
         - [Gradient Matters: Designing Binarized Neural Networks via Enhanced
           Information-Flow](https://doi.org/10.1109/TPAMI.2021.3088904)
     """
@@ -735,35 +728,6 @@ def annealable_quantizers(model) -> list[ForwardBackwardQuantizer]:
     return found
 
 
-
-def with_sign_forward(model: tf.keras.Model) -> tf.keras.Model:
-    """A copy of `model` with every finished annealed quantizer replaced by larq's `ste_sign`.
-
-    Once annealing has set `exact_sign`, such a quantizer computes exactly
-    `lq.math.sign`, so the copy (same weights) makes the same predictions, and it
-    holds only stock larq quantizers, which the Larq Compute Engine converter
-    recognizes as binarization. Raises `ValueError` if some annealed quantizer has
-    not finished (its forward is not sign yet).
-    """
-    unfinished = [q.name for q in annealable_quantizers(model) if not q.is_exact_sign()]
-    if unfinished:
-        raise ValueError(f"quantizers not annealed to sign yet (exact_sign is False): {unfinished}")
-
-    def clone(layer):
-        config = layer.get_config()
-        for key in ("input_quantizer", "kernel_quantizer", "depthwise_quantizer",
-                    "pointwise_quantizer"):
-            current = getattr(layer, key, None)
-            if (key in config and isinstance(current, ForwardBackwardQuantizer)
-                    and current.annealed_parameter is not None):
-                clip = current.parameters.get("clip_value", 1.0)
-                config[key] = lq.quantizers.serialize(lq.quantizers.SteSign(clip_value=clip))
-        return layer.__class__.from_config(config)
-
-    copy = tf.keras.models.clone_model(model, clone_function=clone)
-    copy.set_weights(model.get_weights())
-    return copy
-
 @lq.utils.register_alias("dorefa_weights")
 @lq.utils.register_keras_custom_object
 class DoReFaWeights(lq.quantizers.DoReFa):
@@ -787,11 +751,11 @@ class DoReFaWeights(lq.quantizers.DoReFa):
         print(q(np.array([-0.3, 0.2], "float32")).numpy())  # [-1.  1.]
         ```
 
-    # Arguments
+    Args:
         k_bit: bits (1; larq's `DoReFa` for more).
         mode: `"weights"`.
 
-    # References
+    References:
         - [DoReFa-Net](https://arxiv.org/abs/1606.06160)
     """
 

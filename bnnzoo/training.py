@@ -39,17 +39,19 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import larq as lq
 import numpy as np
 import tensorflow as tf
 
+from bnnzoo import callbacks as _callbacks
 from bnnzoo import data as _data
 from bnnzoo._atomic import atomic_path, atomic_write_json, json_safe
 from bnnzoo import models as _models
 from bnnzoo import optimizers as _optimizers
 from bnnzoo import quantizers as _quantizers
+from bnnzoo.registry import Registry
 
 __all__ = [
     "LR_SCHEDULES",
@@ -63,28 +65,17 @@ __all__ = [
     "load_model",
     "make_strategy",
     "model_memory",
-    "register_auto_callback",
+    "run_callbacks",
+    "wrap_for_optimizer",
     "train",
 ]
 
-STRATEGIES = ("default", "mirrored", "multiworker")
+# Distribution strategies by name: name -> factory() -> tf.distribute.Strategy.
+STRATEGIES: Registry = Registry("strategy")
 MODEL_FILE = "model.keras"
 # Upper bounds that keep a typo (`--epochs 1000000000000`) from running for ever.
 MAX_EPOCHS = 1_000_000
 MAX_BATCH_SIZE = 1 << 20
-
-# Factories `(model, config, steps_per_epoch) -> list[Callback]` that features
-# register so that the shared routine attaches their callbacks when a model needs
-# them (e.g. quantizer annealing), without the routine knowing each feature.
-_AUTO_CALLBACKS: list[Callable[..., list]] = []
-
-
-def register_auto_callback(factory: Callable[..., list]) -> Callable[..., list]:
-    """Register `factory(model, config, steps_per_epoch) -> list[Callback]`."""
-    if factory not in _AUTO_CALLBACKS:
-        _AUTO_CALLBACKS.append(factory)
-    return factory
-
 
 @dataclass
 class TrainConfig:
@@ -147,16 +138,13 @@ class TrainConfig:
         if (not isinstance(self.validation_fraction, (int, float)) or isinstance(self.validation_fraction, bool)
                 or not 0 <= self.validation_fraction < 1):
             raise ValueError(f"validation_fraction must be a number in [0, 1), got {self.validation_fraction!r}")
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"Unknown strategy {self.strategy!r}. Valid: {', '.join(STRATEGIES)}")
+        STRATEGIES.get(self.strategy)
         _models.get_model_spec(self.model)
         _optimizers.optimizer_builder(self.optimizer)
         for q in (self.quantizer, self.input_quantizer, self.kernel_quantizer):
             if q is not None and q != "none":
                 _quantizers.quantizer_class(q)
-        from bnnzoo.callbacks import check_annealing_rule  # callbacks imports this module
-
-        check_annealing_rule(self.annealing)
+        _callbacks.check_annealing_rule(self.annealing)
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(
                 f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}"
@@ -234,19 +222,51 @@ class TrainResult:
 # --------------------------------------------------------------------------- helpers
 
 
+@STRATEGIES.register("default")
+def _default_strategy() -> tf.distribute.Strategy:
+    return tf.distribute.get_strategy()
+
+
+@STRATEGIES.register("mirrored")
+def _mirrored_strategy() -> tf.distribute.Strategy:
+    devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+    return tf.distribute.MirroredStrategy([d.name for d in devices])
+
+
+@STRATEGIES.register("multiworker")
+def _multiworker_strategy() -> tf.distribute.Strategy:
+    if "TF_CONFIG" not in os.environ:
+        raise ValueError("strategy 'multiworker' needs the TF_CONFIG environment variable")
+    return tf.distribute.MultiWorkerMirroredStrategy()
+
+
 def make_strategy(name: str = "default") -> tf.distribute.Strategy:
     """`default` (one device), `mirrored` (all local GPUs, else all logical CPUs) or
     `multiworker` (`MultiWorkerMirroredStrategy`, configured by `TF_CONFIG`)."""
-    if name == "default":
-        return tf.distribute.get_strategy()
-    if name == "mirrored":
-        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
-        return tf.distribute.MirroredStrategy([d.name for d in devices])
-    if name == "multiworker":
-        if "TF_CONFIG" not in os.environ:
-            raise ValueError("strategy 'multiworker' needs the TF_CONFIG environment variable")
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    raise ValueError(f"Unknown strategy {name!r}. Valid: {', '.join(STRATEGIES)}")
+    return STRATEGIES.get(name)()
+
+
+def wrap_for_optimizer(model: tf.keras.Model, optimizer: str) -> tf.keras.Model:
+    """`model` as optimizer `optimizer` trains it: wrapped by the builder's `wrap_model`
+    when it declares one (FSG's own training step, `bnnzoo.fsg.wrap`), else unchanged."""
+    wrap_model = getattr(_optimizers.optimizer_builder(optimizer), "wrap_model", None)
+    return model if wrap_model is None else wrap_model(model)
+
+
+def run_callbacks(model: tf.keras.Model, config: "TrainConfig", steps_per_epoch: int) -> list:
+    """The callbacks a run of `config` needs, asked of the parts it uses.
+
+    - the model's quantizers: `bnnzoo.callbacks.default_annealing` (annealing of
+      BNN++, ProxConnect and STE-Warmup by the rule `config.annealing`);
+    - the optimizer builder's `training_callbacks(model, config, steps_per_epoch)`
+      when it declares one (`bop`/`bop2ndorder`: the binary-variable check and
+      `FlipRate`; `bnnzoo.optimizers.builders.BUILDER_HOOKS`).
+    """
+    found = list(_callbacks.default_annealing(model, config, steps_per_epoch))
+    declared = getattr(_optimizers.optimizer_builder(config.optimizer), "training_callbacks", None)
+    if declared is not None:
+        found += list(declared(model, config, steps_per_epoch))
+    return found
 
 
 def _is_chief(strategy: tf.distribute.Strategy) -> bool:
@@ -415,7 +435,7 @@ def load_model(path: str | os.PathLike) -> tf.keras.Model:
         raise FileNotFoundError(f"No saved model at {path}")
     import zipfile
 
-    import bnnzoo  # noqa: F401  (registers every custom object)
+    # Every custom object is registered: bnnzoo/__init__ has run before this module.
 
     try:
         return tf.keras.models.load_model(path, compile=False)
@@ -460,9 +480,12 @@ class _ResumeCheckpoint(tf.keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         for key, value in (logs or {}).items():
             self.history.setdefault(key, []).append(float(value))
+        # History first: if the process dies between the two writes, the checkpoint
+        # is the older one and `train` drops the extra history entry on resume
+        # (checkpoint first would lose that entry for good).
+        write_json(self.history_path, self.history)
         self.epoch_var.assign(epoch + 1)
         self.manager.save(checkpoint_number=epoch + 1)
-        write_json(self.history_path, self.history)
 
 
 def _json_default(obj):
@@ -595,6 +618,7 @@ def train(
     arrays: _data.ArraySplits | None = None,
     strategy: tf.distribute.Strategy | None = None,
     overwrite: bool = False,
+    model: tf.keras.Model | None = None,
 ) -> TrainResult:
     """Train `config` and, when `out` is given, write its run directory.
 
@@ -614,6 +638,9 @@ def train(
             per epoch otherwise.
         arrays: preloaded data (saves reloading in loops over configs).
         strategy: a ready `tf.distribute` strategy; default: built from `config.strategy`.
+        model: a model already built for `config` (e.g. by keras-tuner's
+            `HyperModel.build(hp)`), trained instead of a new one from
+            `build_model`; build it under `strategy`'s scope when there is one.
     """
     config.validate()
     started = time.perf_counter()
@@ -643,13 +670,12 @@ def train(
     tf.keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()
     with strategy.scope():
-        model = build_model(config, arrays.input_shape, arrays.num_classes)
+        if model is None:
+            model = build_model(config, arrays.input_shape, arrays.num_classes)
         if config.init_from:
             load_initial_weights(model, config.init_from)
         optimizer = build_optimizer(config, -(-len(arrays.x_train) // config.batch_size))
-        # Optimizers with their own training step (FSG) wrap the model before compile.
-        if hasattr(optimizer, "wrap_model"):
-            model = optimizer.wrap_model(model)
+        model = wrap_for_optimizer(model, config.optimizer)
         compile_model(model, optimizer)
         epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="finished_epochs")
         checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=epoch_var)
@@ -659,7 +685,10 @@ def train(
     if resume and manager.latest_checkpoint:
         checkpoint.restore(manager.latest_checkpoint)
         if history_path.exists():
-            history = json.loads(history_path.read_text())
+            # The history is written before the checkpoint (`_ResumeCheckpoint`): a run
+            # killed between the two has one epoch more in it, which is retrained.
+            finished = int(epoch_var.numpy())
+            history = {k: v[:finished] for k, v in json.loads(history_path.read_text()).items()}
         print(f"Resuming {work_dir} after epoch {int(epoch_var.numpy())}/{config.epochs}", flush=True)
     initial_epoch = int(epoch_var.numpy())
 
@@ -677,8 +706,7 @@ def train(
         if len(arrays.x_val)
         else None
     )
-    all_callbacks = [cb for factory in _AUTO_CALLBACKS for cb in factory(model, config, steps)]
-    all_callbacks += list(callbacks)
+    all_callbacks = run_callbacks(model, config, steps) + list(callbacks)
     # Last, so that values other callbacks add to `logs` are in the saved history.
     all_callbacks.append(_ResumeCheckpoint(manager, epoch_var, history, history_path))
     if initial_epoch < config.epochs:

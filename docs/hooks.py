@@ -1,6 +1,6 @@
 """mkdocs hooks: generated zoo table, benchmark page list, optional pages in the nav.
 
-- `<!-- bnnzoo:zoo-table -->` in a page becomes `bnnzoo.pretrained.zoo_table_markdown()`
+- `<!-- bnnzoo:zoo-table -->` in a page becomes `bnnzoo.zoo.zoo_table_markdown()`
   (every registered family and every pretrained card) at build time, so the zoo page
   can never be out of date.
 - `<!-- bnnzoo:registry -->` becomes the lists of registered quantizers and optimizers.
@@ -59,7 +59,7 @@ def registry_markdown() -> str:
 
 
 def zoo_markdown() -> str:
-    from bnnzoo import pretrained
+    from bnnzoo import zoo
     from bnnzoo.models import get_model_spec, list_models
 
     families = ["| family | default input | minimum input | description |", "| --- | --- | --- | --- |"]
@@ -68,7 +68,7 @@ def zoo_markdown() -> str:
         shape = "x".join(map(str, spec.default_input_shape))
         families.append(f"| `{name}` | {shape} | {spec.min_input_size} px | {spec.description} |")
     return ("### Families\n\n" + "\n".join(families) + "\n\n### Pretrained weights\n\n"
-            + pretrained.zoo_table_markdown())
+            + zoo.zoo_table_markdown())
 
 
 def expand(markdown: str, docs_dir: Path) -> str:

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from _base import run_resume_test
 from bnnzoo import cli, training
 from bnnzoo.optimizers import Bop2ndOrder, get_optimizer, list_optimizers, optimizer_builder
 from bnnzoo.training import TrainConfig
@@ -352,12 +353,6 @@ def test_save_and_reload_restores_optimizer_state(tmp_path):
         np.testing.assert_array_equal(wa, wb)
 
 
-class _Interrupt(tf.keras.callbacks.Callback):
-    def on_epoch_begin(self, epoch, logs=None):
-        if epoch == 1:
-            raise KeyboardInterrupt
-
-
 def _digits_config(**kw):
     base = dict(model="binarynet_mlp", dataset="digits", optimizer="bop2ndorder", epochs=2,
                 batch_size=64, learning_rate=1e-2, model_kwargs={"units": 64},
@@ -366,20 +361,10 @@ def _digits_config(**kw):
     return TrainConfig(**base)
 
 
-def test_interrupted_run_resumes_bit_identically(tmp_path, digits):
-    config = _digits_config()
-    straight = training.train(config, tmp_path / "a", arrays=digits, verbose=0)
-    with pytest.raises(KeyboardInterrupt):
-        training.train(config, tmp_path / "b", arrays=digits, verbose=0, callbacks=[_Interrupt()])
-    assert (tmp_path / "b" / "checkpoints").exists()
-    resumed = training.train(config, tmp_path / "b", arrays=digits, verbose=0)
-    for w1, w2 in zip(straight.model.get_weights(), resumed.model.get_weights()):
-        np.testing.assert_array_equal(w1, w2)
-    state = [{w.name: w.numpy() for w in r.model.optimizer.weights} for r in (straight, resumed)]
-    assert sorted(state[0]) == sorted(state[1]) and any("m_norm" in k for k in state[0])
-    for name, value in state[0].items():
-        np.testing.assert_array_equal(value, state[1][name], err_msg=name)
-    assert resumed.history["loss"] == straight.history["loss"]
+def test_resume_restores_the_second_moment(tmp_path, digits):
+    """The shared resume check (tests/_base.py) on Bop2ndOrder's own state: m and v."""
+    straight = run_resume_test(_digits_config(), tmp_path, digits)
+    assert any("m_norm" in w.name for w in straight.model.optimizer.weights)
 
 
 # ----------------------------------------------------------------- graph mode, distribution
@@ -489,6 +474,8 @@ def test_benchmark_summary_arithmetic(bench):
     assert out["final_test_accuracy_spread"]["adam_ste"]["max"] == pytest.approx(0.32)
 
 
+# slow: benchmark plumbing; the benchmark itself is run by hand.
+@pytest.mark.slow
 def test_benchmark_quick_mode_writes_report(tmp_path, bench):
     bench.main(["--quick", "--out-dir", str(tmp_path)])
     report = json.loads((tmp_path / "optimizers.json").read_text())

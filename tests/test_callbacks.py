@@ -17,6 +17,7 @@ from bnnzoo.callbacks import (
     default_annealing,
 )
 from bnnzoo.cli import main as cli_main
+from bnnzoo.export import inference_model
 from bnnzoo.training import TrainConfig, build_model, train
 
 GRID = np.array([-1e4, -3.0, -1.0, -0.2, -1e-4, 0.0, 1e-4, 0.2, 1.0, 3.0, 1e4], np.float32)
@@ -92,7 +93,7 @@ def test_bnnpp_schedule_ends_with_exact_sign_and_equals_ste_sign_model(digits, t
     x = digits.x_test
     plain = _with_ste_sign(config, result.model, digits)
     np.testing.assert_array_equal(plain.predict(x, verbose=0), result.model.predict(x, verbose=0))
-    converted = Q.with_sign_forward(result.model)
+    converted = inference_model(result.model, require_exact_sign=True)
     assert not Q.annealable_quantizers(converted)
     np.testing.assert_array_equal(converted.predict(x, verbose=0), plain.predict(x, verbose=0))
     # ... also after save/reload of the run directory.
@@ -199,7 +200,7 @@ def test_cli_ste_warmup_ends_with_exact_sign_and_equals_ste_sign_model(digits, t
 def test_unfinished_annealing_cannot_be_converted_to_sign():
     model = _small_model(Q.BNNPlusPlus(mu=4.0))
     with pytest.raises(ValueError, match="not annealed to sign yet"):
-        Q.with_sign_forward(model)
+        inference_model(model, require_exact_sign=True)
 
 
 def test_ste_warmup_at_exact_sign_trains_like_ste_sign(digits):

@@ -115,10 +115,57 @@ def test_mkdocs_config_pages_and_api_modules_exist():
         assert f"api/{path.name}" in pages
     # every public bnnzoo module has an API page
     for module in ("quantizers", "optimizers", "models", "data", "training", "pretrained",
-                   "tuning", "export", "layers", "callbacks", "fsg"):
+                   "tuning", "export", "layers", "callbacks", "fsg", "zoo", "registry", "validation"):
         if importlib.util.find_spec(f"bnnzoo.{module}") is not None:
             assert (DOCS / "api" / f"{module}.md").is_file(), module
     assert os.path.exists(REPO / "docs" / "hooks.py")
+
+
+def _documented_objects() -> dict[str, set[str]]:
+    """API page -> the public names mkdocstrings shows for its `::: module` directives,
+    read statically with griffe (the loader mkdocstrings itself uses)."""
+    import griffe
+
+    package = griffe.load("bnnzoo", search_paths=[str(REPO)], resolve_aliases=False)
+    shown = {}
+    for path in sorted((DOCS / "api").glob("*.md")):
+        names = set()
+        for directive in re.findall(r"^:::\s*(\S+)", path.read_text(), re.M):
+            obj = package
+            for part in directive.split(".")[1:]:
+                obj = obj.members[part]
+            exports = getattr(obj, "exports", None)
+            public = set(exports) if exports is not None else {n for n in obj.members if not n.startswith("_")}
+            names |= {f"{directive}.{n}" for n in public} | {directive}
+        shown[path.name] = names
+    return shown
+
+
+def test_api_pages_show_every_public_object_headline_methods_first():
+    """Bop2ndOrder, FSG, FlipRate, every quantizer class and every layer have an API entry,
+    and the API navigation starts with the methods (quantizers, optimizers, FSG, layers)."""
+    import inspect
+
+    shown = set().union(*_documented_objects().values())
+    short = {name.rsplit(".", 1)[1] for name in shown}
+    wanted = {"Bop2ndOrder", "FSG", "FlipRate", "HyperConv2D", "HyperDense", "FSGModel",
+              "Registry", "QuantizerAnnealing"}
+    for name in bnnzoo.quantizers.list_quantizers():
+        cls = bnnzoo.quantizers.quantizer_class(name)
+        if inspect.isclass(cls) and cls.__module__.startswith("bnnzoo"):
+            wanted.add(cls.__name__)
+    wanted |= set(bnnzoo.layers.__all__)
+    missing = sorted(wanted - short)
+    assert missing == [], f"not on any API page: {missing}"
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("tag:", lambda loader, suffix, node: None)
+    config = yaml.load((REPO / "mkdocs.yml").read_text(), Loader=Loader)
+    api = next(item["API"] for item in config["nav"] if isinstance(item, dict) and "API" in item)
+    first = [list(entry.values())[0] for entry in api[:4]]
+    assert first == ["api/quantizers.md", "api/optimizers.md", "api/fsg.md", "api/layers.md"]
 
 
 # ------------------------------------------------------------ shell snippets

@@ -56,8 +56,8 @@ def test_public_api_has_examples():
     names = {name.split("#")[0] for name, _ in EXAMPLES}
     assert len(EXAMPLES) >= 25
     for required in ("bnnzoo.quantizers.SteWarmup", "bnnzoo.quantizers.BNNPlusPlus",
-                     "bnnzoo.optimizers.bop2ndorder.Bop2ndOrder", "bnnzoo.optimizers.fsg.FSG",
-                     "bnnzoo.layers.HyperConv2D", "bnnzoo.export.BinaryDenseAsConv2D"):
+                     "bnnzoo.optimizers.bop2ndorder.Bop2ndOrder", "bnnzoo.fsg.optimizer.FSG",
+                     "bnnzoo.layers.HyperConv2D", "bnnzoo.export.lce.BinaryDenseAsConv2D"):
         assert required in names, required
 
 

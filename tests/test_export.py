@@ -209,3 +209,100 @@ def test_cli_exports_a_run_directory(tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli.main(["export", str(tmp_path / "missing"), "--format", "lce"])
     assert "neither a run directory" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------ the package's layout
+
+# The names `bnnzoo.export` had as one module; they stay importable from the package.
+PUBLIC_BEFORE_SPLIT = (
+    "FORMATS", "LCE_CUSTOM_OPS", "BinaryDenseAsConv2D", "ExportError", "ExportReport",
+    "OnePadCorrectedQuantConv2D", "add_parser", "cmd_export", "convert", "custom_ops",
+    "export_model", "flatbuffer_stats", "inference_model", "lce_compatible_model", "load_source",
+    "run_flatbuffer", "verify_flatbuffer",
+)
+
+
+def _export_modules() -> list[str]:
+    import pkgutil
+
+    return sorted(info.name for info in pkgutil.iter_modules(export.__path__))
+
+
+def test_every_public_name_is_importable_from_the_package():
+    import importlib
+
+    assert set(PUBLIC_BEFORE_SPLIT) <= set(export.__all__)
+    assert len(export.__all__) == len(set(export.__all__))
+    for name in export.__all__:
+        assert getattr(export, name) is not None, name
+    defined = []
+    for module_name in _export_modules():
+        module = importlib.import_module(f"bnnzoo.export.{module_name}")
+        for name in module.__all__:
+            assert getattr(export, name) is getattr(module, name), f"{module_name}.{name}"
+            defined.append(name)
+    # each public name is defined in exactly one module
+    assert sorted(defined) == sorted(export.__all__)
+
+
+def test_package_modules_import_each_other_without_a_circle():
+    """The sibling imports form a DAG, all at module top level (no lazy or guarded imports).
+
+    Importing any submodule runs the package's `__init__` first, whose order would hide a
+    circle between siblings, so the graph is read from the source.
+    """
+    import ast
+    from pathlib import Path
+
+    root = Path(export.__file__).parent
+    graph: dict[str, set[str]] = {}
+    for name in _export_modules():
+        tree = ast.parse((root / f"{name}.py").read_text())
+        top = set(map(id, tree.body))
+        graph[name] = set()
+        for node in ast.walk(tree):
+            if not isinstance(node, (ast.Import, ast.ImportFrom)):
+                continue
+            targets = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+            if any(t == "bnnzoo" or t.startswith("bnnzoo.") for t in targets):
+                assert id(node) in top, f"{name}.py line {node.lineno}: bnnzoo import not at top level"
+            for target in targets:
+                if target.startswith("bnnzoo.export."):
+                    graph[name].add(target.split(".")[2])
+    done: set[str] = set()
+
+    def visit(name, path):
+        assert name not in path, f"import circle: {' -> '.join([*path, name])}"
+        if name not in done:
+            for dependency in graph[name]:
+                visit(dependency, [*path, name])
+            done.add(name)
+
+    for name in graph:
+        visit(name, [])
+
+
+def test_each_package_module_imports_in_a_fresh_interpreter():
+    import subprocess
+    import sys
+
+    code = "; ".join(f"import bnnzoo.export.{name}" for name in _export_modules())
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_inference_model_requires_exact_sign_when_asked_and_keeps_clip_value():
+    q = bnnzoo.quantizers.ForwardBackwardQuantizer(forward="hardtanh", backward="ste", temperature=0.5,
+                                                   clip_value=0.5)
+    inputs = tf.keras.Input((6,))
+    outputs = lq.layers.QuantDense(4, input_quantizer=q, kernel_quantizer="ste_sign")(inputs)
+    model = tf.keras.Model(inputs, outputs)
+    with pytest.raises(ExportError, match="not annealed to sign yet"):
+        export.inference_model(model, require_exact_sign=True)
+    assert export.inference_model(model) is not model  # the default only rewrites
+    model.layers[1].input_quantizer.set_annealed(exact_sign=True)
+    inference = export.inference_model(model, require_exact_sign=True)
+    quantizer = inference.layers[1].input_quantizer
+    assert isinstance(quantizer, lq.quantizers.SteSign) and quantizer.clip_value == 0.5
+    x = images_for(model)
+    np.testing.assert_array_equal(inference.predict(x, verbose=0), model.predict(x, verbose=0))

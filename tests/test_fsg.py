@@ -6,7 +6,7 @@ import tensorflow as tf
 
 import bnnzoo
 from bnnzoo.fsg import FSGModel, unwrap, wrap
-from bnnzoo.optimizers.fsg import (
+from bnnzoo.fsg import (
     FSG,
     SLOW_NETS,
     FastNet,
@@ -95,7 +95,7 @@ def test_slow_net_ignores_unfilled_slots():
     tokens = np.random.default_rng(2).normal(size=(5, 7)).astype("float32")
     mask = tf.constant([0, 0, 1, 1, 1], tf.float32)
     lre = opt.layer_states[0].lre
-    for net in (opt.slow_net, SLOW_NETS["attention"](8, 4, 5)):
+    for net in (opt.slow_net, SLOW_NETS.get("attention")(8, 4, 5)):
         net.readout.assign(tf.ones_like(net.readout))  # a non-zero correction
         changed = tokens.copy()
         changed[:2] = 100.0  # unfilled slots hold anything
@@ -130,6 +130,8 @@ def test_fast_and_slow_nets_are_trained(digits, slow_net):
     assert not np.any(buffer[0]) and all(np.any(buffer[i]) for i in range(1, 5))
 
 
+# slow: covered in the default suite by tests/test_every_optimizer.py (fsg trains digits and resumes).
+@pytest.mark.slow
 def test_fsg_trains_digits_through_shared_routine(digits, tmp_path):
     config = TrainConfig(model="binarynet_mlp", dataset="digits", optimizer="fsg", epochs=10,
                          learning_rate=1e-2, model_kwargs={"units": 128})
@@ -142,6 +144,8 @@ def test_fsg_trains_digits_through_shared_routine(digits, tmp_path):
                                result.model.predict(digits.x_test, verbose=0), atol=1e-5)
 
 
+# slow: covered in the default suite by tests/test_every_optimizer.py (bit-identical resume).
+@pytest.mark.slow
 def test_checkpoint_restores_history_and_training_continues(digits, tmp_path):
     x, y = digits.x_train[:128], digits.y_train[:128]
     model, opt = _compiled("attention")
@@ -164,6 +168,8 @@ def test_checkpoint_restores_history_and_training_continues(digits, tmp_path):
         np.testing.assert_allclose(a.kernel.latent_variable.numpy(), b.kernel.latent_variable.numpy(), atol=1e-6)
 
 
+# slow: the .keras round trip of FSG models runs in tests/test_every_optimizer.py.
+@pytest.mark.slow
 def test_keras_file_roundtrip_and_unwrap(digits, tmp_path):
     model, opt = _compiled("gru")
     model.fit(digits.x_train[:128], digits.y_train[:128], batch_size=64, epochs=1, verbose=0)
@@ -212,6 +218,8 @@ def test_mirrored_strategy_keeps_replicas_in_sync(digits, mirrored_strategy):
         np.testing.assert_array_equal(first, second)
 
 
+# slow: benchmark plumbing; the benchmark itself is run by hand.
+@pytest.mark.slow
 def test_benchmark_quick_mode(tmp_path, load_script):
     module = load_script("benchmarks/learned_gradients.py")
     report = module.main(["--quick", "--out-dir", str(tmp_path)])

@@ -17,6 +17,7 @@ import tensorflow as tf
 
 import bnnzoo
 from bnnzoo.models import FAMILY_DEFAULT, create_model, get_model_spec, list_models
+from _base import run_model_saving_test, run_serialization_test
 
 ALL_MODELS = list_models()
 EXPECTED = {
@@ -58,39 +59,6 @@ def binary_layers(model: tf.keras.Model) -> list[tf.keras.layers.Layer]:
     return [lp for lp in profile.layer_profiles if lp.weight_count(bitwidth=1) > 0]
 
 
-def _without_build_config(config):
-    """A config minus Keras's `build_config` records (present only once a layer was called)."""
-    if isinstance(config, dict):
-        return {k: _without_build_config(v) for k, v in config.items() if k != "build_config"}
-    if isinstance(config, (list, tuple)):
-        return [_without_build_config(v) for v in config]
-    return config
-
-
-def run_serialization_test(model: tf.keras.Model) -> tf.keras.Model:
-    """`get_config` -> `from_config` gives the same config, and the same outputs with the same weights."""
-    config = model.get_config()
-    clone = model.__class__.from_config(config)
-    assert json.dumps(_without_build_config(clone.get_config()), sort_keys=True, default=str) == json.dumps(
-        _without_build_config(config), sort_keys=True, default=str
-    )
-    clone.set_weights(model.get_weights())
-    x = np.random.default_rng(0).normal(size=(2, *model.input_shape[1:])).astype("float32")
-    np.testing.assert_allclose(clone(x, training=False).numpy(), model(x, training=False).numpy(),
-                               rtol=1e-5, atol=1e-6)
-    return clone
-
-
-def run_model_saving_test(model: tf.keras.Model, tmp_path) -> tf.keras.Model:
-    """`model.save` -> `load_model` (with only `import bnnzoo`) predicts identically."""
-    path = tmp_path / f"{model.name}.keras"
-    model.save(path)
-    loaded = tf.keras.models.load_model(path, compile=False)
-    x = np.random.default_rng(1).normal(size=(3, *model.input_shape[1:])).astype("float32")
-    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
-    return loaded
-
-
 def test_every_family_is_registered():
     assert EXPECTED <= set(ALL_MODELS)
 
@@ -121,7 +89,11 @@ def test_small_input_build_forward_serialize_save(name, tmp_path):
     np.testing.assert_allclose(y.numpy().sum(axis=1), 1.0, rtol=1e-4)  # softmax outputs
     assert len(binary_layers(model)) > 0
     run_serialization_test(model)
-    run_model_saving_test(model, tmp_path)
+    # Keras 2's .h5 loader finds functions and subclassed models by registered name only,
+    # and larq-zoo registers neither its blurpool initializer, DoReFa-Net's clipping
+    # activation nor BinaryDenseNet: its families reload from .keras files only.
+    built_by_larq_zoo = get_model_spec(name).builder.__module__.endswith("larq_zoo_families")
+    run_model_saving_test(model, tmp_path, formats=(".keras",) if built_by_larq_zoo else (".keras", ".h5"))
 
 
 @pytest.mark.parametrize("name", ALL_MODELS)

@@ -202,5 +202,5 @@ def test_hyper_layers_use_the_authors_initialization():
 def test_adam_betas_reach_the_optimizer():
     optimizer = bnnzoo.optimizers.get_optimizer("adam", 1e-2, beta_1=0.5, beta_2=0.99)
     assert (float(optimizer.beta_1), float(optimizer.beta_2)) == pytest.approx((0.5, 0.99))
-    with pytest.raises(ValueError, match=r"beta_1 must be a number in \[0, 1\), got 1.5"):
+    with pytest.raises(ValueError, match=r"beta_1 must be in \[0, 1\), got 1.5"):
         bnnzoo.optimizers.get_optimizer("adam", beta_1=1.5)

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bnnzoo import pretrained, training
+from bnnzoo import pretrained, training, zoo
 from bnnzoo.models import create_model, list_models
 from bnnzoo.pretrained import Card, WeightsIntegrityError
 
@@ -57,7 +57,7 @@ def test_card_is_complete_and_matches_its_files(name, tag):
 @pytest.mark.parametrize("name,tag", SHIPPED)
 def test_evaluate_reproduces_card_accuracy(name, tag):
     card = pretrained.get_card(name, tag)
-    result = pretrained.evaluate_pretrained(name, tag)
+    result = zoo.evaluate_pretrained(name, tag)
     assert set(result) >= {"dataset", "test_accuracy", "test_loss", "test_size"}
     assert result["test_size"] == card.test_size
     assert abs(result["test_accuracy"] - card.test_accuracy) <= 0.003
@@ -77,7 +77,7 @@ def test_list_line_and_zoo_table_show_accuracy_and_size():
     line = pretrained.format_card_line(card)
     assert line.split()[0] == "fashion_mnist" and f"{100 * card.test_accuracy:.2f} %" in line
     assert re.search(r"\(1/\d+ of float32", line)
-    table = pretrained.zoo_table_markdown()
+    table = zoo.zoo_table_markdown()
     assert table.count("\n| `") == sum(max(1, len(pretrained.list_pretrained(n))) for n in list_models())
     assert "`training/binarynet-fashion_mnist.toml`" in table
 
@@ -199,22 +199,63 @@ def test_remote_card_loads_through_create_model(served, monkeypatch):
         create_model("binarynet_mlp", weights="digits-corrupt")
 
 
-def test_imagenet_cards_come_from_larq_zoo(monkeypatch):
-    """Release file and sha256 are the ones larq-zoo itself downloads."""
-    import larq_zoo.core.utils as zoo_utils
-    from larq_zoo.sota.quicknet import QuickNetSmallFactory
+# The larq-zoo factory of each family whose ImageNet card bnnzoo lists.
+LARQ_ZOO_FACTORIES = {
+    "birealnet18": "larq_zoo.literature.birealnet:BiRealNetFactory",
+    "binary_resnet_e18": "larq_zoo.literature.resnet_e:BinaryResNetE18Factory",
+    "xnornet": "larq_zoo.literature.xnornet:XNORNetFactory",
+    "binary_alexnet": "larq_zoo.literature.binary_alex_net:BinaryAlexNetFactory",
+    "dorefanet": "larq_zoo.literature.dorefanet:DoReFaNetFactory",
+    "binary_densenet28": "larq_zoo.literature.densenet:BinaryDenseNet28Factory",
+    "quicknet": "larq_zoo.sota.quicknet:QuickNetFactory",
+    "quicknet_small": "larq_zoo.sota.quicknet:QuickNetSmallFactory",
+    "quicknet_large": "larq_zoo.sota.quicknet:QuickNetLargeFactory",
+}
 
-    calls = []
-    monkeypatch.setattr(zoo_utils, "download_pretrained_model", lambda **kw: calls.append(kw) or "x")
-    QuickNetSmallFactory().imagenet_weights_path  # larq-zoo's own download call
-    card = pretrained.get_card("quicknet_small", "imagenet")
+
+def _download_call(factory_cls) -> dict:
+    """The keyword arguments of the `download_pretrained_model(...)` call in a larq-zoo
+    factory's source (or a parent's) that fetches the top-included weights."""
+    import ast
+    import inspect
+
+    for cls in inspect.getmro(factory_cls):
+        if not cls.__module__.startswith("larq_zoo"):
+            continue
+        for node in ast.walk(ast.parse(inspect.getsource(cls).strip())):
+            func = getattr(node, "func", None)
+            if isinstance(node, ast.Call) and getattr(func, "attr", getattr(func, "id", None)) == "download_pretrained_model":
+                kw = {k.arg: k.value.value for k in node.keywords if isinstance(k.value, ast.Constant)}
+                if {"model", "version", "file", "file_hash"} <= set(kw) and "_notop" not in kw["file"]:
+                    return kw
+    raise AssertionError(f"no ImageNet download in the source of {factory_cls.__name__}")
+
+
+@pytest.mark.parametrize("name", sorted(LARQ_ZOO_FACTORIES))
+def test_imagenet_cards_are_the_files_larq_zoo_downloads(name):
+    """The plain-data table `pretrained.LARQ_ZOO_IMAGENET` names the release file and
+    sha256 that the installed larq-zoo's own factory downloads, and its docstring's top-1."""
+    import importlib
+    import inspect
+
+    module, _, attr = LARQ_ZOO_FACTORIES[name].partition(":")
+    factory = getattr(importlib.import_module(module), attr)
+    calls = [_download_call(factory)]
+    card = pretrained.get_card(name, "imagenet")
     assert card.sha256 == calls[0]["file_hash"] and card.weights_file == calls[0]["file"]
-    assert card.url.endswith(f"/quicknet-{calls[0]['version']}/{calls[0]['file']}")
-    for name in pretrained.LARQ_ZOO_FAMILIES:
-        card = pretrained.get_card(name, "imagenet")
-        assert re.fullmatch(r"[0-9a-f]{64}", card.sha256) and "_notop" not in card.weights_file
-        assert card.input_shape == (224, 224, 3) and card.num_classes == 1000
-        assert 0.3 < card.test_accuracy < 0.7 and card.params > 1_000_000
+    assert card.url.endswith(f"/{calls[0]['model']}-{calls[0]['version']}/{calls[0]['file']}")
+    assert "_notop" not in card.weights_file
+    assert card.input_shape == (224, 224, 3) and card.num_classes == 1000
+    doc = getattr(inspect.getmodule(factory), pretrained.LARQ_ZOO_IMAGENET[name]["function"]).__doc__
+    rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in doc.splitlines()]
+    top1, top5, params, _ = next(r for r in rows if len(r) == 4 and r[0].endswith("%") and r[1].endswith("%"))
+    assert float(top1.rstrip("% ")) == pytest.approx(100 * card.test_accuracy)
+    assert float(top5.rstrip("% ")) == pytest.approx(100 * card.top5_accuracy)
+    assert int(params.replace(" ", "").replace(",", "")) == card.params
+
+
+def test_imagenet_table_covers_every_larq_zoo_family():
+    assert set(pretrained.LARQ_ZOO_IMAGENET) == set(LARQ_ZOO_FACTORIES)
     assert pretrained.get_card("quicknet_large", "imagenet").test_accuracy == pytest.approx(0.669, abs=0.01)
 
 
@@ -230,7 +271,7 @@ def test_publish_from_recipe_writes_a_loadable_card(tmp_path, monkeypatch, digit
     )
     config = training.TrainConfig.from_file(recipe)
     result = training.train(config, tmp_path / "run", arrays=digits, verbose=0)
-    card = pretrained.publish_from_recipe(recipe, tmp_path / "run", destination=tmp_path / "zoo")
+    card = zoo.publish_from_recipe(recipe, tmp_path / "run", destination=tmp_path / "zoo")
     folder = tmp_path / "zoo" / "binarynet_mlp" / "tiny"
     assert json.loads((folder / "card.json").read_text())["sha256"] == pretrained.sha256_file(folder / "weights.h5")
     assert card.test_accuracy == pytest.approx(result.metrics["test_accuracy"])

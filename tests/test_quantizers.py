@@ -344,6 +344,8 @@ def test_bad_pairs_and_set_annealed():
 
 
 
+# slow: benchmark plumbing; the benchmark itself is run by hand.
+@pytest.mark.slow
 def test_benchmark_quick_mode(tmp_path, load_script):
     bench = load_script("benchmarks/quantizers.py")
     assert bench.main(["--quick", "--out-dir", str(tmp_path)]) == 0

@@ -10,10 +10,10 @@ import larq as lq
 import numpy as np
 import pytest
 import tensorflow as tf
-from test_models import run_model_saving_test, run_serialization_test
+from _base import run_model_saving_test, run_serialization_test
 
 import bnnzoo
-from bnnzoo import pretrained
+from bnnzoo import pretrained, zoo
 from bnnzoo.models import create_model
 from bnnzoo.models.reactnet import ChannelScale, RPReLU, RSign
 from bnnzoo.training import TrainConfig, train
@@ -224,7 +224,7 @@ def test_trains_on_digits_in_seconds(digits_run):
 
 def test_published_card_carries_curves_and_lce_export(digits_run, tmp_path):
     recipe, result, _ = digits_run
-    card = pretrained.publish_from_recipe(recipe, result.run_dir, destination=tmp_path)
+    card = zoo.publish_from_recipe(recipe, result.run_dir, destination=tmp_path)
     folder = tmp_path / "reactnet" / "digits-test"
     assert card.history_file == "history.json" and card.curves_file == "curves.png"
     history = json.loads((folder / card.history_file).read_text())

@@ -33,7 +33,7 @@ def test_duplicate_registration_is_refused():
 
 def test_input_below_minimum_fails_clearly(monkeypatch):
     spec = registry.get_model_spec("binarynet")
-    monkeypatch.setitem(registry._MODELS, "binarynet", registry.ModelSpec(
+    monkeypatch.setitem(registry._MODELS._entries, "binarynet", registry.ModelSpec(
         name="binarynet", builder=spec.builder, default_input_shape=(32, 32, 3), min_input_size=16))
     with pytest.raises(ValueError, match="at least 16x16"):
         models.create_model("binarynet", input_shape=(8, 8, 1))

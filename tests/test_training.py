@@ -15,6 +15,7 @@ import pytest
 import tensorflow as tf
 
 from bnnzoo import training
+from _base import Interrupt
 from bnnzoo.training import TrainConfig
 
 
@@ -65,43 +66,26 @@ def test_saved_model_reloads_with_identical_predictions(digits_run, digits):
     assert evaluated["test_accuracy"] == pytest.approx(result.metrics["test_accuracy"], abs=1e-6)
 
 
-class _Interrupt(tf.keras.callbacks.Callback):
-    def __init__(self, at_epoch):
-        super().__init__()
-        self.at_epoch = at_epoch
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if epoch == self.at_epoch:
-            raise KeyboardInterrupt
-
-
-@pytest.mark.parametrize("optimizer", ["adam", "bop"])
-def test_interrupted_run_resumes_bit_identically(tmp_path, digits, optimizer):
-    config = _small(epochs=3, optimizer=optimizer)
+def test_resume_drops_history_written_after_the_last_checkpoint(tmp_path, digits):
+    """A process killed after writing an epoch's history but before its checkpoint (the
+    order `_ResumeCheckpoint` writes them in) resumes with a history matching the checkpoint."""
+    config = _small(epochs=3)
     straight = training.train(config, tmp_path / "a", arrays=digits, verbose=0)
     with pytest.raises(KeyboardInterrupt):
-        training.train(config, tmp_path / "b", arrays=digits, verbose=0, callbacks=[_Interrupt(2)])
-    assert (tmp_path / "b" / "checkpoints").exists()
+        training.train(config, tmp_path / "b", arrays=digits, verbose=0, callbacks=[Interrupt(2)])
+    path = tmp_path / "b" / "history.json"
+    history = json.loads(path.read_text())
+    assert len(history["loss"]) == 2
+    path.write_text(json.dumps({k: v + [123.0] for k, v in history.items()}))  # epoch 3's entry, no checkpoint
     resumed = training.train(config, tmp_path / "b", arrays=digits, verbose=0)
-    for w1, w2 in zip(straight.model.get_weights(), resumed.model.get_weights()):
-        np.testing.assert_array_equal(w1, w2)
-    assert len(resumed.history["loss"]) == 3
-    assert resumed.history["loss"] == straight.history["loss"]
+    assert resumed.history["loss"] == straight.history["loss"] and 123.0 not in resumed.history["loss"]
 
 
 def test_resume_refuses_a_different_config(tmp_path, digits):
     with pytest.raises(KeyboardInterrupt):
-        training.train(_small(epochs=3), tmp_path, arrays=digits, verbose=0, callbacks=[_Interrupt(1)])
+        training.train(_small(epochs=3), tmp_path, arrays=digits, verbose=0, callbacks=[Interrupt(1)])
     with pytest.raises(ValueError, match="different config"):
         training.train(_small(epochs=3, seed=9), tmp_path, arrays=digits, verbose=0)
-
-
-def test_mirrored_strategy_on_two_logical_cpus(digits, mirrored_strategy):
-    assert mirrored_strategy.num_replicas_in_sync == 2
-    result = training.train(_small(epochs=2, optimizer="bop"), arrays=digits, verbose=0,
-                            strategy=mirrored_strategy)
-    assert np.isfinite(result.history["loss"]).all()
-    assert result.metrics["test_accuracy"] > 0.5
 
 
 @pytest.mark.parametrize("kwargs, arg", [
@@ -145,9 +129,10 @@ def _bnnzoo(*args):
 
 def test_sigterm_then_same_command_resumes(tmp_path):
     out = tmp_path / "run"
-    # Enough epochs that the run cannot finish between two polls on a fast machine (an epoch
-    # of digits takes ~0.1 s); only the newest checkpoint is kept, so accept any number >= 2.
-    epochs = 200
+    # Enough epochs that the run cannot finish between two polls (an epoch of digits at
+    # batch 16 takes >= 0.1 s, a poll 0.05 s), few enough that the resumed rest is quick;
+    # only the newest checkpoint is kept, so accept any number >= 2.
+    epochs = 40
     cmd = _bnnzoo("train", "--model", "binarynet_mlp", "--dataset", "digits", "--epochs", str(epochs),
                   "--batch-size", "16", "--model-arg", "units=64", "--out", str(out))
     proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -186,6 +171,8 @@ def _free_ports(n):
     return ports
 
 
+# slow: two TF processes over gRPC; the mirrored strategy is checked by default.
+@pytest.mark.slow
 def test_multiworker_training_with_two_local_workers(tmp_path):
     ports = _free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}

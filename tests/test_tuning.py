@@ -76,8 +76,8 @@ _fake_optimizer.search_space = lambda hp: {
 
 @pytest.fixture
 def fake_registry(monkeypatch):
-    monkeypatch.setitem(bnnzoo.quantizers._QUANTIZERS, "fakeq", _FakeQuantizer)
-    monkeypatch.setitem(bnnzoo.optimizers._OPTIMIZERS, "fakeopt", _fake_optimizer)
+    monkeypatch.setitem(bnnzoo.quantizers._QUANTIZERS._entries, "fakeq", _FakeQuantizer)
+    monkeypatch.setitem(bnnzoo.optimizers.builders.OPTIMIZERS._entries, "fakeopt", _fake_optimizer)
 
 
 def test_presets_read_the_registries(fake_registry):
@@ -187,6 +187,19 @@ def test_fit_is_the_shared_training_routine(digits, tmp_path):
     assert set(metrics) >= {"val_accuracy", "test_accuracy", "train_accuracy", "wall_seconds"}
 
 
+def test_fit_trains_the_model_keras_tuner_built(digits, tmp_path):
+    """A plain keras-tuner `Tuner` passes `build(hp)`'s model to `fit`: that object is trained."""
+    hm = BNNHyperModel(tiny_config(epochs=1), "quantizers", arrays=digits)
+    hp = kt.HyperParameters()
+    model = hm.build(hp)
+    before = [w.copy() for w in model.get_weights()]
+    hm.fit(hp, model, out=tmp_path / "trial")
+    after = training.load_model(tmp_path / "trial").get_weights()
+    assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+    for w_model, w_saved in zip(model.get_weights(), after):
+        np.testing.assert_array_equal(w_model, w_saved)
+
+
 def test_local_random_search_writes_table_plot_and_best_run(digits, tmp_path):
     out = tmp_path / "search"
     result = run_search(tiny_config(epochs=2), space="bop2ndorder", tuner="random", max_trials=3, out=out,
@@ -218,6 +231,8 @@ def test_local_random_search_writes_table_plot_and_best_run(digits, tmp_path):
         run_search(tiny_config(epochs=2), space="bop2ndorder", tuner="bayesian", max_trials=3, out=out)
 
 
+# slow: random search (default suite) uses the same trial path.
+@pytest.mark.slow
 @pytest.mark.parametrize("tuner", ["hyperband", "bayesian"])
 def test_other_tuners(tuner, digits, tmp_path):
     result = run_search(tiny_config(epochs=2), space="quantizers", tuner=tuner, max_trials=2,
@@ -292,6 +307,8 @@ class _Proc:
 SEARCH_ARGS = ["tune", "--dataset", "digits", "--space", "bop2ndorder", "--model-arg", "units=32"]
 
 
+# slow: a killed search resumes; the default suite resumes trials in-process.
+@pytest.mark.slow
 def test_sigterm_mid_trial_then_resume(tmp_path):
     args = [*SEARCH_ARGS, "--max-trials", "2", "--epochs", "2", "--out", str(tmp_path / "s")]
     first = _Proc(args, tmp_path)

@@ -5,9 +5,9 @@ inputs (its kernel is binary), every later layer binarizes its inputs and kernel
 each binary layer is followed by batch normalization, and the classifier is a
 binary dense layer with batch norm before the softmax.
 
-# References
-- [Binarized Neural Networks: Training Deep Neural Networks with Weights and
-  Activations Constrained to +1 or -1](https://arxiv.org/abs/1602.02830)
+References:
+    - [Binarized Neural Networks: Training Deep Neural Networks with Weights and
+      Activations Constrained to +1 or -1](https://arxiv.org/abs/1602.02830)
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ import larq as lq
 import tensorflow as tf
 
 from bnnzoo.layers import HyperConv2D, HyperDense
-from bnnzoo.models.registry import check_int, check_positive, quantizer_factory, register_model
+from bnnzoo.models.registry import quantizer_factory, register_model, scale_width
+from bnnzoo.validation import check_int, check_positive
 
 __all__ = ["binarynet", "binarynet_mlp"]
 
@@ -33,7 +34,21 @@ def _scaled(name: str, values: Sequence[int], width: float) -> list[int]:
     if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values:
         raise ValueError(f"{name} must be a non-empty sequence of integers, got {values!r}")
     sizes = [check_int(name, v, 1, MAX_LAYER_SIZE) for v in values]
-    return [check_int(f"{name} * width", max(1, int(round(v * width))), 1, MAX_LAYER_SIZE) for v in sizes]
+    return [check_int(f"{name} * width", scale_width(v, width), 1, MAX_LAYER_SIZE) for v in sizes]
+
+
+def _binary_classifier(x, num_classes, dense_cls, input_quantizer, kernel_quantizer, kernel_constraint):
+    """The binary head both families share: binary dense -> batch norm -> softmax."""
+    x = dense_cls(
+        num_classes,
+        input_quantizer=input_quantizer,
+        kernel_quantizer=kernel_quantizer,
+        kernel_constraint=kernel_constraint,
+        use_bias=False,
+        name="classifier",
+    )(x)
+    x = tf.keras.layers.BatchNormalization(momentum=0.9, scale=False, name="bn_classifier")(x)
+    return tf.keras.layers.Activation("softmax", name="softmax")(x)
 
 
 @register_model(
@@ -73,16 +88,7 @@ def binarynet_mlp(
             name=f"dense_{i}",
         )(x)
         x = tf.keras.layers.BatchNormalization(momentum=0.9, scale=False, name=f"bn_{i}")(x)
-    x = dense_cls(
-        num_classes,
-        input_quantizer=iq(),
-        kernel_quantizer=kq(),
-        kernel_constraint=kernel_constraint,
-        use_bias=False,
-        name="classifier",
-    )(x)
-    x = tf.keras.layers.BatchNormalization(momentum=0.9, scale=False, name="bn_classifier")(x)
-    outputs = tf.keras.layers.Activation("softmax", name="softmax")(x)
+    outputs = _binary_classifier(x, num_classes, dense_cls, iq(), kq(), kernel_constraint)
     return tf.keras.Model(inputs, outputs, name="binarynet_mlp")
 
 
@@ -143,14 +149,5 @@ def binarynet(
             name=f"dense_{j}",
         )(x)
         x = tf.keras.layers.BatchNormalization(momentum=0.9, scale=False, name=f"bn_dense_{j}")(x)
-    x = lq.layers.QuantDense(
-        num_classes,
-        input_quantizer=iq(),
-        kernel_quantizer=kq(),
-        kernel_constraint=kernel_constraint,
-        use_bias=False,
-        name="classifier",
-    )(x)
-    x = tf.keras.layers.BatchNormalization(momentum=0.9, scale=False, name="bn_classifier")(x)
-    outputs = tf.keras.layers.Activation("softmax", name="softmax")(x)
+    outputs = _binary_classifier(x, num_classes, lq.layers.QuantDense, iq(), kq(), kernel_constraint)
     return tf.keras.Model(inputs, outputs, name="binarynet")

@@ -23,13 +23,13 @@ the registry refuses smaller inputs with a `ValueError`.
                          input_quantizer="ste_sign", kernel_quantizer="ste_sign", width=0.5)
     ```
 
-# References
-- [Bi-Real Net](https://arxiv.org/abs/1808.00278)
-- [Back to Simplicity: How to Train Accurate BNNs from Scratch? (BinaryResNetE, BinaryDenseNet)](https://arxiv.org/abs/1906.08637)
-- [XNOR-Net](https://arxiv.org/abs/1603.05279)
-- [DoReFa-Net](https://arxiv.org/abs/1606.06160)
-- [Binarized Neural Networks (BinaryAlexNet)](https://arxiv.org/abs/1602.02830)
-- [larq-zoo QuickNet](https://docs.larq.dev/zoo/api/sota/#quicknet)
+References:
+    - [Bi-Real Net](https://arxiv.org/abs/1808.00278)
+    - [Back to Simplicity: How to Train Accurate BNNs from Scratch? (BinaryResNetE, BinaryDenseNet)](https://arxiv.org/abs/1906.08637)
+    - [XNOR-Net](https://arxiv.org/abs/1603.05279)
+    - [DoReFa-Net](https://arxiv.org/abs/1606.06160)
+    - [Binarized Neural Networks (BinaryAlexNet)](https://arxiv.org/abs/1602.02830)
+    - [larq-zoo QuickNet](https://docs.larq.dev/zoo/api/sota/#quicknet)
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ from larq_zoo.literature.xnornet import XNORNetFactory
 from larq_zoo.sota.quicknet import QuickNetFactory, QuickNetLargeFactory, QuickNetSmallFactory
 from zookeeper import factory as _zookeeper_factory
 
-from bnnzoo.models.registry import FAMILY_DEFAULT, check_positive, quantizer_factory, register_model
+from bnnzoo.models.registry import FAMILY_DEFAULT, quantizer_factory, register_model, scale_width
+from bnnzoo.validation import check_positive
 
 __all__ = [
     "binary_alexnet",
@@ -78,10 +79,6 @@ def _register_imagenet_family(name: str, min_input_size: int, description: str, 
 
 def _check_width(width: float) -> float:
     return check_positive("width", width)
-
-
-def _scale(value: int, width: float, multiple: int = 1) -> int:
-    return max(multiple, int(round(value * width / multiple)) * multiple)
 
 
 def build_larq_zoo_model(
@@ -129,7 +126,7 @@ def birealnet18(input_shape, num_classes, input_quantizer=FAMILY_DEFAULT,
     return build_larq_zoo_model(
         BiRealNetFactory, input_shape=input_shape, num_classes=num_classes,
         input_quantizer=input_quantizer, kernel_quantizer=kernel_quantizer,
-        filters=_scale(64, _check_width(width)), **fields,
+        filters=scale_width(64, _check_width(width)), **fields,
     )
 
 
@@ -148,13 +145,13 @@ def binary_resnet_e18(input_shape, num_classes, input_quantizer=FAMILY_DEFAULT,
 
         def spec(self):
             blocks, filters = base_spec(self)
-            return blocks, [_scale(f, width) for f in filters]
+            return blocks, [scale_width(f, width) for f in filters]
 
         overrides["spec"] = property(spec)
     return build_larq_zoo_model(
         BinaryResNetE18Factory, input_shape=input_shape, num_classes=num_classes,
         input_quantizer=input_quantizer, kernel_quantizer=kernel_quantizer, overrides=overrides,
-        initial_filters=_scale(64, width), **fields,
+        initial_filters=scale_width(64, width), **fields,
     )
 
 
@@ -170,7 +167,7 @@ def binary_densenet28(input_shape, num_classes, input_quantizer=FAMILY_DEFAULT,
     return build_larq_zoo_model(
         BinaryDenseNet28Factory, input_shape=input_shape, num_classes=num_classes,
         input_quantizer=input_quantizer, kernel_quantizer=kernel_quantizer,
-        initial_filters=_scale(64, width), growth_rate=_scale(64, width), **fields,
+        initial_filters=scale_width(64, width), growth_rate=scale_width(64, width), **fields,
     )
 
 
@@ -190,7 +187,7 @@ def quicknet(input_shape, num_classes, input_quantizer=FAMILY_DEFAULT, kernel_qu
     factory_cls = _QUICKNET_FACTORIES[size]
     if width != 1.0:
         fields["section_filters"] = tuple(
-            _scale(f, width, 8) for f in factory_cls().section_filters
+            scale_width(f, width, 8) for f in factory_cls().section_filters
         )
     return build_larq_zoo_model(
         factory_cls, input_shape=input_shape, num_classes=num_classes,

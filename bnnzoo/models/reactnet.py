@@ -46,15 +46,15 @@ convolution's output multiplier.
     assert probs.shape == (2, 10)
     ```
 
-# References
-- [Bi-Real Net: Enhancing the Performance of 1-bit CNNs With Improved
-  Representational Capability and Advanced Training Algorithm](https://arxiv.org/abs/1808.00278)
-- [ReActNet: Towards Precise Binary Neural Network with Generalized Activation
-  Functions](https://arxiv.org/abs/2003.03488)
-- [XNOR-Net++: Improved Binary Neural Networks](https://arxiv.org/abs/1909.13863)
-  (learned scaling factors)
-- [Deep Residual Learning for Image Recognition](https://arxiv.org/abs/1512.03385)
-  (the CIFAR layout)
+References:
+    - [Bi-Real Net: Enhancing the Performance of 1-bit CNNs With Improved
+      Representational Capability and Advanced Training Algorithm](https://arxiv.org/abs/1808.00278)
+    - [ReActNet: Towards Precise Binary Neural Network with Generalized Activation
+      Functions](https://arxiv.org/abs/2003.03488)
+    - [XNOR-Net++: Improved Binary Neural Networks](https://arxiv.org/abs/1909.13863)
+      (learned scaling factors)
+    - [Deep Residual Learning for Image Recognition](https://arxiv.org/abs/1512.03385)
+      (the CIFAR layout)
 """
 
 from __future__ import annotations
@@ -64,7 +64,8 @@ import numbers
 import larq as lq
 import tensorflow as tf
 
-from bnnzoo.models.registry import check_positive, quantizer_factory, register_model
+from bnnzoo.models.registry import quantizer_factory, register_model, scale_width
+from bnnzoo.validation import check_positive
 
 __all__ = ["ChannelScale", "RPReLU", "RSign", "reactnet"]
 
@@ -137,8 +138,8 @@ class RSign(_PerChannel):
         assert layer(x).numpy().tolist() == [[1.0, -1.0, 1.0]]
         ```
 
-    # References
-    - [ReActNet](https://arxiv.org/abs/2003.03488), eq. (2)
+    References:
+        - [ReActNet](https://arxiv.org/abs/2003.03488), eq. (2)
     """
 
     _vectors = (("threshold", "threshold_initializer"),)
@@ -184,8 +185,8 @@ class RPReLU(_PerChannel):
         np.testing.assert_allclose(y.numpy(), [[-0.5, 3.0]])  # slope 0.25 below 0
         ```
 
-    # References
-    - [ReActNet](https://arxiv.org/abs/2003.03488), eq. (3)
+    References:
+        - [ReActNet](https://arxiv.org/abs/2003.03488), eq. (3)
     """
 
     _vectors = (("shift_in", "shift_in_initializer"), ("slope", "slope_initializer"),
@@ -227,8 +228,8 @@ class ChannelScale(_PerChannel):
         assert layer(np.ones((1, 3), "float32")).numpy().tolist() == [[0.5, 1.0, 2.0]]
         ```
 
-    # References
-    - [XNOR-Net++](https://arxiv.org/abs/1909.13863) (learned scaling factors)
+    References:
+        - [XNOR-Net++](https://arxiv.org/abs/1909.13863) (learned scaling factors)
     """
 
     _vectors = (("scale", "scale_initializer"),)
@@ -339,7 +340,7 @@ def reactnet(
     """
     input_shape = tuple(int(d) for d in input_shape)
     _check_options(input_shape, width, depth, scale_init)
-    base = max(1, int(round(BASE_FILTERS * width)))
+    base = scale_width(BASE_FILTERS, width)
     blocks_per_stage = (depth - 2) // 3
     iq, kq = quantizer_factory(input_quantizer), quantizer_factory(kernel_quantizer)
 

@@ -7,8 +7,6 @@ number of classes and pair of quantizers, and optionally loads weights.
 
 from __future__ import annotations
 
-import fnmatch
-import math
 import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,12 +14,15 @@ from typing import Any, Callable
 
 import tensorflow as tf
 
+from bnnzoo import pretrained as _pretrained
 from bnnzoo import quantizers as _quantizers
+from bnnzoo.pretrained import FAMILY_DEFAULT
+from bnnzoo.registry import Registry
+from bnnzoo.validation import check_int, check_positive
 
-__all__ = ["FAMILY_DEFAULT", "ModelSpec", "create_model", "get_model_spec", "list_models", "register_model"]
+__all__ = ["FAMILY_DEFAULT", "ModelSpec", "create_model", "get_model_spec", "list_models", "quantizer_factory",
+           "register_model", "scale_width"]
 
-# `create_model`'s default quantizers: a pretrained card's, else the family's own.
-FAMILY_DEFAULT = "family_default"
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class ModelSpec:
     defaults: dict[str, Any] = field(default_factory=dict)
 
 
-_MODELS: dict[str, ModelSpec] = {}
+_MODELS: Registry[ModelSpec] = Registry("model")
 
 
 def register_model(
@@ -57,9 +58,9 @@ def register_model(
     """
 
     def add(builder):
-        if name in _MODELS:
+        if name in _MODELS:  # a spec is new each time: a second registration is a clash
             raise ValueError(f"model {name!r} is already registered")
-        _MODELS[name] = ModelSpec(
+        _MODELS.register(name, ModelSpec(
             name=name,
             builder=builder,
             default_input_shape=tuple(default_input_shape),
@@ -67,7 +68,7 @@ def register_model(
             default_num_classes=default_num_classes,
             description=description or (builder.__doc__ or "").strip().split("\n")[0],
             defaults=dict(defaults),
-        )
+        ))
         return builder
 
     return add
@@ -78,55 +79,21 @@ def list_models(filter: str = "*", pretrained: bool = False) -> list[str]:
 
     With `pretrained=True`, only families that have at least one shipped artifact.
     """
-    names = sorted(n for n in _MODELS if fnmatch.fnmatch(n, filter))
+    names = _MODELS.names(filter)
     if pretrained:
-        from bnnzoo import pretrained as _pretrained
-
         names = [n for n in names if _pretrained.list_pretrained(n)]
     return names
 
 
 def get_model_spec(name: str) -> ModelSpec:
-    try:
-        return _MODELS[name]
-    except KeyError:
-        raise ValueError(
-            f"Unknown model {name!r}. Valid names: {', '.join(list_models())}"
-        ) from None
+    """What the registry knows of family `name`; `ValueError` listing the valid names otherwise."""
+    return _MODELS.get(name)
 
 
 # Upper bounds on model sizes: beyond them a typo would exhaust memory, not build a model.
 MAX_INPUT_SIZE = 4096
 MAX_CHANNELS = 4096
 MAX_NUM_CLASSES = 1_000_000
-
-
-def check_int(name: str, value, low: int, high: int) -> int:
-    """`value` as an int, or `ValueError` naming `name` unless an integer in [low, high].
-
-    Args:
-        name: the argument's name, for the message.
-        value: the value to check (bools and non-integral floats are refused).
-        low: smallest allowed value.
-        high: largest allowed value.
-    """
-    integral = isinstance(value, numbers.Integral) and not isinstance(value, bool)
-    if not integral or not low <= value <= high:
-        raise ValueError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
-    return int(value)
-
-
-def check_positive(name: str, value) -> float:
-    """`value` as a float, or `ValueError` naming `name` unless a finite number > 0.
-
-    Args:
-        name: the argument's name, for the message.
-        value: the value to check.
-    """
-    if (not isinstance(value, numbers.Real) or isinstance(value, bool)
-            or not (math.isfinite(value) and value > 0)):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
 
 
 def _check_input_shape(spec: ModelSpec, input_shape) -> tuple[int, ...]:
@@ -182,8 +149,6 @@ def create_model(
     spec = get_model_spec(name)
     card_kwargs = {}
     if weights is not None and not Path(str(weights)).is_file():
-        from bnnzoo import pretrained as _pretrained
-
         # Rebuild the architecture the weights were trained with.
         card = _pretrained.get_card(name, str(weights))
         input_shape = input_shape or card.input_shape
@@ -214,10 +179,14 @@ def create_model(
         if Path(str(weights)).is_file():
             model.load_weights(str(weights))
         else:
-            from bnnzoo import pretrained as _pretrained
-
             _pretrained.load_pretrained_weights(model, name, str(weights))
     return model
+
+
+def scale_width(value: int, width: float, multiple: int = 1) -> int:
+    """`value * width` rounded to a multiple of `multiple` (at least `multiple`): the
+    channel count of a layer under a family's width multiplier."""
+    return max(multiple, int(round(value * width / multiple)) * multiple)
 
 
 def quantizer_factory(identifier):

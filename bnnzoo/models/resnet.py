@@ -15,10 +15,10 @@ followed by a real 1×1 conv and batch norm.
                          input_quantizer="ste_sign", kernel_quantizer="ste_sign")
     ```
 
-# References
-- [Deep Residual Learning for Image Recognition](https://arxiv.org/abs/1512.03385)
-- [Bi-Real Net](https://arxiv.org/abs/1808.00278)
-- [Fast and Slow Gradient Approximation for Binary Neural Network Optimization](https://arxiv.org/abs/2412.11777)
+References:
+    - [Deep Residual Learning for Image Recognition](https://arxiv.org/abs/1512.03385)
+    - [Bi-Real Net](https://arxiv.org/abs/1808.00278)
+    - [Fast and Slow Gradient Approximation for Binary Neural Network Optimization](https://arxiv.org/abs/2412.11777)
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ from typing import Sequence
 import larq as lq
 import tensorflow as tf
 
-from bnnzoo.models.registry import check_int, check_positive, quantizer_factory, register_model
+from bnnzoo.models.registry import quantizer_factory, register_model, scale_width
+from bnnzoo.validation import check_int, check_positive
 
 __all__ = ["binary_resnet20"]
 
@@ -60,7 +61,7 @@ def binary_resnet20(
     check_int("blocks_per_stage", blocks_per_stage, 1, 1000)
     if isinstance(stage_filters, (str, bytes)) or not isinstance(stage_filters, Sequence) or not stage_filters:
         raise ValueError(f"stage_filters must be a non-empty sequence of integers, got {stage_filters!r}")
-    filters = [max(1, int(round(check_int("stage_filters", f, 1, 1 << 16) * width))) for f in stage_filters]
+    filters = [scale_width(check_int("stage_filters", f, 1, 1 << 16), width) for f in stage_filters]
     conv_cls = conv_layer or lq.layers.QuantConv2D
     iq, kq = quantizer_factory(input_quantizer), quantizer_factory(kernel_quantizer)
 

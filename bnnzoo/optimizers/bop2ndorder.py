@@ -8,16 +8,22 @@ on the rest), which is what `bnnzoo train --optimizer bop2ndorder` uses.
 
 from __future__ import annotations
 
-import math
-import numbers
 import warnings
 
 import larq as lq
 import tensorflow as tf
 
-from bnnzoo import training as _training
-from bnnzoo.optimizers import check_schedule, paper_schedule, register_optimizer
-from bnnzoo.optimizers.flip_rate import FlipRate
+from bnnzoo.optimizers.builders import (
+    GAMMA_FLAG,
+    THRESHOLD_FLAG,
+    BuilderFlag,
+    bop_family_callbacks,
+    check_schedule,
+    paper_schedule,
+    real_valued_adam,
+    register_optimizer,
+)
+from bnnzoo.validation import check_number
 
 __all__ = ["Bop2ndOrder", "bop2ndorder", "BIAS_CORRECTIONS"]
 
@@ -28,20 +34,10 @@ BIAS_CORRECTIONS = ("adam", "constant", None)
 
 
 def _check_hyper(name: str, value, low: float, high: float | None, low_open: bool):
-    """Validate a float hyperparameter (schedules are accepted as they are)."""
+    """A float hyperparameter in its range (`bnnzoo.validation`); schedules pass as they are."""
     if isinstance(value, _Schedule):
         return value
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(
-            f"{name} must be a float or a tf.keras LearningRateSchedule, got {value!r}"
-        )
-    value = float(value)
-    too_low = value <= low if low_open else value < low
-    if not math.isfinite(value) or too_low or (high is not None and value > high):
-        lo = "(" if low_open else "["
-        hi = f"{high}]" if high is not None else "inf)"
-        raise ValueError(f"{name} must be in {lo}{low}, {hi}, got {value}")
-    return value
+    return check_number(name, value, low=low, high=high, low_open=low_open)
 
 
 def _check_bias_correction(value):
@@ -136,7 +132,7 @@ class Bop2ndOrder(_Optimizer):
         model.fit(data.x_train, data.y_train, epochs=1, verbose=0)
         ```
 
-    # Arguments
+    Args:
         threshold: flip threshold \(\tau \ge 0\) on \(w\,s_t\) (float or schedule).
         gamma: first-moment rate \(\gamma \in (0, 1]\) (float or schedule).
         sigma: second-moment rate \(\sigma \in (0, 1]\) (float or schedule).
@@ -144,7 +140,7 @@ class Bop2ndOrder(_Optimizer):
         bias_correction: `None` (biased), `"adam"` or `"constant"` (see the table).
         name: name of the optimizer.
 
-    # References
+    References:
         - [Bop and Beyond: A Second Order Optimizer for Binarized Neural Networks](https://arxiv.org/abs/2104.05124)
           (Suarez-Ramirez, Gonzalez-Mendoza, Chang, CVPR Workshops 2021)
         - [Latent Weights Do Not Exist: Rethinking Binarized Neural Network Optimization](https://arxiv.org/abs/1906.02107)
@@ -306,7 +302,7 @@ def bop2ndorder(
                 bias_correction=bias_correction,
             ),
         ),
-        default_optimizer=tf.keras.optimizers.legacy.Adam(learning_rate),
+        default_optimizer=real_valued_adam(learning_rate),
     )
 
 
@@ -324,20 +320,12 @@ def _search_space(hp):
 bop2ndorder.search_space = _search_space
 
 
-def _bop_family_callbacks(model, config, steps_per_epoch):
-    """For `bop`/`bop2ndorder` runs of `train`: fail early when the model has no binary
-    variables (the optimizer would train nothing), else log flip rates (`FlipRate`)."""
-    if config.optimizer not in ("bop", "bop2ndorder"):
-        return []
-    if not any(Bop2ndOrder.is_binary_variable(v) for v in model.trainable_variables):
-        raise ValueError(
-            f"optimizer {config.optimizer!r} flips binary variables only (precision == 1, "
-            f"the kernels of larq layers with a 1-bit kernel_quantizer), but model "
-            f"{config.model!r} with kernel_quantizer "
-            f"{config.kernel_quantizer or config.quantizer!r} has none; use a binary "
-            "kernel quantizer (e.g. ste_sign) or --optimizer adam."
-        )
-    return [FlipRate()]
-
-
-_training.register_auto_callback(_bop_family_callbacks)
+bop2ndorder.training_callbacks = bop_family_callbacks
+bop2ndorder.cli_flags = (
+    THRESHOLD_FLAG,
+    GAMMA_FLAG,
+    BuilderFlag("sigma", "Bop2ndOrder second-moment rate"),
+    BuilderFlag("epsilon", "Bop2ndOrder epsilon"),
+    BuilderFlag("bias_correction", "Bop2ndOrder bias correction", low=None,
+                choices=("adam", "constant", "none")),
+)

@@ -70,11 +70,11 @@ class FlipRate(tf.keras.callbacks.Callback):
         print(history.history["flip_rate"])  # one value per epoch
         ```
 
-    # Arguments
+    Args:
         mode: `"epoch"` (net flips per epoch) or `"step"` (mean per-step flip rate).
         prefix: prefix of the log keys.
 
-    # References
+    References:
         - [Latent Weights Do Not Exist: Rethinking Binarized Neural Network Optimization](https://arxiv.org/abs/1906.02107)
         - [Bop and Beyond: A Second Order Optimizer for Binarized Neural Networks](https://arxiv.org/abs/2104.05124)
     """

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bnnzoo.cli import (
-    _fail,
+from bnnzoo.cli_support import (
+    fail,
     key_value,
     non_negative_int,
     positive_float,
@@ -35,7 +35,7 @@ def add_parser(sub) -> None:
     from bnnzoo.tuning.spaces import SEARCH_SPACES
     from bnnzoo.tuning.tuners import list_tuners
 
-    spaces = "; ".join(f"{s.name}: {s.description}" for s in SEARCH_SPACES.values())
+    spaces = "; ".join(f"{s.name}: {s.description}" for _, s in SEARCH_SPACES.items())
     p = sub.add_parser(
         "tune",
         help="search quantizers, optimizers and their hyperparameters with keras-tuner",
@@ -83,9 +83,9 @@ def add_parser(sub) -> None:
 
 def cmd_tune(args) -> int:
     if args.distributed and (not args.oracle_ip or not args.oracle_port):
-        _fail("--distributed needs --oracle-ip and --oracle-port")
+        fail("--distributed needs --oracle-ip and --oracle-port")
     if not args.distributed and (args.oracle_ip or args.oracle_port or args.tuner_id):
-        _fail("--oracle-ip/--oracle-port/--tuner-id only apply with --distributed chief|worker")
+        fail("--oracle-ip/--oracle-port/--tuner-id only apply with --distributed chief|worker")
     split_logical_cpus(args.logical_cpus)
     from bnnzoo.data import DataUnavailableError
     from bnnzoo.training import TrainConfig
@@ -106,18 +106,18 @@ def cmd_tune(args) -> int:
             else "bnnzoo tune " + " ".join(_echo(args)),
         )
     except ChiefUnreachableError as err:
-        _fail(str(err))
+        fail(str(err))
     except (ValueError, FileNotFoundError, DataUnavailableError) as err:
-        _fail(str(err))
+        fail(str(err))
     except RuntimeError as err:  # e.g. the chief cannot bind its port, too many failed trials
-        _fail(str(err))
+        fail(str(err))
     except Exception as err:  # a lost chief surfaces as a gRPC error on workers
         if type(err).__module__.startswith("grpc"):
-            _fail(f"lost contact with the tuning chief at {args.oracle_ip}:{args.oracle_port}: "
+            fail(f"lost contact with the tuning chief at {args.oracle_ip}:{args.oracle_port}: "
                   f"{getattr(err, 'details', lambda: err)()}")
         raise
     if result is not None and result.best is None:
-        _fail("no trial completed; see the trial messages above")
+        fail("no trial completed; see the trial messages above")
     return 0
 
 

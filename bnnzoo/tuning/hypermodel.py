@@ -165,12 +165,14 @@ class BNNHyperModel(kt.HyperModel):
             **kwargs) -> dict[str, float]:
         """Train the config of `hp` with `bnnzoo.training.train`; return its metrics.
 
-        `model` is ignored: the shared routine builds the model from the config
-        (so a trial resumes from its run directory `out` like any bnnzoo run).
-        The returned dict holds `val_accuracy` (the objective) and the test
-        accuracy, which is reported but never used for selection.
+        `model`: the model keras-tuner built with `build(hp)` (a plain keras-tuner
+        `Tuner` passes one), trained as it is; `None` (bnnzoo's tuners) lets `train`
+        build it. Either way a trial resumes from its run directory `out` like any
+        bnnzoo run. The returned dict holds `val_accuracy` (the objective) and the
+        test accuracy, which is reported but never used for selection.
         """
         config = self.config(hp)
-        result = _training.train(config, out, callbacks=list(callbacks), arrays=self.arrays, verbose=verbose)
+        result = _training.train(config, out, callbacks=list(callbacks), arrays=self.arrays, verbose=verbose,
+                                 model=model)
         metrics = {name: result.metrics.get(name) for name in TRIAL_METRICS}
         return {k: float(v) for k, v in metrics.items() if v is not None}

@@ -32,7 +32,7 @@ from bnnzoo.tuning import distributed as _distributed
 from bnnzoo.tuning import report as _report
 from bnnzoo.tuning.hypermodel import OBJECTIVE, BNNHyperModel
 from bnnzoo.tuning.spaces import get_search_space
-from bnnzoo.tuning.tuners import format_hp_values, list_tuners, make_tuner
+from bnnzoo.tuning.tuners import TUNERS, format_hp_values, list_tuners, make_tuner
 
 __all__ = ["SearchResult", "run_search"]
 
@@ -134,8 +134,7 @@ def run_search(
     """
     started = time.perf_counter()
     preset = get_search_space(space)
-    if tuner not in list_tuners():
-        raise ValueError(f"Unknown tuner {tuner!r}. Valid names: {', '.join(list_tuners())}")
+    TUNERS.get(tuner)  # ValueError listing the valid names
     if isinstance(max_trials, bool) or not isinstance(max_trials, int) or max_trials <= 0:
         raise ValueError(f"max_trials must be a positive integer, got {max_trials!r}")
     if distributed == "chief" and not worker_timeout >= _distributed.MIN_WORKER_TIMEOUT:

@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 from bnnzoo import optimizers as _optimizers
 from bnnzoo import quantizers as _quantizers
+from bnnzoo.registry import Registry
 
 __all__ = [
     "SEARCH_SPACES",
@@ -80,9 +81,8 @@ def _names(wanted, registered: list[str], kind: str, space: str) -> tuple[str, .
     return tuple(dict.fromkeys(wanted))
 
 
-SEARCH_SPACES: dict[str, SearchSpace] = {
-    s.name: s
-    for s in (
+SEARCH_SPACES: Registry[SearchSpace] = Registry("search space")
+for _space in (
         SearchSpace(
             "bop2ndorder",
             "Bop2ndOrder's own hyperparameters (the paper's ablation: log-scaled threshold tau, "
@@ -107,20 +107,15 @@ SEARCH_SPACES: dict[str, SearchSpace] = {
             widths=(0.5, 1.0, 2.0),
             batch_sizes=(32, 64, 128),
         ),
-    )
-}
+):
+    SEARCH_SPACES.register(_space.name, _space)
 
 
 def list_search_spaces() -> list[str]:
     """Sorted names of the search-space presets."""
-    return sorted(SEARCH_SPACES)
+    return SEARCH_SPACES.names()
 
 
 def get_search_space(name: str) -> SearchSpace:
     """The preset `name`; `ValueError` listing the valid names otherwise."""
-    try:
-        return SEARCH_SPACES[name]
-    except KeyError:
-        raise ValueError(
-            f"Unknown search space {name!r}. Valid names: {', '.join(list_search_spaces())}"
-        ) from None
+    return SEARCH_SPACES.get(name)

@@ -23,6 +23,7 @@ from keras_tuner.src.distribute import utils as _dist_utils
 from keras_tuner.src.engine import trial as _trial_module
 
 from bnnzoo import training as _training
+from bnnzoo.registry import Registry
 from bnnzoo.tuning.hypermodel import OBJECTIVE, BNNHyperModel
 
 __all__ = ["TUNERS", "list_tuners", "make_tuner", "format_hp_values"]
@@ -154,11 +155,14 @@ class BayesianOptimization(_BNNTunerMixin, kt.BayesianOptimization):
     """`keras_tuner.BayesianOptimization` over bnnzoo runs."""
 
 
-TUNERS = {"random": RandomSearch, "hyperband": Hyperband, "bayesian": BayesianOptimization}
+TUNERS: Registry = Registry("tuner")
+TUNERS.register("random", RandomSearch)
+TUNERS.register("hyperband", Hyperband)
+TUNERS.register("bayesian", BayesianOptimization)
 
 
 def list_tuners() -> list[str]:
-    return sorted(TUNERS)
+    return TUNERS.names()
 
 
 def make_tuner(name: str, hypermodel: BNNHyperModel, *, max_trials: int, directory: str,
@@ -169,8 +173,7 @@ def make_tuner(name: str, hypermodel: BNNHyperModel, *, max_trials: int, directo
     `directory/project_name` is reloaded: finished trials are kept and an
     interrupted one is retried (resuming from its run directory).
     """
-    if name not in TUNERS:
-        raise ValueError(f"Unknown tuner {name!r}. Valid names: {', '.join(list_tuners())}")
+    TUNERS.get(name)  # ValueError listing the valid names
     if not (isinstance(max_trials, int) and max_trials > 0):
         raise ValueError(f"max_trials must be a positive integer, got {max_trials!r}")
     objective = kt.Objective(OBJECTIVE, direction="max")

@@ -33,7 +33,7 @@ import contextlib
 import larq as lq
 import tensorflow as tf
 
-from bnnzoo.optimizers.fsg import FSG
+from bnnzoo.fsg.optimizer import FSG
 
 __all__ = ["FSGModel", "unwrap", "wrap"]
 

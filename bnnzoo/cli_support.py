@@ -1,0 +1,127 @@
+"""What every `bnnzoo` subcommand shares: argument types, one-line errors, environment.
+
+The subcommands live next to their features (`bnnzoo.tuning.cli`, `bnnzoo.export.cli`)
+and `bnnzoo.cli` puts them together; all of them use these helpers, so this module
+imports nothing from bnnzoo.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+
+__all__ = [
+    "fail",
+    "is_expected",
+    "key_value",
+    "non_negative_float",
+    "non_negative_int",
+    "one_line",
+    "positive_float",
+    "positive_int",
+    "quiet_tensorflow",
+    "set_debug",
+    "split_logical_cpus",
+]
+
+
+# ----------------------------------------------------------------- argument types
+
+
+def _number_type(kind: type, strict: bool, what: str):
+    """An argparse type: `kind(text)`, finite, and > 0 (`strict`) or >= 0."""
+    noun = "an integer" if kind is int else "a number"
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {noun}, got {text!r}") from None
+        if not (math.isfinite(value) and (value > 0 if strict else value >= 0)):
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
+        return value
+
+    parse.__name__ = f"{'positive' if strict else 'non_negative'}_{kind.__name__}"
+    parse.__doc__ = f"argparse type: {noun}, {what}."
+    return parse
+
+
+positive_int = _number_type(int, True, "> 0")
+non_negative_int = _number_type(int, False, ">= 0")
+positive_float = _number_type(float, True, "a finite number > 0")
+non_negative_float = _number_type(float, False, "a finite number >= 0")
+
+
+def key_value(text: str) -> tuple[str, object]:
+    """`KEY=VALUE`; VALUE is parsed as JSON when it can be (numbers, true, lists)."""
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    key, raw = text.split("=", 1)
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return key.strip().replace("-", "_"), value
+
+
+# ----------------------------------------------------------------- environment
+
+
+def quiet_tensorflow() -> None:
+    """Keep TensorFlow's C++ and Python start-up chatter off the terminal (CLI only)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import warnings
+
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=UserWarning, module="keras")
+
+
+def split_logical_cpus(count: int | None) -> None:
+    """Split the CPU into `count` logical devices (before TensorFlow starts its runtime)."""
+    if not count or count < 2:
+        return
+    import tensorflow as tf
+
+    cpus = tf.config.list_physical_devices("CPU")
+    tf.config.set_logical_device_configuration(
+        cpus[0], [tf.config.LogicalDeviceConfiguration() for _ in range(count)]
+    )
+
+
+# Set by `bnnzoo.cli.main` from `--debug`: errors keep their traceback instead of one line.
+_DEBUG = False
+
+
+def set_debug(debug: bool) -> None:
+    """`--debug`: `fail` re-raises the exception being handled, with its traceback."""
+    global _DEBUG
+    _DEBUG = bool(debug)
+
+
+def fail(message: str) -> None:
+    """End the command with `bnnzoo: error: <message>` on stderr and exit status 2."""
+    if _DEBUG and sys.exc_info()[1] is not None:
+        raise  # noqa: PLE0704  (--debug: the exception being handled, with its traceback)
+    print(f"bnnzoo: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def one_line(err: BaseException) -> str:
+    """An exception as one line (some libraries' messages span several)."""
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+def is_expected(err: BaseException) -> bool:
+    """Whether `err` is a failure of the inputs (files, data, arguments), not a bug.
+
+    Those are reported in one line on stderr; anything else keeps its traceback.
+    """
+    import zipfile
+
+    expected: tuple[type, ...] = (ValueError, OSError, EOFError, zipfile.BadZipFile)
+    if "bnnzoo.data" in sys.modules:
+        expected += (sys.modules["bnnzoo.data"].DataUnavailableError,)
+    return isinstance(err, expected)

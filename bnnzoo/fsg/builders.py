@@ -1,0 +1,39 @@
+"""The registered FSG optimizers `fsg` (GRU slow net) and `fsg_attention`.
+
+Each builder declares `wrap_model` (`bnnzoo.optimizers.builders.BUILDER_HOOKS`): the
+model gets FSG's training step (`bnnzoo.fsg.wrap`) before `train` compiles it.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import tensorflow as tf
+
+from bnnzoo.fsg.model import wrap
+from bnnzoo.fsg.optimizer import FSG
+from bnnzoo.optimizers.builders import register_optimizer
+
+__all__ = ["fsg", "fsg_attention"]
+
+
+def _builder(slow_net: str):
+    def build(learning_rate=1e-3, history: int = 5, alpha: float = 0.9, embedding_dim: int = 8,
+              units: int = 4, fast_hidden: Sequence[int] = (100, 100)):
+        return FSG(
+            inner=tf.keras.optimizers.legacy.Adam(learning_rate),
+            slow_net=slow_net,
+            history=history,
+            alpha=alpha,
+            embedding_dim=embedding_dim,
+            units=units,
+            fast_hidden=fast_hidden,
+        )
+
+    build.__doc__ = f"FSG with the {slow_net} slow net; Adam(learning_rate) applies every update."
+    build.wrap_model = wrap
+    return build
+
+
+fsg = register_optimizer("fsg")(_builder("gru"))
+fsg_attention = register_optimizer("fsg_attention")(_builder("attention"))

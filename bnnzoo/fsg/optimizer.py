@@ -1,0 +1,258 @@
+"""The `FSG` optimizer: generates the binary kernels' gradients and applies every update.
+
+The method and its formulas: `bnnzoo.fsg`. `FSG` needs the model's FSG training step
+(`bnnzoo.fsg.wrap`); the registered builders `fsg` / `fsg_attention`
+(`bnnzoo.fsg.builders`) declare that wrapping for `bnnzoo.training.train`.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import larq as lq
+import tensorflow as tf
+
+from bnnzoo.fsg.nets import (
+    SLOW_NETS,
+    FastNet,
+    HistoricalGradientStorage,
+    binary_kernel_layers,
+)
+
+__all__ = ["FSG"]
+
+_EPS = 1e-12
+
+
+class _LayerState(tf.Module):
+    """Per binary layer: its Layer Recognition Embedding and gradient history."""
+
+    def __init__(self, layer, history: int, embedding_dim: int):
+        super().__init__(name=layer.name)
+        self.lre = tf.Variable(tf.random.normal((embedding_dim,)), name="layer_recognition_embedding")
+        self.hgs = HistoricalGradientStorage(layer.kernel.shape, history, name="hgs")
+
+
+@lq.utils.register_keras_custom_object
+class FSG(tf.keras.optimizers.legacy.Optimizer):
+    r"""Fast and slow learned gradients for binary kernels, applied by an inner optimizer.
+
+    See the module docstring for the equations. Use with a model wrapped by
+    `bnnzoo.fsg.wrap` (its training step computes \(W^{\text{meta}}\) and calls
+    `apply_fsg`); every variable (latent kernels with the generated gradient, the
+    generator, real-valued variables) is updated by `inner`.
+
+    Gradient: for the generator parameters \(\theta\),
+    \(\partial\mathcal{L}/\partial\theta = -\eta\, (\partial\mathcal{L}/\partial
+    W^{\text{meta}})\, \partial G/\partial\theta\) with the quantizer's straight-through
+    derivative inside \(\partial\mathcal{L}/\partial W^{\text{meta}}\).
+
+    Args:
+        inner: a legacy Keras optimizer (default `Adam(1e-3)`, the paper's choice).
+        slow_net: a name in `SLOW_NETS` (`"gru"`, `"attention"`).
+        history: \(L\), gradients kept per layer, 1 ≤ L ≤ 64.
+        alpha: \(\alpha\), weight of the slow gradient, in [0, 1].
+        embedding_dim: size of each Layer Recognition Embedding, ≥ 1.
+        units: hidden size of the slow net, ≥ 1.
+        fast_hidden: hidden widths of the fast net (default `(100, 100)`).
+        name: optimizer name.
+
+    !!! example
+        ```python
+        import bnnzoo
+
+        model = bnnzoo.models.create_model("binarynet_mlp", input_shape=(8, 8, 1), units=64)
+        model = bnnzoo.fsg.wrap(model)
+        model.compile(optimizer=bnnzoo.optimizers.FSG(slow_net="attention"),
+                      loss="sparse_categorical_crossentropy")
+        ```
+
+    References:
+        - [Fast and Slow Gradient Approximation for Binary Neural Network
+      Optimization](https://arxiv.org/abs/2412.11777)
+    """
+
+    _HAS_AGGREGATE_GRAD = True
+
+    def __init__(
+        self,
+        inner=None,
+        slow_net: str = "gru",
+        history: int = 5,
+        alpha: float = 0.9,
+        embedding_dim: int = 8,
+        units: int = 4,
+        fast_hidden: Sequence[int] = (100, 100),
+        name: str = "FSG",
+        **kwargs,
+    ):
+        super().__init__(name=name, **kwargs)
+        if inner is None:
+            inner = tf.keras.optimizers.legacy.Adam(1e-3)
+        elif isinstance(inner, (dict, str)):
+            inner = tf.keras.optimizers.get(inner, use_legacy_optimizer=True)
+        if not isinstance(inner, tf.keras.optimizers.legacy.Optimizer):
+            raise ValueError(f"inner must be a legacy tf.keras optimizer, got {inner!r}")
+        SLOW_NETS.get(slow_net, argument="slow_net")  # ValueError listing the registered slow nets
+        if not (isinstance(history, int) and 1 <= history <= 64):
+            raise ValueError(f"history must be an integer in [1, 64], got {history!r}")
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], got {alpha!r}")
+        for arg, value in (("embedding_dim", embedding_dim), ("units", units)):
+            if not (isinstance(value, int) and value >= 1):
+                raise ValueError(f"{arg} must be an integer >= 1, got {value!r}")
+        fast_hidden = tuple(int(h) for h in fast_hidden)
+        if not fast_hidden or min(fast_hidden) < 1:
+            raise ValueError(f"fast_hidden must be a non-empty list of sizes >= 1, got {fast_hidden!r}")
+        self.inner = inner
+        self.slow_net_name, self.history, self.alpha = slow_net, history, float(alpha)
+        self.embedding_dim, self.units, self.fast_hidden = embedding_dim, units, fast_hidden
+        self._track_trackable(inner, name="inner")
+        self.fast_net: FastNet | None = None
+        self.slow_net: SlowNet | None = None
+        self.layer_states: list[_LayerState] = []
+        self.binary_layers: list[tf.keras.layers.Layer] = []  # not tracked: the model owns them
+
+    # ---------------------------------------------------------------- learning rate
+    @property
+    def learning_rate(self):
+        return self.inner.learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        self.inner.learning_rate = value
+
+    lr = learning_rate
+
+    # ---------------------------------------------------------------- state
+    @property
+    def built(self) -> bool:
+        return self.fast_net is not None
+
+    def build_for(self, model: tf.keras.Model) -> None:
+        """Create the generator and one history + embedding per binary layer of `model`.
+
+        Called by `bnnzoo.fsg.FSGModel.compile`; idempotent for the same model.
+        """
+        layers = binary_kernel_layers(model)
+        if not layers:
+            raise ValueError(f"model {model.name!r} has no binary kernel layer for FSG to train")
+        if self.built:
+            if self.binary_layers != layers:
+                raise ValueError("this FSG optimizer was already built for another model")
+            return
+        with tf.init_scope():
+            _ = self.iterations
+            self.inner._create_hypers()
+            self.fast_net = FastNet(self.fast_hidden, name="fast_net")
+            self.slow_net = SLOW_NETS.get(self.slow_net_name)(self.embedding_dim, self.units, self.history)
+            self._track_trackable(self.fast_net, name="fast_net")
+            self._track_trackable(self.slow_net, name="slow_net")
+            names = set()
+            for layer in layers:
+                if layer.name in names:
+                    raise ValueError(f"binary layers need unique names, {layer.name!r} repeats")
+                names.add(layer.name)
+                state = _LayerState(layer, self.history, self.embedding_dim)
+                self._track_trackable(state, name=f"layer_{layer.name}")
+                self.layer_states.append(state)
+                self.binary_layers.append(layer)
+
+    @property
+    def meta_variables(self) -> list[tf.Variable]:
+        """The generator's trainable variables: fast net, slow net, LREs."""
+        if not self.built:
+            return []
+        return [*self.fast_net.trainable_variables, *self.slow_net.trainable_variables,
+                *[s.lre for s in self.layer_states]]
+
+    def history_memory_bytes(self) -> int:
+        """Bytes of the Historical Gradient Storage: `history × binary params × 4`."""
+        return sum(s.hgs.memory_bytes for s in self.layer_states)
+
+    def generator_memory_bytes(self) -> int:
+        """Bytes of the generator (fast net, slow net and LREs)."""
+        return sum(int(v.shape.num_elements()) * v.dtype.size for v in self.meta_variables)
+
+    @property
+    def weights(self):
+        state = [s.hgs.buffer for s in self.layer_states]
+        return [self.iterations, *self.meta_variables, *state, *self.inner.weights]
+
+    # ---------------------------------------------------------------- generation
+    def generated_gradients(self) -> list[tf.Tensor]:
+        """\\(G_l\\) for every binary layer, from its history (differentiable in the
+        generator's variables). Zero while the history is empty."""
+        if not self.built:
+            raise ValueError("FSG is not built: compile a model wrapped by bnnzoo.fsg.wrap")
+        count = tf.minimum(tf.cast(self.iterations, tf.float32), float(self.history))
+        mask = tf.cast(tf.range(self.history) >= self.history - tf.cast(count, tf.int32), tf.float32)
+        has_history = tf.cast(count > 0, tf.float32)
+        generated = []
+        for state, layer in zip(self.layer_states, self.binary_layers):
+            w = tf.stop_gradient(tf.convert_to_tensor(layer.kernel))  # latent value
+            shape = tf.shape(w)
+            w = tf.reshape(w, [-1])
+            history = tf.reshape(state.hgs.buffer, [self.history, -1])
+            rms = tf.sqrt(tf.reduce_sum(tf.square(history)) / (tf.maximum(count, 1.0) * tf.cast(tf.size(w), tf.float32)))
+            scale = rms + _EPS
+            tokens = history / scale
+            g_slow = has_history * scale * self.slow_net(tokens, mask, state.lre)
+            tanh_w = tf.tanh(w)
+            c = (1.0 - tf.square(tanh_w)) / tf.maximum(tf.reduce_max(tf.abs(tanh_w)), _EPS)
+            g_fast = history[-1] * self.fast_net(w)
+            g = self.alpha * g_slow + (1.0 - self.alpha) * c * g_fast
+            generated.append(tf.reshape(g, shape))
+        return generated
+
+    def meta_kernels(self, generated: Sequence[tf.Tensor]) -> list[tf.Tensor]:
+        """\\(W^{\\text{meta}}_l = W_l - \\eta G_l\\) (real-valued, not quantized)."""
+        lr = self.inner._decayed_lr(tf.float32)
+        return [tf.stop_gradient(tf.convert_to_tensor(layer.kernel)) - lr * g
+                for layer, g in zip(self.binary_layers, generated)]
+
+    # ---------------------------------------------------------------- update
+    def apply_fsg(self, binary_grads, generated, other_grads_and_vars):
+        """Push `binary_grads` (∂L/∂Ŵ per layer) into the histories and apply the
+        generated gradients to the latent kernels plus `other_grads_and_vars`
+        (generator and real-valued variables) with the inner optimizer."""
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        binary_grads = [tf.zeros(layer.kernel.shape) if g is None else tf.convert_to_tensor(g)
+                        for layer, g in zip(self.binary_layers, binary_grads)]
+        if replicas > 1:
+            binary_grads = tf.distribute.get_replica_context().all_reduce("sum", binary_grads)
+        pushes = [s.hgs.push(g) for s, g in zip(self.layer_states, binary_grads)]
+        with tf.control_dependencies(pushes):
+            step = self.iterations.assign_add(1)
+        # The inner optimizer sums over replicas; G is already global.
+        grads_and_vars = [(tf.stop_gradient(g) / replicas, layer.kernel)
+                          for layer, g in zip(self.binary_layers, generated)]
+        grads_and_vars += [(g, v) for g, v in other_grads_and_vars if g is not None]
+        with tf.control_dependencies([step]):
+            return self.inner.apply_gradients(grads_and_vars)
+
+    def apply_gradients(self, grads_and_vars, name=None, **kwargs):
+        raise ValueError(
+            "FSG generates the gradients of binary kernels in its own training step: wrap the "
+            "model with bnnzoo.fsg.wrap(model) before compile."
+        )
+
+    def get_config(self):
+        return {
+            "name": self._name,
+            "inner": tf.keras.optimizers.serialize(self.inner),
+            "slow_net": self.slow_net_name,
+            "history": self.history,
+            "alpha": self.alpha,
+            "embedding_dim": self.embedding_dim,
+            "units": self.units,
+            "fast_hidden": list(self.fast_hidden),
+        }
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        config["inner"] = tf.keras.optimizers.deserialize(
+            config["inner"], custom_objects=custom_objects, use_legacy_optimizer=True
+        )
+        return cls(**config)

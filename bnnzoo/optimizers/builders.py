@@ -1,0 +1,207 @@
+"""The optimizer registry, the builder protocol (`BUILDER_HOOKS`, `BuilderFlag`), and
+the `adam` and `bop` builders. The protocol is described in `bnnzoo.optimizers`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import larq as lq
+import tensorflow as tf
+
+from bnnzoo.optimizers.flip_rate import FlipRate
+from bnnzoo.registry import Registry
+from bnnzoo.validation import check_number, check_positive
+
+__all__ = [
+    "BUILDER_HOOKS",
+    "BuilderFlag",
+    "PAPER_SCHEDULES",
+    "SCHEDULES",
+    "adam",
+    "bop",
+    "bop_family_callbacks",
+    "builder_flags",
+    "check_schedule",
+    "get_optimizer",
+    "list_optimizers",
+    "optimizer_builder",
+    "paper_schedule",
+    "real_valued_adam",
+    "register_optimizer",
+]
+
+OPTIMIZERS: Registry[Callable[..., Any]] = Registry("optimizer")
+
+BUILDER_HOOKS = ("search_space", "training_callbacks", "wrap_model", "cli_flags")
+
+
+@dataclasses.dataclass(frozen=True)
+class BuilderFlag:
+    """A `bnnzoo train --<name>` flag that sets the builder keyword argument `name`.
+
+    Args:
+        name: the builder's keyword argument (`bias_correction` -> `--bias-correction`).
+        help: the flag's help text.
+        low: smallest allowed number (`None`: the flag takes a string, see `choices`).
+        low_open: exclude `low` itself.
+        choices: allowed strings (`"none"` becomes `None`).
+    """
+
+    name: str
+    help: str
+    low: float | None = 0.0
+    low_open: bool = True
+    choices: tuple[str, ...] | None = None
+
+
+def register_optimizer(name: str):
+    """Register `builder(learning_rate, **kwargs) -> optimizer` under `name`.
+
+    The builder may carry the optional attributes listed in `BUILDER_HOOKS`.
+    """
+    return OPTIMIZERS.register(name)
+
+
+def list_optimizers() -> list[str]:
+    """Sorted names of every registered optimizer."""
+    return OPTIMIZERS.names()
+
+
+def optimizer_builder(name: str) -> Callable[..., Any]:
+    """The builder registered under `name`; `ValueError` listing the valid names otherwise."""
+    return OPTIMIZERS.get(name)
+
+
+def builder_flags() -> dict[str, tuple[BuilderFlag, list[str]]]:
+    """Every registered builder's `cli_flags`: flag name -> (the flag, optimizer names)."""
+    flags: dict[str, tuple[BuilderFlag, list[str]]] = {}
+    for opt_name, builder in OPTIMIZERS.items():
+        for flag in getattr(builder, "cli_flags", ()):
+            flags.setdefault(flag.name, (flag, []))[1].append(opt_name)
+    return flags
+
+
+def get_optimizer(name: str, learning_rate: float = 1e-3, **kwargs):
+    """Build the registered optimizer `name`.
+
+    Args:
+        name: a name from `list_optimizers()`.
+        learning_rate: learning rate of the real-valued variables (and of the latent
+            weights for `adam`); must be > 0.
+        **kwargs: the optimizer's own hyperparameters (e.g. `threshold`, `gamma`).
+    """
+    builder = optimizer_builder(name)
+    if not isinstance(learning_rate, tf.keras.optimizers.schedules.LearningRateSchedule):
+        check_positive("learning_rate", learning_rate)
+    return builder(learning_rate, **kwargs)
+
+
+def real_valued_adam(learning_rate, beta_1: float = 0.9, beta_2: float = 0.999):
+    """The legacy Adam every builder gives the real-valued variables (and `adam` all)."""
+    for name, value in (("beta_1", beta_1), ("beta_2", beta_2)):
+        check_number(name, value, low=0.0, high=1.0, high_open=True)
+    return tf.keras.optimizers.legacy.Adam(learning_rate, beta_1=beta_1, beta_2=beta_2)
+
+
+@register_optimizer("adam")
+def adam(learning_rate=1e-3, beta_1: float = 0.9, beta_2: float = 0.999):
+    """Adam on every variable: latent binary weights are trained straight-through.
+
+    `beta_1`, `beta_2`: Adam's moment rates (Hyper-BinaryNet's recipe uses 0.5, 0.99).
+    """
+    return real_valued_adam(learning_rate, beta_1, beta_2)
+
+
+# Schedules of the Bop2ndOrder authors' CIFAR-10 recipe (linear polynomial decay over
+# the run; github.com/CuauSuarez/Bop2ndOrder, models/*_batch.py; shared/papers.md):
+# name -> (start, end). `bop` uses the same threshold and gamma, so a Bop vs
+# Bop2ndOrder comparison differs only by the second moment.
+PAPER_SCHEDULES = {
+    "threshold": (1e-5, 1e-8),
+    "gamma": (1e-2, 1e-5),
+    "sigma": (1e-7, 1e-2),
+}
+SCHEDULES = ("constant", "paper")
+
+
+def paper_schedule(name: str, decay_steps: int | None):
+    """The authors' linear `PolynomialDecay` of hyperparameter `name` over `decay_steps`.
+
+    !!! example
+        ```python
+        from bnnzoo.optimizers import paper_schedule
+
+        gamma = paper_schedule("gamma", decay_steps=1000)
+        print(float(gamma(0)), float(gamma(1000)))  # 0.01 1e-05
+        ```
+    """
+    if name not in PAPER_SCHEDULES:
+        raise ValueError(f"Unknown scheduled hyperparameter {name!r}. Valid names: "
+                         f"{', '.join(PAPER_SCHEDULES)}")
+    if not (isinstance(decay_steps, (int, float)) and decay_steps >= 1):
+        raise ValueError(
+            f"decay_steps must be an integer >= 1 for schedule='paper', got {decay_steps!r} "
+            "(bnnzoo.training.train passes the run length)"
+        )
+    start, end = PAPER_SCHEDULES[name]
+    return tf.keras.optimizers.schedules.PolynomialDecay(start, int(decay_steps), end, power=1.0)
+
+
+def check_schedule(schedule: str) -> str:
+    """`schedule` if it is one of `SCHEDULES`, else a `ValueError` naming them."""
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
+    return schedule
+
+
+@register_optimizer("bop")
+def bop(learning_rate=1e-3, threshold: float = 1e-8, gamma: float = 1e-4,
+        schedule: str = "constant", decay_steps: int | None = None):
+    """larq's `Bop` on binary variables, Adam on the rest (Helwegen et al., 2019).
+
+    `schedule="paper"` replaces `threshold` and `gamma` by the Bop2ndOrder authors'
+    linear decays (τ 1e-5 → 1e-8, γ 1e-2 → 1e-5 over `decay_steps`; `train` passes
+    the run length), the baseline schedule of their comparison.
+    """
+    if check_schedule(schedule) == "paper":
+        threshold, gamma = paper_schedule("threshold", decay_steps), paper_schedule("gamma", decay_steps)
+    else:
+        threshold = check_number("threshold", threshold, low=0.0)
+        gamma = check_number("gamma", gamma, low=0.0, high=1.0, low_open=True)
+    return lq.optimizers.CaseOptimizer(
+        (lq.optimizers.Bop.is_binary_variable, lq.optimizers.Bop(threshold=threshold, gamma=gamma)),
+        default_optimizer=real_valued_adam(learning_rate),
+    )
+
+
+def _bop_search_space(hp):
+    """Tuner space of `bop` (see `bnnzoo.tuning`): log-scaled threshold and gamma."""
+    return {
+        "threshold": hp.Float("threshold", 1e-10, 1e-5, sampling="log", default=1e-8),
+        "gamma": hp.Float("gamma", 1e-5, 1e-2, sampling="log", default=1e-4),
+    }
+
+
+def bop_family_callbacks(model, config, steps_per_epoch) -> list:
+    """`training_callbacks` of `bop` and `bop2ndorder`: fail early when the model has no
+    binary variables (the optimizer would train nothing), else log flip rates (`FlipRate`)."""
+    if not any(lq.optimizers.Bop.is_binary_variable(v) for v in model.trainable_variables):
+        raise ValueError(
+            f"optimizer {config.optimizer!r} flips binary variables only (precision == 1, "
+            f"the kernels of larq layers with a 1-bit kernel_quantizer), but model "
+            f"{config.model!r} with kernel_quantizer "
+            f"{config.kernel_quantizer or config.quantizer!r} has none; use a binary "
+            "kernel quantizer (e.g. ste_sign) or --optimizer adam."
+        )
+    return [FlipRate()]
+
+
+THRESHOLD_FLAG = BuilderFlag("threshold", "Bop/Bop2ndOrder flip threshold tau", low=0.0, low_open=False)
+GAMMA_FLAG = BuilderFlag("gamma", "Bop/Bop2ndOrder first-moment rate")
+
+bop.search_space = _bop_search_space
+bop.training_callbacks = bop_family_callbacks
+bop.cli_flags = (THRESHOLD_FLAG, GAMMA_FLAG)
+

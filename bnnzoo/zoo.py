@@ -1,0 +1,216 @@
+"""The zoo's workflows above the models: evaluate a pretrained artifact, publish one
+from a recipe's finished run, and the zoo table of the docs.
+
+`bnnzoo.pretrained` holds the cards and weights as plain data (it imports nothing
+from bnnzoo's models or training); this module joins them with `bnnzoo.models`,
+`bnnzoo.training` and `bnnzoo.export`. `bnnzoo train --recipe` calls
+`publish_from_recipe` after the run.
+
+!!! example
+    ```python
+    import bnnzoo
+    from bnnzoo import zoo
+
+    print(zoo.evaluate_pretrained("binarynet_mlp", "digits")["test_accuracy"])
+    print(zoo.zoo_table_markdown().splitlines()[0])
+    ```
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import larq as lq
+
+from bnnzoo import export as _export
+from bnnzoo import models as _models
+from bnnzoo import pretrained as _pretrained
+from bnnzoo import training as _training
+from bnnzoo._atomic import atomic_path, atomic_write_bytes, atomic_write_json
+
+__all__ = [
+    "copy_training_curves",
+    "evaluate_pretrained",
+    "measure_lce_export",
+    "publish_from_recipe",
+    "zoo_table_markdown",
+]
+
+
+def evaluate_pretrained(name: str, tag: str, dataset: str | None = None, data_dir: str | None = None,
+                        batch_size: int = 256) -> dict[str, Any]:
+    """Test accuracy of `name`'s pretrained weights `tag` on the card's (or another) dataset.
+
+    Returns the same keys as `bnnzoo.training.evaluate`.
+    """
+    card = _pretrained.get_card(name, tag)
+    model = _models.create_model(name, weights=tag)
+    return _training.evaluate(model, dataset or card.dataset, batch_size=batch_size, data_dir=data_dir)
+
+
+def zoo_table_markdown() -> str:
+    """The zoo as a Markdown table (families and every pretrained tag), for the docs."""
+    rows = [
+        "| model | weights | dataset | input | top-1 | params | binary params | weight memory | vs float32 | recipe |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name in _models.list_models():
+        spec = _models.get_model_spec(name)
+        cards = _pretrained.list_cards(name)
+        if not cards:
+            shape = "x".join(map(str, spec.default_input_shape))
+            rows.append(f"| `{name}` | – | – | {shape} (min {spec.min_input_size} px) | – | – | – | – | – | – |")
+        for card in cards:
+            ratio = card.memory_ratio_vs_float32
+            recipe = f"`{card.recipe}`" if card.recipe else f"[{card.source}]({card.url})"
+            rows.append(
+                f"| `{name}` | `{card.tag}` | {card.dataset} | {'x'.join(map(str, card.input_shape))} "
+                f"| {100 * card.test_accuracy:.2f} % | {card.params if card.params is not None else '?'} "
+                f"| {card.binary_params if card.binary_params is not None else '?'} "
+                f"| {_pretrained.format_bytes(card.weight_memory_bytes)} "
+                f"| {f'1/{1 / ratio:.1f}' if ratio else '?'} | {recipe} |"
+            )
+    return "\n".join(rows) + "\n"
+
+
+
+
+def _quantizer_spec(identifier) -> Any:
+    """A JSON-able description of a trained layer's quantizer (name, alias or config)."""
+    if identifier is None or isinstance(identifier, str):
+        return identifier
+    spec = lq.quantizers.serialize(identifier)
+    if not isinstance(spec, dict):  # a plain function: its registered name
+        return spec
+    config = {k: v for k, v in spec.get("config", {}).items() if k != "name"}
+    return {"class_name": spec["class_name"], "config": config}
+
+
+def _trained_quantizers(model) -> tuple[Any, Any]:
+    """(input, kernel) quantizer of the first layer that binarizes its inputs."""
+    for layer in model.layers:
+        iq = getattr(layer, "input_quantizer", None)
+        if iq is not None:
+            return _quantizer_spec(iq), _quantizer_spec(getattr(layer, "kernel_quantizer", None))
+    raise ValueError(f"model {model.name} has no layer with an input quantizer")
+
+
+HISTORY_FILE = "history.json"
+CURVES_FILE = "curves.png"
+
+
+def copy_training_curves(run_dir: str | os.PathLike, folder: str | os.PathLike) -> dict[str, str]:
+    """Copy a run's `history.json` and `curves.png` (where present) into an artifact folder.
+
+    Args:
+        run_dir: the run directory written by `bnnzoo.training.train`.
+        folder: the artifact folder (`models/<name>/<tag>/`).
+
+    Returns:
+        The card fields naming the copied files (`history_file`, `curves_file`).
+    """
+    found = {}
+    for key, filename in (("history_file", HISTORY_FILE), ("curves_file", CURVES_FILE)):
+        source = Path(run_dir) / filename
+        if source.is_file():
+            atomic_write_bytes(Path(folder) / filename, source.read_bytes())
+            found[key] = filename
+    return found
+
+
+def measure_lce_export(model, dataset: str, data_dir: str | None = None) -> dict[str, Any]:
+    """Convert `model` with LCE and check it on all of `dataset`'s test images, for a card.
+
+    Args:
+        model: the trained Keras model.
+        dataset: the dataset whose test images check the flatbuffer.
+        data_dir: folder with the dataset files, if not the default.
+
+    Returns:
+        `file_bytes`, `bits_per_weight`, `test_images`, `top1_agreement`, `max_abs_diff`,
+        `ops` and the `larq_compute_engine` version; or `error` when the export fails
+        or disagrees with Keras (the card is still written).
+    """
+    import larq_compute_engine  # only for publishing with lce_export
+
+    summary: dict[str, Any] = {"format": "lce", "larq_compute_engine": larq_compute_engine.__version__}
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            report = _export.export_model(model, "lce", Path(tmp) / "model.tflite", dataset=dataset,
+                                  data_dir=data_dir, latency_repeats=0)
+        except _export.ExportError as err:
+            return {**summary, "error": " ".join(str(err).split())[:500]}
+    keys = ("file_bytes", "bits_per_weight", "test_images", "top1_agreement", "max_abs_diff", "ops")
+    return {**summary, **{k: getattr(report, k) for k in keys}}
+
+
+def publish_from_recipe(recipe_path: str | os.PathLike, run_dir: str | os.PathLike,
+                        destination: str | os.PathLike | None = None) -> _pretrained.Card:
+    """Turn a finished run of a recipe into `models/<name>/<tag>/{weights.h5, card.json}`.
+
+    The recipe's `[artifact]` table names the artifact (`name` defaults to the
+    recipe's model, `tag` to its dataset) and may give `data_license`; its
+    top-level `description` goes on the card. Called by `bnnzoo train --recipe`.
+    The run's `history.json`/`curves.png` are copied next to the weights; with
+    `lce_export = true` in `[artifact]` the card also records the LCE flatbuffer's
+    size and its agreement with Keras on the whole test set (`measure_lce_export`).
+    """
+    recipe_path = Path(recipe_path)
+    recipe = _training.read_recipe(recipe_path)
+    config = _training.TrainConfig.from_file(recipe_path)
+    artifact = dict(recipe.get("artifact", {}))
+    name = artifact.get("name", config.model)
+    tag = artifact.get("tag", config.dataset)
+    if name != config.model:
+        raise ValueError(f"artifact name {name!r} differs from the recipe's model {config.model!r}")
+    run_dir = Path(run_dir)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    model = _training.load_model(run_dir)
+    _pretrained.check_safe_name("artifact name", name)
+    _pretrained.check_safe_name("artifact tag", tag)
+    folder = _pretrained.inside_folder(Path(destination) if destination is not None else _pretrained.artifacts_dir(), name, tag)
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = folder / _pretrained.WEIGHTS_FILE
+    with atomic_path(weights) as tmp:
+        model.save_weights(str(tmp))
+    input_q, kernel_q = _trained_quantizers(model)
+    try:
+        recipe_ref = recipe_path.resolve().relative_to(Path(__file__).resolve().parent.parent).as_posix()
+    except ValueError:
+        recipe_ref = recipe_path.as_posix()
+    card = _pretrained.Card(
+        name=name,
+        tag=tag,
+        dataset=config.dataset,
+        input_shape=tuple(metrics["input_shape"]),
+        num_classes=int(metrics["num_classes"]),
+        test_accuracy=float(metrics["test_accuracy"]),
+        test_loss=float(metrics["test_loss"]),
+        test_size=int(metrics["test_size"]),
+        params=int(metrics["params"]),
+        binary_params=int(metrics["binary_params"]),
+        weight_memory_bytes=float(metrics["weight_memory_bytes"]),
+        float32_memory_bytes=float(metrics["float32_memory_bytes"]),
+        recipe=recipe_ref,
+        sha256=_pretrained.sha256_file(weights),
+        weights_file=_pretrained.WEIGHTS_FILE,
+        data_license=artifact.get("data_license", _pretrained.DATA_LICENSES.get(config.dataset, "see the dataset's source")),
+        model_kwargs=dict(config.model_kwargs),
+        input_quantizer=input_q,
+        kernel_quantizer=kernel_q,
+        description=str(recipe.get("description", "")),
+        optimizer=config.optimizer,
+        quantizer=config.quantizer,
+        epochs=config.epochs,
+        train_config=config.to_dict(),
+        lce_export=measure_lce_export(model, config.dataset, config.data_dir) if artifact.get("lce_export") else None,
+        **copy_training_curves(run_dir, folder),
+    )
+    atomic_write_json(folder / _pretrained.CARD_FILE, card.to_dict())
+    print(f"published {name}/{tag}: top-1 {100 * card.test_accuracy:.2f} %, "
+          f"sha256 {card.sha256[:12]}... -> {folder}")
+    return card
