@@ -25,7 +25,9 @@ and each run trains in its own run directory with per-epoch checkpoints under
 `--runs-dir`, so an interrupted benchmark continues with the same command: finished
 results are skipped, a half-written result file is discarded and redone, and an
 interrupted run resumes after its last finished epoch. A results directory written by
-another benchmark or another `VERSION` of this one is refused.
+another benchmark or another `VERSION` of this one is refused. Each result trains in
+a fresh Python process (`_run_isolated`: nothing carries over from one run to the
+next); `--quick` runs in-process.
 
 Writes `<out-dir>/reproduce.json`, `.md` and `.png` from whatever results exist
 (claims with missing results are reported as `pending`). `--quick` runs a
@@ -46,6 +48,7 @@ import math
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -231,6 +234,8 @@ class Settings:
     seeds: tuple[int, ...] = SEEDS
     quick: bool = False
     data_dir: str | None = None
+    # Each result in a fresh Python process (see `_run_isolated`); --quick runs in-process.
+    isolate: bool = True
 
 
 def check_claims(names) -> list[str]:
@@ -351,6 +356,46 @@ def _run(fields: dict, run_dir: Path, arrays) -> dict:
     }
 
 
+def _run_isolated(fields: dict, run_dir: Path) -> dict:
+    """`_run` in a fresh Python process (which loads the data itself).
+
+    Why: in one long-lived process that had trained ~20 runs before, every STE-Warmup
+    run of claim `hyper_binarynet` stayed at chance (loss ln 10) until its exact-sign
+    last epoch, while the same config in a fresh process learns from epoch 0 (and the
+    proxconnect results of that process reproduced bit for bit). The cause was not
+    found; a process per result rules out any state carried from one run to the next.
+    """
+    run_dir = Path(run_dir)
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    request = run_dir.parent / f".{run_dir.name}.request.json"
+    answer = run_dir.parent / f".{run_dir.name}.result.json"
+    answer.unlink(missing_ok=True)
+    write_json_atomic(request, {"fields": fields, "run_dir": str(run_dir), "answer": str(answer)})
+    done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--run-one", str(request)],
+                          cwd=REPO)
+    if done.returncode != 0 or not answer.exists():
+        raise RuntimeError(f"the run {run_dir} failed in its own process (exit status {done.returncode})")
+    result = json.loads(answer.read_text())
+    request.unlink(missing_ok=True)
+    answer.unlink(missing_ok=True)
+    return result
+
+
+def _run_one(request_path: str) -> int:
+    """Child side of `_run_isolated`."""
+    import bnnzoo
+
+    request = json.loads(Path(request_path).read_text())
+    fields = request["fields"]
+    arrays = bnnzoo.data.load_arrays(fields["dataset"], data_dir=fields.get("data_dir"))
+    write_json_atomic(Path(request["answer"]), _run(fields, Path(request["run_dir"]), arrays))
+    return 0
+
+
+def _execute(fields: dict, run_dir: Path, arrays, settings: Settings) -> dict:
+    return _run_isolated(fields, run_dir) if settings.isolate else _run(fields, run_dir, arrays)
+
+
 def run_claim(claim: Claim, settings: Settings, store: ResultStore, runs_dir: Path, arrays,
               log=print) -> None:
     """Every missing result of `claim`: float starts, the search, then the seeds."""
@@ -366,7 +411,7 @@ def run_claim(claim: Claim, settings: Settings, store: ResultStore, runs_dir: Pa
                 fields.update(optimizer="adam", quantizer="none", input_quantizer="none",
                               kernel_quantizer="none", lr_schedule="constant", optimizer_kwargs={})
                 log(f"[{claim.name}] float start, seed {seed}, {float_epochs} epochs")
-                store.put(_run(fields, run_dir, arrays), *key)
+                store.put(_execute(fields, run_dir, arrays, settings), *key)
             float_dirs[seed] = str(run_dir)
     for arm in claim.arms:
         for lr in settings.lr_grid:
@@ -375,8 +420,8 @@ def run_claim(claim: Claim, settings: Settings, store: ResultStore, runs_dir: Pa
                 log(f"[{claim.name}] search {arm.name} lr={lr:g}, {search_epochs} epochs")
                 fields = arm_config(claim, arm, settings, learning_rate=lr, seed=SEARCH_SEED,
                                     epochs=search_epochs, init_from=float_dirs.get(SEARCH_SEED))
-                store.put(_run(fields, runs_dir / claim.name / arm.name / f"search_lr{lr:g}", arrays),
-                          *key)
+                store.put(_execute(fields, runs_dir / claim.name / arm.name / f"search_lr{lr:g}", arrays,
+                                   settings), *key)
     for seed in settings.seeds:
         for arm in claim.arms:
             key = (claim.name, arm.name, f"seed{seed}")
@@ -386,7 +431,7 @@ def run_claim(claim: Claim, settings: Settings, store: ResultStore, runs_dir: Pa
             log(f"[{claim.name}] {arm.name} seed {seed}, lr={lr:g}, {epochs} epochs")
             fields = arm_config(claim, arm, settings, learning_rate=lr, seed=seed, epochs=epochs,
                                 init_from=float_dirs.get(seed))
-            store.put(_run(fields, runs_dir / claim.name / arm.name / f"seed{seed}", arrays), *key)
+            store.put(_execute(fields, runs_dir / claim.name / arm.name / f"seed{seed}", arrays, settings), *key)
 
 
 def chosen_learning_rate(claim: Claim, arm: Arm, settings: Settings, store: ResultStore) -> float | None:
@@ -643,6 +688,7 @@ def parse_args(argv=None):
     p.add_argument("--out-dir", default="docs/benchmarks", help="where the report goes")
     p.add_argument("--data-dir", help="Fashion-MNIST folder (default: bnnzoo.data's lookup)")
     p.add_argument("--report-only", action="store_true", help="rebuild the report from the results")
+    p.add_argument("--run-one", metavar="REQUEST", help=argparse.SUPPRESS)  # child of _run_isolated
     p.add_argument("--time-budget", type=float, default=0,
                    help="stop starting new results after this many seconds (0: no limit)")
     return p.parse_args(argv)
@@ -650,6 +696,8 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.run_one:
+        return _run_one(args.run_one)
     try:
         names = check_claims(args.claims)
     except ValueError as error:
@@ -658,7 +706,7 @@ def main(argv=None) -> int:
     settings = Settings(data_dir=args.data_dir)
     if args.quick:
         settings = Settings(dataset=QUICK["dataset"], lr_grid=QUICK["lr_grid"], seeds=QUICK["seeds"],
-                            quick=True)
+                            quick=True, isolate=False)
     results_dir = Path(args.results_dir or (REPO / ("runs/reproduce-quick" if args.quick
                                                     else "benchmarks/results/reproduce")))
     runs_dir = Path(args.runs_dir or (results_dir / "runs" if args.quick else REPO / "runs/reproduce"))
@@ -672,7 +720,8 @@ def main(argv=None) -> int:
     if not args.report_only:
         import bnnzoo
 
-        arrays = bnnzoo.data.load_arrays(settings.dataset, data_dir=settings.data_dir)
+        # Isolated runs load the data in their own process.
+        arrays = None if settings.isolate else bnnzoo.data.load_arrays(settings.dataset, data_dir=settings.data_dir)
         started = time.perf_counter()
         for name in names:
             if args.time_budget and time.perf_counter() - started > args.time_budget:

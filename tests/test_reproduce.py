@@ -126,3 +126,17 @@ def test_speed_claim_ratio_from_the_stored_curves(reproduce, tmp_path):
     assert comparison["ratio"] == pytest.approx(2 / 4)
     assert comparison["delta_accuracy"] == pytest.approx(0.8 - 0.8)
     assert analysis["summary"]["verdict"] == comparison["verdict"] == "reproduced"
+
+
+def test_isolated_run_matches_the_in_process_run(reproduce, tmp_path, digits):
+    """A result computed in its own Python process (the default outside --quick) is the
+    same run as in-process: same test accuracy and history, bit for bit."""
+    fields = dict(model="binarynet_mlp", model_kwargs={"units": 16}, dataset="digits", epochs=2,
+                  batch_size=64, learning_rate=1e-2, seed=3, quantizer="ste_warmup", data_dir=None)
+    isolated = reproduce._run_isolated(fields, tmp_path / "isolated")
+    local = reproduce._run(fields, tmp_path / "local", digits)
+    assert isolated["test_accuracy"] == local["test_accuracy"]
+    assert isolated["history"] == local["history"]
+    assert not list(tmp_path.glob(".*.json"))  # request and answer files are cleaned up
+    with pytest.raises(RuntimeError, match="failed in its own process"):
+        reproduce._run_isolated({**fields, "model": "no_such_model"}, tmp_path / "bad")
