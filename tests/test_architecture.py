@@ -132,8 +132,7 @@ def test_the_graph_is_read():
 def test_no_import_circle_inside_the_package():
     # bnnzoo/__init__ imports the library to register its custom objects; a module
     # importing the root package back would be a circle through it.
-    graph = {k: v for k, v in GRAPH.items()}
-    assert _cycles(graph) == []
+    assert _cycles(GRAPH) == []
     importers_of_root = sorted(k for k, v in GRAPH.items() if "bnnzoo" in v and k != "bnnzoo")
     assert importers_of_root == [], f"modules importing the root package: {importers_of_root}"
 
@@ -219,16 +218,14 @@ def imports_of_stmt(name: str, stmt: ast.stmt) -> list[str]:
 
 def test_optimizer_builders_declare_their_needs_on_the_builder():
     """`train` finds FSG's wrapping and Bop's callbacks on the builders, not by import side effects."""
-    from bnnzoo.optimizers import BUILDER_HOOKS, optimizer_builder
+    # (That builders carry no attribute outside BUILDER_HOOKS is checked for every
+    # registered optimizer in test_every_optimizer.py.)
+    from bnnzoo.optimizers import optimizer_builder
 
     assert optimizer_builder("fsg").wrap_model.__module__ == "bnnzoo.fsg.model"
     assert optimizer_builder("bop2ndorder").training_callbacks is optimizer_builder("bop").training_callbacks
     assert {f.name for f in optimizer_builder("bop2ndorder").cli_flags} == {
         "threshold", "gamma", "sigma", "epsilon", "bias_correction"}
-    for name in ("adam", "bop", "bop2ndorder", "fsg", "fsg_attention"):
-        builder = optimizer_builder(name)
-        extra = {a for a in vars(builder) if not a.startswith("_")} - set(BUILDER_HOOKS)
-        assert not extra, f"builder {name} carries undocumented attributes {extra}"
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
