@@ -443,46 +443,11 @@ def load_pretrained_weights(model, name: str, tag: str) -> None:
 
 # --------------------------------------------------------------------------- larq-zoo ImageNet
 
-# larq-zoo's ImageNet releases as plain data: bnnzoo family -> the larq-zoo model
-# function, its release (`download_pretrained_model(model, version, file, file_hash)`
-# in larq-zoo 2.4.0's factories) and the metrics table of its docstring (top-1/top-5
-# on ILSVRC-2012 validation, parameters, memory in larq's 1 kB = 1024 B). Facts about
-# larq-zoo's files; `tests/test_pretrained.py` checks them against the installed
-# larq-zoo's source.
-LARQ_ZOO_IMAGENET: dict[str, dict[str, Any]] = {
-    "birealnet18": dict(function="BiRealNet", model="birealnet", version="v0.3.0", file="birealnet_weights.h5",
-                        file_hash="6e6efac1584fcd60dd024198c87f42eb53b5ec719a5ca1f527e1fe7e8b997117",
-                        top1=0.5747, top5=0.7984, params=11699112, memory_bytes=4225761.28),
-    "binary_resnet_e18": dict(function="BinaryResNetE18", model="resnet_e", version="v0.1.0",
-                              file="resnet_e_18_weights.h5",
-                              file_hash="bde4a64d42c164a7b10a28debbe1ad5b287c499bc0247ecb00449e6e89f3bf5b",
-                              top1=0.5832, top5=0.8079, params=11699368, memory_bytes=4225761.28),
-    "xnornet": dict(function="XNORNet", model="xnornet", version="v0.2.0", file="xnornet_weights.h5",
-                    file_hash="e6ba24f785655260ae76a2ef1fab520e3528243d9c8fac430299cd81dbeabe10",
-                    top1=0.4496, top5=0.6918, params=62396768, memory_bytes=23918018.56),
-    "binary_alexnet": dict(function="BinaryAlexNet", model="binary_alexnet", version="v0.3.0",
-                           file="binary_alexnet_weights.h5",
-                           file_hash="7fc065c47c5c1d92389e0bb988ce6df6a4fa09d803b866e2ba648069d6652d63",
-                           top1=0.363, top5=0.6153, params=61859192, memory_bytes=7853834.24),
-    "dorefanet": dict(function="DoReFaNet", model="dorefanet", version="v0.1.0", file="dorefanet_weights.h5",
-                      file_hash="645d7839d574faa3eeeca28f3115773d75da3ab67ff6876b4de12d10245ecf6a",
-                      top1=0.5339, top5=0.765, params=62403912, memory_bytes=23949475.84),
-    "binary_densenet28": dict(function="BinaryDenseNet28", model="binary_densenet", version="v0.1.0",
-                              file="binary_densenet_28_weights.h5",
-                              file_hash="21fe3ca03eed244df9c41a2219876fcf03e73800932ec96a3e2a76af4747ac53",
-                              top1=0.6091, top5=0.8283, params=5150504, memory_bytes=4320133.12),
-    "quicknet": dict(function="QuickNet", model="quicknet", version="v1.0", file="quicknet_weights.h5",
-                     file_hash="8aba9e4e5f8d342faef04a0b2ae8e562da57dbb7d15162e8b3e091c951ba756c",
-                     top1=0.633, top5=0.846, params=13234088, memory_bytes=4372561.92),
-    "quicknet_small": dict(function="QuickNetSmall", model="quicknet", version="v1.0",
-                           file="quicknet_small_weights.h5",
-                           file_hash="1ac3b07df7f5a911dd0b49febb2486428ddf1ca130297c403815dfae5a1c71a2",
-                           top1=0.594, top5=0.818, params=12655688, memory_bytes=4194304.0),
-    "quicknet_large": dict(function="QuickNetLarge", model="quicknet", version="v1.0",
-                           file="quicknet_large_weights.h5",
-                           file_hash="c5158e8a59147b31370becd937825f4db8a5cdf308314874f678f596629be45c",
-                           top1=0.669, top5=0.87, params=23342248, memory_bytes=5662310.4),
-}
+# larq-zoo's ImageNet releases as plain data (`larq_zoo_imagenet.json` beside this
+# file, its `_about` says what each field is): bnnzoo family -> larq-zoo model function,
+# release file and hash, and the published top-1/top-5, parameters and memory.
+LARQ_ZOO_IMAGENET: dict[str, dict[str, Any]] = json.loads(
+    Path(__file__).with_name("larq_zoo_imagenet.json").read_text(encoding="utf-8"))["releases"]
 _LARQ_ZOO_LOADED = False
 
 

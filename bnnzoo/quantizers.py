@@ -454,6 +454,17 @@ class ForwardBackwardQuantizer(lq.quantizers._BaseQuantizer):
         return {**super().get_config(), **config}
 
 
+def _log_uniform_space(name: str, low: float, high: float, default: float, doc: str):
+    """A `search_space(hp)` classmethod drawing the constructor argument `name`
+    log-uniformly from [low, high] (what `bnnzoo.tuning` calls on registered classes)."""
+
+    def search_space(cls, hp):
+        return {name: hp.Float(name, low, high, sampling="log", default=default)}
+
+    search_space.__doc__ = f"keras-tuner space: {doc}"
+    return classmethod(search_space)
+
+
 class _NamedPair(ForwardBackwardQuantizer):
     """A member of the family with its forward and backward fixed."""
 
@@ -516,12 +527,15 @@ class BNN(_NamedPair):
 
     !!! example
         ```python
-        import larq as lq
-        import numpy as np
-        import bnnzoo  # registers the string aliases
+        import tensorflow as tf
+        from bnnzoo.quantizers import BNN
 
-        layer = lq.layers.QuantDense(64, input_quantizer="bnn", kernel_quantizer="bnn")
-        y = layer(np.ones((2, 16), "float32"))
+        x = tf.constant([-2.0, -0.5, 0.5, 2.0])
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = BNN()(x)
+        assert y.numpy().tolist() == [-1.0, -1.0, 1.0, 1.0]
+        assert tape.gradient(y, x).numpy().tolist() == [0.0, 1.0, 1.0, 0.0]  # 1 inside |x| <= c
         ```
 
     Args:
@@ -566,10 +580,7 @@ class BNNPlus(_NamedPair):
 
     _forward, _backward = "sign", "sign_swish"
 
-    @classmethod
-    def search_space(cls, hp):
-        """keras-tuner space: the sign-Swish steepness beta."""
-        return {"beta": hp.Float("beta", 1.0, 20.0, sampling="log", default=5.0)}
+    search_space = _log_uniform_space("beta", 1.0, 20.0, 5.0, "the sign-Swish steepness beta.")
 
 
 @lq.utils.register_alias("bnnpp")
@@ -590,11 +601,11 @@ class BNNPlusPlus(_NamedPair):
     !!! example
         ```python
         import larq as lq
-        import numpy as np
-        import bnnzoo  # registers the string aliases
+        from bnnzoo.quantizers import BNNPlusPlus
 
-        layer = lq.layers.QuantDense(64, input_quantizer="bnnpp", kernel_quantizer="bnnpp")
-        y = layer(np.ones((2, 16), "float32"))
+        # by alias (mu = 1, raised by training) or as an object with its own mu
+        layer = lq.layers.QuantDense(64, input_quantizer="bnnpp", kernel_quantizer=BNNPlusPlus(mu=3.0))
+        assert layer.kernel_quantizer.get_config()["mu"] == 3.0
         ```
 
     Args:
@@ -608,10 +619,7 @@ class BNNPlusPlus(_NamedPair):
 
     _forward, _backward = "sign_swish", "forward"
 
-    @classmethod
-    def search_space(cls, hp):
-        """keras-tuner space: the starting mu (the default schedule grows it 100x)."""
-        return {"mu": hp.Float("mu", 0.25, 4.0, sampling="log", default=1.0)}
+    search_space = _log_uniform_space("mu", 0.25, 4.0, 1.0, "the starting mu (the default schedule grows it to MU_MAX = 5).")
 
 
 @lq.utils.register_alias("proxconnect")
@@ -652,10 +660,7 @@ class ProxConnect(_NamedPair):
 
     _forward, _backward = "prox", "identity"
 
-    @classmethod
-    def search_space(cls, hp):
-        """keras-tuner space: the starting mu (the default schedule grows it 10x)."""
-        return {"mu": hp.Float("mu", 0.02, 0.5, sampling="log", default=0.1)}
+    search_space = _log_uniform_space("mu", 0.02, 0.5, 0.1, "the starting mu (the default schedule grows it 10x).")
 
     def __init__(self, mu: float = 0.1, **kwargs):
         super().__init__(mu=mu, **kwargs)
@@ -711,10 +716,7 @@ class SteWarmup(_NamedPair):
     # config's shared `quantizer` (weights-only warm-up, as in the authors' code).
     DEFAULT_INPUT_QUANTIZER = "ste_sign"
 
-    @classmethod
-    def search_space(cls, hp):
-        """keras-tuner space: the starting temperature T0."""
-        return {"temperature": hp.Float("temperature", 0.25, 4.0, sampling="log", default=1.0)}
+    search_space = _log_uniform_space("temperature", 0.25, 4.0, 1.0, "the starting temperature T0.")
 
 
 def annealable_quantizers(model) -> list[ForwardBackwardQuantizer]:

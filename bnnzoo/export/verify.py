@@ -42,33 +42,25 @@ def verify_flatbuffer(flatbuffer: bytes, model: tf.keras.Model, images: np.ndarr
     Raises:
         ExportError: when agreement is below 100 % or outputs differ by more than `atol`.
     """
-    images = np.asarray(images, np.float32)
-    expected = model.predict(images, batch_size=256, verbose=0)
-    got = run_flatbuffer(flatbuffer, images, format)
-    return _agreement(expected, got, atol, f"the {format} export")
+    return _verify(lambda x: run_flatbuffer(flatbuffer, x, format), model, images, atol, f"the {format} export")
 
 
 def verify_savedmodel(path: str | os.PathLike, model: tf.keras.Model, images: np.ndarray,
                       atol: float = 1e-4) -> tuple[float, float]:
-    """Top-1 agreement and max |output difference| of a SavedModel vs `model` on `images`.
-
-    Args:
-        path: the SavedModel directory (its `serving_default` signature is run).
-        model: the Keras model it was saved from.
-        images: the check inputs.
-        atol: largest allowed |output difference|.
-
-    Returns:
-        `(top1_agreement, max_abs_diff)`.
-
-    Raises:
-        ExportError: when agreement is below 100 % or outputs differ by more than `atol`.
-    """
-    images = np.asarray(images, np.float32)
+    """`verify_flatbuffer` for a SavedModel: `path` is its directory, whose
+    `serving_default` signature is run on `images` in batches of 256 and compared with
+    `model`, the Keras model it was saved from. Same returns and `ExportError`."""
     serve = tf.saved_model.load(str(path)).signatures["serving_default"]
+
+    def run(x):
+        return np.concatenate([next(iter(serve(tf.constant(x[i:i + 256])).values())).numpy()
+                               for i in range(0, len(x), 256)])
+
+    return _verify(run, model, images, atol, "the SavedModel")
+
+
+def _verify(run, model: tf.keras.Model, images, atol: float, what: str) -> tuple[float, float]:
+    """`_agreement` of `run(images)` with `model`'s predictions."""
+    images = np.asarray(images, np.float32)
     expected = model.predict(images, batch_size=256, verbose=0)
-    got = np.concatenate([
-        next(iter(serve(tf.constant(images[i:i + 256])).values())).numpy()
-        for i in range(0, len(images), 256)
-    ])
-    return _agreement(expected, got, atol, "the SavedModel")
+    return _agreement(expected, run(images), atol, what)

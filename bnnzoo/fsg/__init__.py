@@ -80,6 +80,7 @@ References:
       Quantization](https://papers.nips.cc/paper/2019/hash/f8e59f4b2fe7c5705bf878bbd494ccdf-Abstract.html)
 """
 
+from bnnzoo.fsg import nets
 from bnnzoo.fsg.builders import fsg, fsg_attention
 from bnnzoo.fsg.model import FSGModel, unwrap, wrap
 from bnnzoo.fsg.nets import (
@@ -94,19 +95,4 @@ from bnnzoo.fsg.nets import (
 )
 from bnnzoo.fsg.optimizer import FSG
 
-__all__ = [
-    "FSG",
-    "FSGModel",
-    "wrap",
-    "unwrap",
-    "fsg",
-    "fsg_attention",
-    "AttentionSlowNet",
-    "FastNet",
-    "GRUSlowNet",
-    "HistoricalGradientStorage",
-    "SLOW_NETS",
-    "SlowNet",
-    "binary_kernel_layers",
-    "register_slow_net",
-]
+__all__ = ["FSG", "FSGModel", "wrap", "unwrap", "fsg", "fsg_attention"] + nets.__all__

@@ -18,50 +18,24 @@ import larq as lq
 import tensorflow as tf
 
 from bnnzoo.layers import HyperConv2D, HyperDense
-from bnnzoo.models.registry import quantizer_factory, register_model, scale_width
-from bnnzoo.validation import check_int, check_positive
+from bnnzoo.models.blocks import BinaryLayerArgs, scaled_sizes
+from bnnzoo.models.registry import register_model
+from bnnzoo.validation import check_int
 
 __all__ = ["binarynet", "binarynet_mlp"]
 
 
-# Largest layer size accepted (units or filters): beyond it a typo exhausts memory.
-MAX_LAYER_SIZE = 1 << 16
-
-
-def _scaled(name: str, values: Sequence[int], width: float) -> list[int]:
-    """`values` (positive integers, checked under `name`) scaled by `width`."""
-    check_positive("width", width)
-    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values:
-        raise ValueError(f"{name} must be a non-empty sequence of integers, got {values!r}")
-    sizes = [check_int(name, v, 1, MAX_LAYER_SIZE) for v in values]
-    return [check_int(f"{name} * width", scale_width(v, width), 1, MAX_LAYER_SIZE) for v in sizes]
-
-
-def _binary_classifier(x, num_classes, dense_cls, input_quantizer, kernel_quantizer, kernel_constraint):
+def _binary_classifier(x, num_classes, dense_cls, binary: BinaryLayerArgs):
     """The binary head both families share: binary dense -> batch norm -> softmax."""
-    x = dense_cls(
-        num_classes,
-        input_quantizer=input_quantizer,
-        kernel_quantizer=kernel_quantizer,
-        kernel_constraint=kernel_constraint,
-        use_bias=False,
-        name="classifier",
-    )(x)
+    x = dense_cls(num_classes, **binary.layer_kwargs(), name="classifier")(x)
     x = tf.keras.layers.BatchNormalization(momentum=0.9, scale=False, name="bn_classifier")(x)
     return tf.keras.layers.Activation("softmax", name="softmax")(x)
 
 
-@register_model(
-    "binarynet_mlp",
-    default_input_shape=(8, 8, 1),
-    description="BinaryNet multilayer perceptron: binary dense layers with batch norm.",
-)
+@register_model("binarynet_mlp", default_input_shape=(8, 8, 1),
+                description="BinaryNet multilayer perceptron: binary dense layers with batch norm.")
 def binarynet_mlp(
-    input_shape,
-    num_classes,
-    input_quantizer="ste_sign",
-    kernel_quantizer="ste_sign",
-    kernel_constraint="weight_clip",
+    input_shape, num_classes, input_quantizer="ste_sign", kernel_quantizer="ste_sign", kernel_constraint="weight_clip",
     units: int = 512,
     hidden_layers: int = 3,
     width: float = 1.0,
@@ -74,35 +48,21 @@ def binarynet_mlp(
     """
     dense_cls = HyperDense if hyper else lq.layers.QuantDense
     check_int("hidden_layers", hidden_layers, 1, 1000)
-    (n_units,) = _scaled("units", [units], width)
-    iq, kq = quantizer_factory(input_quantizer), quantizer_factory(kernel_quantizer)
+    (n_units,) = scaled_sizes("units", [units], width)
+    binary = BinaryLayerArgs(input_quantizer, kernel_quantizer, kernel_constraint)
     inputs = tf.keras.Input(shape=input_shape)
     x = tf.keras.layers.Flatten()(inputs)
     for i in range(hidden_layers):
-        x = dense_cls(
-            n_units,
-            input_quantizer=None if i == 0 else iq(),
-            kernel_quantizer=kq(),
-            kernel_constraint=kernel_constraint,
-            use_bias=False,
-            name=f"dense_{i}",
-        )(x)
+        x = dense_cls(n_units, **binary.layer_kwargs(binary_inputs=i > 0), name=f"dense_{i}")(x)
         x = tf.keras.layers.BatchNormalization(momentum=0.9, scale=False, name=f"bn_{i}")(x)
-    outputs = _binary_classifier(x, num_classes, dense_cls, iq(), kq(), kernel_constraint)
+    outputs = _binary_classifier(x, num_classes, dense_cls, binary)
     return tf.keras.Model(inputs, outputs, name="binarynet_mlp")
 
 
-@register_model(
-    "binarynet",
-    default_input_shape=(32, 32, 3),
-    description="BinaryNet VGG-style CNN (conv pairs + max-pool, binary dense head).",
-)
+@register_model("binarynet", default_input_shape=(32, 32, 3),
+                description="BinaryNet VGG-style CNN (conv pairs + max-pool, binary dense head).")
 def binarynet(
-    input_shape,
-    num_classes,
-    input_quantizer="ste_sign",
-    kernel_quantizer="ste_sign",
-    kernel_constraint="weight_clip",
+    input_shape, num_classes, input_quantizer="ste_sign", kernel_quantizer="ste_sign", kernel_constraint="weight_clip",
     filters: Sequence[int] = (128, 128, 256, 256, 512, 512),
     dense_units: Sequence[int] = (1024, 1024),
     width: float = 1.0,
@@ -120,34 +80,18 @@ def binarynet(
     if hyper and conv_layer is not None:
         raise ValueError(f"give either hyper=True or conv_layer, got conv_layer={conv_layer!r} with hyper")
     conv_cls = HyperConv2D if hyper else (conv_layer or lq.layers.QuantConv2D)
-    filters, dense_units = _scaled("filters", filters, width), _scaled("dense_units", dense_units, width)
-    iq, kq = quantizer_factory(input_quantizer), quantizer_factory(kernel_quantizer)
+    filters, dense_units = scaled_sizes("filters", filters, width), scaled_sizes("dense_units", dense_units, width)
+    binary = BinaryLayerArgs(input_quantizer, kernel_quantizer, kernel_constraint)
     inputs = tf.keras.Input(shape=input_shape)
     x = inputs
     for i, f in enumerate(filters):
-        x = conv_cls(
-            f,
-            3,
-            padding="same",
-            input_quantizer=None if i == 0 else iq(),
-            kernel_quantizer=kq(),
-            kernel_constraint=kernel_constraint,
-            use_bias=False,
-            name=f"conv_{i}",
-        )(x)
+        x = conv_cls(f, 3, padding="same", **binary.layer_kwargs(binary_inputs=i > 0), name=f"conv_{i}")(x)
         if i % 2 == 1 and min(x.shape[1], x.shape[2]) >= 2:
             x = tf.keras.layers.MaxPool2D(2, name=f"pool_{i // 2}")(x)
         x = tf.keras.layers.BatchNormalization(momentum=0.9, scale=False, name=f"bn_conv_{i}")(x)
     x = tf.keras.layers.Flatten()(x)
     for j, units in enumerate(dense_units):
-        x = lq.layers.QuantDense(
-            units,
-            input_quantizer=iq(),
-            kernel_quantizer=kq(),
-            kernel_constraint=kernel_constraint,
-            use_bias=False,
-            name=f"dense_{j}",
-        )(x)
+        x = lq.layers.QuantDense(units, **binary.layer_kwargs(), name=f"dense_{j}")(x)
         x = tf.keras.layers.BatchNormalization(momentum=0.9, scale=False, name=f"bn_dense_{j}")(x)
-    outputs = _binary_classifier(x, num_classes, lq.layers.QuantDense, iq(), kq(), kernel_constraint)
+    outputs = _binary_classifier(x, num_classes, lq.layers.QuantDense, binary)
     return tf.keras.Model(inputs, outputs, name="binarynet")

@@ -64,7 +64,8 @@ import numbers
 import larq as lq
 import tensorflow as tf
 
-from bnnzoo.models.registry import quantizer_factory, register_model, scale_width
+from bnnzoo.models.blocks import BinaryLayerArgs, real_classifier, real_stem
+from bnnzoo.models.registry import register_model, scale_width
 from bnnzoo.validation import check_positive
 
 __all__ = ["ChannelScale", "RPReLU", "RSign", "reactnet"]
@@ -257,8 +258,7 @@ def _check_options(input_shape, width, depth, scale_init) -> None:
                          f">= {MIN_INPUT_SIZE}, got {tuple(input_shape)}")
 
 
-def _binary_block(x, filters, strides, input_quantizer, kernel_quantizer, kernel_constraint,
-                  scale_init, prefix):
+def _binary_block(x, filters, strides, binary: BinaryLayerArgs, scale_init, prefix):
     """RPReLU(α ⊙ BN(BConv(RSign(x))) + shortcut(x)); the shortcut has no weights."""
     shortcut = x
     if strides != 1:
@@ -273,11 +273,8 @@ def _binary_block(x, filters, strides, input_quantizer, kernel_quantizer, kernel
         strides=strides,
         padding="same",
         pad_values=1.0,  # LCE computes +1 padding exactly and fastest
-        input_quantizer=input_quantizer,
-        kernel_quantizer=kernel_quantizer,
-        kernel_constraint=kernel_constraint,
         kernel_initializer="glorot_normal",
-        use_bias=False,
+        **binary.layer_kwargs(),
         name=f"{prefix}_conv",
     )(y)
     y = tf.keras.layers.BatchNormalization(momentum=0.9, scale=False, name=f"{prefix}_bn")(y)
@@ -294,11 +291,7 @@ def _binary_block(x, filters, strides, input_quantizer, kernel_quantizer, kernel
                 "learned per-channel scaling); fully binary but stem and classifier.",
 )
 def reactnet(
-    input_shape,
-    num_classes,
-    input_quantizer="ste_sign",
-    kernel_quantizer="ste_sign",
-    kernel_constraint="weight_clip",
+    input_shape, num_classes, input_quantizer="ste_sign", kernel_quantizer="ste_sign", kernel_constraint="weight_clip",
     width: float = 1.0,
     depth: int = 20,
     scale_init: float = 1.0,
@@ -342,18 +335,13 @@ def reactnet(
     _check_options(input_shape, width, depth, scale_init)
     base = scale_width(BASE_FILTERS, width)
     blocks_per_stage = (depth - 2) // 3
-    iq, kq = quantizer_factory(input_quantizer), quantizer_factory(kernel_quantizer)
+    binary = BinaryLayerArgs(input_quantizer, kernel_quantizer, kernel_constraint)
 
     inputs = tf.keras.Input(shape=input_shape)
-    x = tf.keras.layers.Conv2D(base, 3, padding="same", use_bias=False, kernel_initializer="he_normal",
-                               name="stem_conv")(inputs)
-    x = tf.keras.layers.BatchNormalization(momentum=0.9, name="stem_bn")(x)
+    x = real_stem(inputs, base)
     for stage in range(3):
         for block in range(blocks_per_stage):
             strides = 2 if stage > 0 and block == 0 else 1
-            x = _binary_block(x, base * 2**stage, strides, iq(), kq(), kernel_constraint, scale_init,
+            x = _binary_block(x, base * 2**stage, strides, binary, scale_init,
                               prefix=f"stage{stage + 1}_block{block + 1}")
-    x = tf.keras.layers.GlobalAveragePooling2D(name="pool")(x)
-    x = tf.keras.layers.Dense(num_classes, name="classifier")(x)
-    outputs = tf.keras.layers.Activation("softmax", dtype="float32", name="softmax")(x)
-    return tf.keras.Model(inputs, outputs, name="reactnet")
+    return tf.keras.Model(inputs, real_classifier(x, num_classes), name="reactnet")

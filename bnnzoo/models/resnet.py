@@ -28,8 +28,9 @@ from typing import Sequence
 import larq as lq
 import tensorflow as tf
 
-from bnnzoo.models.registry import quantizer_factory, register_model, scale_width
-from bnnzoo.validation import check_int, check_positive
+from bnnzoo.models.blocks import BinaryLayerArgs, real_classifier, real_stem, scaled_sizes
+from bnnzoo.models.registry import register_model
+from bnnzoo.validation import check_int
 
 __all__ = ["binary_resnet20"]
 
@@ -41,11 +42,7 @@ __all__ = ["binary_resnet20"]
     description="Binary ResNet-20 (CIFAR-style, 16/32/64 filters, real shortcuts).",
 )
 def binary_resnet20(
-    input_shape,
-    num_classes,
-    input_quantizer="ste_sign",
-    kernel_quantizer="ste_sign",
-    kernel_constraint="weight_clip",
+    input_shape, num_classes, input_quantizer="ste_sign", kernel_quantizer="ste_sign", kernel_constraint="weight_clip",
     width: float = 1.0,
     blocks_per_stage: int = 3,
     stage_filters: Sequence[int] = (16, 32, 64),
@@ -57,18 +54,13 @@ def binary_resnet20(
     Stages 2 and 3 halve the resolution (stride 2), so inputs need ≥ 4 px.
     `conv_layer` substitutes another quantized conv class with QuantConv2D's signature.
     """
-    check_positive("width", width)
     check_int("blocks_per_stage", blocks_per_stage, 1, 1000)
-    if isinstance(stage_filters, (str, bytes)) or not isinstance(stage_filters, Sequence) or not stage_filters:
-        raise ValueError(f"stage_filters must be a non-empty sequence of integers, got {stage_filters!r}")
-    filters = [scale_width(check_int("stage_filters", f, 1, 1 << 16), width) for f in stage_filters]
+    filters = scaled_sizes("stage_filters", stage_filters, width)
     conv_cls = conv_layer or lq.layers.QuantConv2D
-    iq, kq = quantizer_factory(input_quantizer), quantizer_factory(kernel_quantizer)
+    binary = BinaryLayerArgs(input_quantizer, kernel_quantizer, kernel_constraint)
 
     inputs = tf.keras.Input(shape=input_shape)
-    x = tf.keras.layers.Conv2D(filters[0], 3, padding="same", use_bias=False,
-                               kernel_initializer="he_normal", name="stem_conv")(inputs)
-    x = tf.keras.layers.BatchNormalization(momentum=0.9, name="stem_bn")(x)
+    x = real_stem(inputs, filters[0])
     for stage, f in enumerate(filters):
         for block in range(blocks_per_stage):
             for conv in range(2):
@@ -88,16 +80,10 @@ def binary_resnet20(
                     strides=strides,
                     padding="same",
                     pad_values=1.0,
-                    input_quantizer=iq(),
-                    kernel_quantizer=kq(),
-                    kernel_constraint=kernel_constraint,
                     kernel_initializer="glorot_normal",
-                    use_bias=False,
+                    **binary.layer_kwargs(),
                     name=prefix,
                 )(x)
                 y = tf.keras.layers.BatchNormalization(momentum=0.9, name=f"{prefix}_bn")(y)
                 x = tf.keras.layers.Add(name=f"{prefix}_add")([y, shortcut])
-    x = tf.keras.layers.GlobalAveragePooling2D(name="pool")(x)
-    x = tf.keras.layers.Dense(num_classes, name="classifier")(x)
-    outputs = tf.keras.layers.Activation("softmax", dtype="float32", name="softmax")(x)
-    return tf.keras.Model(inputs, outputs, name="binary_resnet20")
+    return tf.keras.Model(inputs, real_classifier(x, num_classes), name="binary_resnet20")
