@@ -98,6 +98,12 @@ def test_verdict_rules(reproduce):
     assert reproduce.speed_verdict(2.0, "not reproduced") == "reversed"
     assert reproduce.speed_verdict(2.0, "reproduced") == "not reproduced"
     assert reproduce.speed_verdict(None, "reproduced") == "not reproduced"
+    # a claim of faster *and* more accurate needs both halves
+    assert reproduce.speed_verdict(0.5, "not reproduced", "higher") == "not reproduced"
+    assert reproduce.speed_verdict(0.5, "reproduced", "higher") == "reproduced"
+    assert reproduce.CLAIMS["hyper_binarynet"].accuracy_claim == "higher"
+    with pytest.raises(ValueError, match="accuracy_claim must be"):
+        reproduce.speed_verdict(0.5, "reproduced", "better")
     assert reproduce.epochs_to([0.5, 0.7, 0.8], 0.7, True) == 2
     assert reproduce.epochs_to([0.5, 0.6], 0.7, True) is None
     assert reproduce.epochs_to([2.0, 1.0, 0.5], 0.9, False) == 3
