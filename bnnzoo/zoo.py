@@ -122,13 +122,14 @@ def copy_training_curves(run_dir: str | os.PathLike, folder: str | os.PathLike) 
     return found
 
 
-def measure_lce_export(model, dataset: str, data_dir: str | None = None) -> dict[str, Any]:
+def measure_lce_export(model, dataset: str, data_dir: str | None = None, atol: float = 1e-4) -> dict[str, Any]:
     """Convert `model` with LCE and check it on all of `dataset`'s test images, for a card.
 
     Args:
         model: the trained Keras model.
         dataset: the dataset whose test images check the flatbuffer.
         data_dir: folder with the dataset files, if not the default.
+        atol: largest allowed |softmax output difference| (top-1 must agree on every image).
 
     Returns:
         `file_bytes`, `bits_per_weight`, `test_images`, `top1_agreement`, `max_abs_diff`,
@@ -141,7 +142,7 @@ def measure_lce_export(model, dataset: str, data_dir: str | None = None) -> dict
     with tempfile.TemporaryDirectory() as tmp:
         try:
             report = _export.export_model(model, "lce", Path(tmp) / "model.tflite", dataset=dataset,
-                                  data_dir=data_dir, latency_repeats=0)
+                                  data_dir=data_dir, latency_repeats=0, atol=atol)
         except _export.ExportError as err:
             return {**summary, "error": " ".join(str(err).split())[:500]}
     keys = ("file_bytes", "bits_per_weight", "test_images", "top1_agreement", "max_abs_diff", "ops")

@@ -20,6 +20,7 @@ BENCHMARK_TITLES = {
     "optimizers": "Optimizers",
     "learned_gradients": "Learned gradients",
     "tuning": "Tuning",
+    "zoo_pareto": "Zoo: accuracy against size",
 }
 
 
