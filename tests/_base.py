@@ -9,7 +9,8 @@ an object registered tomorrow is checked the day it is registered:
   `import bnnzoo`, identical predictions;
 - `run_resume_test`: a run interrupted after an epoch and resumed with the same call
   ends bit-identical to an uninterrupted one (weights, optimizer state, history);
-- `run_mirrored_test`: trains under `MirroredStrategy` on 2 logical CPUs.
+- `run_mirrored_test`: trains under `MirroredStrategy` on 2 logical CPUs;
+- `run_digits_training_test`: trains on the real digits data above a stated bar.
 """
 
 from __future__ import annotations
@@ -110,4 +111,15 @@ def run_mirrored_test(config: training.TrainConfig, arrays, strategy, min_accura
     result = training.train(config, arrays=arrays, verbose=0, strategy=strategy)
     assert np.isfinite(result.history["loss"]).all()
     assert result.metrics["test_accuracy"] > min_accuracy, result.metrics["test_accuracy"]
+    return result
+
+
+def run_digits_training_test(config: training.TrainConfig, arrays, min_accuracy: float):
+    """`train(config)` on the real digits arrays: finite, falling training loss and test
+    accuracy above `min_accuracy` (chance is 0.10)."""
+    result = training.train(config, arrays=arrays, verbose=0)
+    loss = result.history["loss"]
+    assert np.isfinite(loss).all() and loss[-1] < loss[0], loss
+    assert result.metrics["test_accuracy"] > min_accuracy, (config.model, config.quantizer,
+                                                            result.metrics["test_accuracy"])
     return result

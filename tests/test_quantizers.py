@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from _base import run_digits_training_test
+
 import bnnzoo
 from bnnzoo import quantizers as Q
 from bnnzoo.callbacks import QuantizerAnnealing
@@ -220,6 +222,18 @@ def test_one_epoch_fit_on_digits_with_bop(name, digits_subset):
     assert math.isfinite(result.history["loss"][0])
     assert math.isfinite(result.metrics["test_loss"])
     _assert_bop_flipped_only_signs(result.model, initial.weights, name)
+
+
+# Test accuracy on digits after 3 epochs of a 64-unit binary MLP with Adam 1e-2 and
+# `quantizer=name` (inputs and kernels, as `TrainConfig` applies it); chance 0.10.
+QUANTIZER_DIGITS_BAR = 0.6
+
+
+@pytest.mark.parametrize("name", Q.list_quantizers())
+def test_trains_on_digits_above_the_bar(name, digits):
+    config = TrainConfig(model="binarynet_mlp", dataset="digits", quantizer=name, epochs=3, batch_size=64,
+                         learning_rate=1e-2, model_kwargs={"units": 64})
+    run_digits_training_test(config, digits, QUANTIZER_DIGITS_BAR)
 
 
 def test_every_quantizer_fits_under_mirrored_strategy(digits, mirrored_strategy):

@@ -27,9 +27,16 @@ import time
 from concurrent import futures
 from typing import Callable
 
-from keras_tuner.src.distribute import oracle_chief
-from keras_tuner.src.engine import trial as _trial_module
-from keras_tuner.src.engine.oracle import synchronized
+from keras_tuner import synchronized
+from keras_tuner.engine import trial as _trial_module
+
+# keras-tuner 1.4 has no public API for its chief/worker service: the oracle servicer,
+# the RPC client's timeout and the generated protos live only under `keras_tuner.src`
+# (`keras_tuner.src.distribute`, `keras_tuner.src.protos`). They are imported here and
+# in tuners.py (`distribute.utils`) and nowhere else; keras-tuner is pinned in
+# constraints*.txt, and tests/test_tuning.py runs a real chief with two workers, so a
+# change to them fails the suite.
+from keras_tuner.src.distribute import oracle_chief  # noqa: E402
 
 __all__ = ["ChiefUnreachableError", "configure", "serve_oracle", "set_rpc_timeout", "wait_for_chief"]
 

@@ -19,8 +19,8 @@ import time
 
 import keras_tuner as kt
 import tensorflow as tf
-from keras_tuner.src.distribute import utils as _dist_utils
-from keras_tuner.src.engine import trial as _trial_module
+from keras_tuner.engine import trial as _trial_module
+from keras_tuner.src.distribute import utils as _dist_utils  # no public equivalent: see distributed.py
 
 from bnnzoo import training as _training
 from bnnzoo.registry import Registry
