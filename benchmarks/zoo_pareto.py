@@ -98,16 +98,15 @@ def pareto_front(rows: list[dict]) -> set[str]:
 
 
 def row(card, measured: dict) -> dict:
-    lce = measured["lce_export"]
-    ok = "error" not in lce
+    lce = measured["lce_export"]  # a failed export has only "error" (and the versions)
     return {
         "artifact": f"{card.name}:{card.tag}", "dataset": card.dataset,
         "test_accuracy": card.test_accuracy, "params": card.params, "binary_params": card.binary_params,
         "binary_weight_bytes": card.weight_memory_bytes, "float32_bytes": card.float32_memory_bytes,
-        "lce_bytes": lce.get("file_bytes") if ok else None,
-        "lce_top1_agreement": lce.get("top1_agreement") if ok else None,
-        "lce_test_images": lce.get("test_images") if ok else None,
-        "lce_max_abs_diff": lce.get("max_abs_diff") if ok else None,
+        "lce_bytes": lce.get("file_bytes"),
+        "lce_top1_agreement": lce.get("top1_agreement"),
+        "lce_test_images": lce.get("test_images"),
+        "lce_max_abs_diff": lce.get("max_abs_diff"),
         "lce_error": lce.get("error"),
         "recipe": card.recipe,
     }
