@@ -223,7 +223,7 @@ CLAIMS: dict[str, Claim] = {c.name: c for c in (
 
 # --quick: seconds-long settings on digits, for the test suite.
 QUICK = dict(dataset="digits", epochs=2, search_epochs=1, float_start_epochs=1,
-             lr_grid=(1e-2,), seeds=(0, 1), model_kwargs={"units": 16},
+             lr_grid=(1e-2,), seeds=(0, 1), model_kwargs={"units": 16, "hidden_layers": 1},
              cnn_model_kwargs={"width": 0.0625})
 
 

@@ -224,7 +224,8 @@ def test_one_epoch_fit_on_digits_with_bop(name, digits_subset):
     _assert_bop_flipped_only_signs(result.model, initial.weights, name)
 
 
-# Test accuracy on digits after 3 epochs of a 64-unit binary MLP with Adam 1e-2 and
+# Test accuracy on digits after 3 epochs of a binary MLP with one hidden layer of 64
+# units, Adam 1e-2 and
 # `quantizer=name` (inputs and kernels, as `TrainConfig` applies it); chance 0.10.
 QUANTIZER_DIGITS_BAR = 0.6
 
@@ -232,7 +233,7 @@ QUANTIZER_DIGITS_BAR = 0.6
 @pytest.mark.parametrize("name", Q.list_quantizers())
 def test_trains_on_digits_above_the_bar(name, digits):
     config = TrainConfig(model="binarynet_mlp", dataset="digits", quantizer=name, epochs=3, batch_size=64,
-                         learning_rate=1e-2, model_kwargs={"units": 64})
+                         learning_rate=1e-2, model_kwargs={"units": 64, "hidden_layers": 1})
     run_digits_training_test(config, digits, QUANTIZER_DIGITS_BAR)
 
 

@@ -137,7 +137,7 @@ def test_speed_claim_ratio_from_the_stored_curves(reproduce, tmp_path):
 def test_isolated_run_matches_the_in_process_run(reproduce, tmp_path, digits):
     """A result computed in its own Python process (the default outside --quick) is the
     same run as in-process: same test accuracy and history, bit for bit."""
-    fields = dict(model="binarynet_mlp", model_kwargs={"units": 16}, dataset="digits", epochs=2,
+    fields = dict(model="binarynet_mlp", model_kwargs={"units": 16, "hidden_layers": 1}, dataset="digits", epochs=2,
                   batch_size=64, learning_rate=1e-2, seed=3, quantizer="ste_warmup", data_dir=None)
     isolated = reproduce._run_isolated(fields, tmp_path / "isolated")
     local = reproduce._run(fields, tmp_path / "local", digits)

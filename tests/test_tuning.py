@@ -2,8 +2,8 @@
 training routine, local searches with every tuner, SIGTERM resume, and the
 distributed chief/worker mode with a worker killed mid-run.
 
-All searches run on `digits` with tiny `binarynet_mlp` models (units=32) and 1-2
-epoch trials; the subprocess tests start real `bnnzoo` processes.
+All searches run on `digits` with tiny `binarynet_mlp` models (one hidden layer of 32
+units) and 1-2 epoch trials; the subprocess tests start real `bnnzoo` processes.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from bnnzoo.tuning import (
 from bnnzoo.tuning import distributed
 
 BNNZOO = str(Path(sys.executable).with_name("bnnzoo"))
-TINY = {"units": 32}
+TINY = {"units": 32, "hidden_layers": 1}
 
 
 def tiny_config(**kw) -> TrainConfig:
@@ -102,7 +102,7 @@ def test_hypermodel_conditional_object_spaces(fake_registry):
     assert (config.optimizer, config.quantizer) == ("adam", "ste_sign")
     assert config.optimizer_kwargs == {} and config.quantizer_kwargs == {}
     assert config.learning_rate == pytest.approx(3e-3) and config.batch_size == 32
-    assert config.model_kwargs == {"units": 32, "width": 1.0}
+    assert config.model_kwargs == {**TINY, "width": 1.0}
 
     hp = kt.HyperParameters()
     hp.values.update({"quantizer": "fakeq", "optimizer": "fakeopt", "learning_rate": 2e-4, "width": 2.0,
@@ -304,7 +304,8 @@ class _Proc:
         return "\n".join(self.lines)
 
 
-SEARCH_ARGS = ["tune", "--dataset", "digits", "--space", "bop2ndorder", "--model-arg", "units=32"]
+SEARCH_ARGS = ["tune", "--dataset", "digits", "--space", "bop2ndorder", "--model-arg", "units=32",
+               "--model-arg", "hidden_layers=1"]
 
 
 # slow: a killed search resumes; the default suite resumes trials in-process.
