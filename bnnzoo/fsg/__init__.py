@@ -61,7 +61,7 @@ registered `fsg` and `fsg_attention`).
     import bnnzoo
 
     data = bnnzoo.data.load_arrays("digits")
-    model = bnnzoo.models.create_model("binarynet_mlp", input_shape=(8, 8, 1), units=64)
+    model = bnnzoo.models.create_model("binarynet_mlp", input_shape=(8, 8, 1), units=64, hidden_layers=1)
     model = bnnzoo.fsg.wrap(model)
     model.compile(
         optimizer=bnnzoo.optimizers.FSG(

@@ -12,7 +12,7 @@ quantized kernels. A normal `model.fit` script changes in two lines:
     import bnnzoo
 
     data = bnnzoo.data.load_arrays("digits")
-    model = bnnzoo.models.create_model("binarynet_mlp", input_shape=(8, 8, 1), units=64)
+    model = bnnzoo.models.create_model("binarynet_mlp", input_shape=(8, 8, 1), units=64, hidden_layers=1)
     model = bnnzoo.fsg.wrap(model)                                    # 1
     model.compile(optimizer=bnnzoo.optimizers.FSG(slow_net="gru"),    # 2
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])

@@ -42,8 +42,8 @@ Rules:
     from bnnzoo.tuning import run_search
 
     run_search(TrainConfig(model="binarynet_mlp", dataset="digits", epochs=1,
-                           model_kwargs={"units": 32}),
-               space="quantizers", tuner="random", max_trials=3, out="runs/tune-demo")
+                           model_kwargs={"units": 32, "hidden_layers": 1}),
+               space="quantizers", tuner="random", max_trials=2, out="runs/tune-demo")
     ```
 """
 
