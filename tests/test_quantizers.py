@@ -225,8 +225,8 @@ def test_one_epoch_fit_on_digits_with_bop(name, digits_subset):
 
 
 # Test accuracy on digits after 3 epochs of a binary MLP with one hidden layer of 64
-# units, Adam 1e-2 and
-# `quantizer=name` (inputs and kernels, as `TrainConfig` applies it); chance 0.10.
+# units, Adam 1e-2 and `quantizer=name` (inputs and kernels, as `TrainConfig` applies
+# it); chance 0.10.
 QUANTIZER_DIGITS_BAR = 0.6
 
 
