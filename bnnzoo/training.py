@@ -302,6 +302,21 @@ def compile_model(model: tf.keras.Model, optimizer) -> None:
     )
 
 
+def create_training_variables(model: tf.keras.Model, x, y) -> None:
+    """Create, eagerly, every variable `model.fit`'s first step would create inside
+    its trace: the loss and metric accumulators and the optimizer's state.
+
+    TensorFlow traces a `tf.function` twice when its first call creates variables;
+    with them created here, `fit` traces its training step once (a short digits run
+    starts ~2 s sooner). Values are unchanged: the forward pass on `x` (a batch of
+    the training inputs, `y` its labels) runs in inference mode and updates nothing.
+    """
+    y_pred = model(x, training=False)
+    model.compiled_loss.build(y_pred)
+    model.compiled_metrics.build(y_pred, tf.convert_to_tensor(y))
+    _optimizers.create_optimizer_variables(model.optimizer, model.trainable_variables)
+
+
 def build_model(config: TrainConfig, input_shape, num_classes) -> tf.keras.Model:
     input_q, kernel_q = config.quantizer_objects()
     return _models.create_model(
@@ -710,6 +725,10 @@ def train(
     # Last, so that values other callbacks add to `logs` are in the saved history.
     all_callbacks.append(_ResumeCheckpoint(manager, epoch_var, history, history_path))
     if initial_epoch < config.epochs:
+        # After the callbacks: their checks (e.g. Bop on a model without binary
+        # variables) come first. A restored checkpoint fills these as they are created.
+        with strategy.scope():
+            create_training_variables(model, arrays.x_train[:1], arrays.y_train[:1])
         model.fit(
             train_ds,
             epochs=config.epochs,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -63,6 +64,8 @@ def test_builder_declares_only_known_hooks(name):
 def test_trains_digits_and_resumes_bit_identically(name, tmp_path, digits):
     result = run_resume_test(_config(name), tmp_path, digits)
     assert result.metrics["test_accuracy"] > DIGITS_BAR, result.metrics["test_accuracy"]
+    # train() created the optimizer's variables before fit, so its step traced once.
+    assert result.model.train_function.experimental_get_tracing_count() == 1
     # The trained model (FSG's wrapper included) saves and reloads with identical predictions.
     run_model_saving_test(training.load_model(tmp_path / "straight"), tmp_path, formats=(".keras",))
 
@@ -71,3 +74,31 @@ def test_trains_digits_and_resumes_bit_identically(name, tmp_path, digits):
 def test_trains_under_mirrored_strategy(name, digits, mirrored_strategy):
     run_mirrored_test(_config(name, epochs=1, strategy="mirrored"), digits, mirrored_strategy,
                       min_accuracy=0.3)
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_variables_created_before_fit_change_no_value(name, digits):
+    """`create_training_variables` (what `train` does before `fit`) against Keras's
+    own creation inside the first trace: bit-identical weights after two steps, one
+    trace of the training step instead of two."""
+    config = _config(name)
+    x, y = digits.x_train[:128], digits.y_train[:128]
+    tf.config.experimental.enable_op_determinism()
+
+    def fit(create_first: bool) -> tf.keras.Model:
+        tf.keras.utils.set_random_seed(0)
+        model = training.build_model(config, digits.input_shape, digits.num_classes)
+        model = training.wrap_for_optimizer(model, name)
+        training.compile_model(model, training.build_optimizer(config, steps_per_epoch=2))
+        if create_first:
+            training.create_training_variables(model, x[:1], y[:1])
+        model.fit(x, y, batch_size=64, epochs=1, shuffle=False, verbose=0)
+        return model
+
+    lazy, created = fit(False), fit(True)
+    assert lazy.train_function.experimental_get_tracing_count() == 2
+    assert created.train_function.experimental_get_tracing_count() == 1
+    assert created.optimizer.iterations.numpy() == lazy.optimizer.iterations.numpy()
+    assert created._train_counter.numpy() == lazy._train_counter.numpy() == 2
+    for w_lazy, w_created in zip(lazy.get_weights(), created.get_weights(), strict=True):
+        np.testing.assert_array_equal(w_created, w_lazy)

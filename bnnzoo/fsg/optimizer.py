@@ -158,6 +158,16 @@ class FSG(tf.keras.optimizers.legacy.Optimizer):
                 self.layer_states.append(state)
                 self.binary_layers.append(layer)
 
+    def create_variables(self, variables) -> None:
+        """Create the inner optimizer's variables for `variables` (the model's
+        trainable variables) and the generator's, before the first step
+        (`bnnzoo.optimizers.create_optimizer_variables`)."""
+        if not self.built:
+            raise ValueError("FSG is not built: compile a model wrapped by bnnzoo.fsg.wrap")
+        with tf.init_scope():
+            _ = self.iterations
+            self.inner._create_all_weights([*self.meta_variables, *variables])
+
     @property
     def meta_variables(self) -> list[tf.Variable]:
         """The generator's trainable variables: fast net, slow net, LREs."""

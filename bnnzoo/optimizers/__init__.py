@@ -52,6 +52,7 @@ from bnnzoo.optimizers.builders import (
     register_optimizer,
 )
 from bnnzoo.optimizers.flip_rate import FlipRate, binary_kernels
+from bnnzoo.optimizers.variables import create_optimizer_variables
 
 __all__ = [
     "Bop2ndOrder",
@@ -68,6 +69,7 @@ __all__ = [
     "bop2ndorder",
     "builder_flags",
     "check_schedule",
+    "create_optimizer_variables",
     "fsg",
     "fsg_attention",
     "get_optimizer",

@@ -1,0 +1,67 @@
+"""Create an optimizer's variables before training, outside any traced function.
+
+Keras creates slots, hyperparameters and step counters on the first
+`apply_gradients`, i.e. inside the first trace of `train_function`; TensorFlow then
+traces the function a second time without variable creation. Creating them
+beforehand makes `model.fit` trace once (half the start-up of a short run) and
+changes no value: every variable starts from the initializer it would have had.
+
+`create_optimizer_variables(optimizer, variables)` handles plain legacy Keras
+optimizers, larq's `CaseOptimizer` (each inner optimizer gets the variables its
+predicate claims) and any optimizer with a `create_variables(variables)` method
+(`bnnzoo.optimizers.FSG`).
+
+!!! example
+    ```python
+    import tensorflow as tf
+    from bnnzoo.optimizers import create_optimizer_variables, get_optimizer
+
+    kernel = tf.Variable(tf.ones((2, 2)))
+    opt = get_optimizer("adam", 1e-3)
+    create_optimizer_variables(opt, [kernel])
+    print([w.name for w in opt.weights])  # iterations, m and v of the kernel
+    ```
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import larq as lq
+import tensorflow as tf
+
+__all__ = ["create_optimizer_variables"]
+
+
+def create_optimizer_variables(optimizer, variables: Sequence[tf.Variable]) -> None:
+    """Create `optimizer`'s step counter, hyperparameters and slots for `variables`.
+
+    Idempotent: variables that exist are kept as they are.
+
+    Args:
+        optimizer: a legacy Keras optimizer, an `lq.optimizers.CaseOptimizer` or an
+            optimizer with a `create_variables(variables)` method.
+        variables: the variables it will train (e.g. `model.trainable_variables`).
+    """
+    variables = list(variables)
+    with tf.init_scope():
+        if hasattr(optimizer, "create_variables"):
+            optimizer.create_variables(variables)
+        elif isinstance(optimizer, lq.optimizers.CaseOptimizer):
+            if optimizer.var_opt_mapping is None:
+                optimizer._compute_var_opt_mapping([(None, v) for v in variables])
+            _ = optimizer.iterations
+            claimed = [[] for _ in optimizer.optimizers]
+            for v in variables:
+                index = optimizer.var_opt_mapping.get(lq.optimizers._var_key(v))
+                if index is not None:
+                    claimed[index].append(v)
+            for inner, inner_variables in zip(optimizer.optimizers, claimed):
+                create_optimizer_variables(inner, inner_variables)
+        elif isinstance(optimizer, tf.keras.optimizers.legacy.Optimizer):
+            optimizer._create_all_weights(variables)
+        else:
+            raise TypeError(
+                "optimizer must be a legacy Keras optimizer, an lq.optimizers.CaseOptimizer or "
+                f"define create_variables(variables), got {type(optimizer).__name__}"
+            )
