@@ -164,8 +164,7 @@ class FSG(tf.keras.optimizers.legacy.Optimizer):
         (`bnnzoo.optimizers.create_optimizer_variables`)."""
         if not self.built:
             raise ValueError("FSG is not built: compile a model wrapped by bnnzoo.fsg.wrap")
-        with tf.init_scope():
-            _ = self.iterations
+        with tf.init_scope():  # the step counter exists: `build_for` created it
             self.inner._create_all_weights([*self.meta_variables, *variables])
 
     @property
