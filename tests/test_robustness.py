@@ -5,6 +5,7 @@ or the public API and checks the exit code or exception, that the message names
 the argument or file, and that no file that existed before changed.
 """
 
+import errno
 import functools
 import hashlib
 import http.server
@@ -172,16 +173,25 @@ def test_out_under_a_file_is_not_writable(capsys, tmp_path, digits):
     assert blocker.read_text() == "x"
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions")
-def test_out_in_a_read_only_folder(capsys, tmp_path):
+def test_out_in_a_read_only_folder(capsys, tmp_path, monkeypatch):
     folder = tmp_path / "ro"
     folder.mkdir()
     folder.chmod(0o555)
+    if os.geteuid() == 0:  # root ignores the mode bits: give the refusal a user would get
+        real_mkdir = Path.mkdir
+
+        def refusing_mkdir(self, *args, **kwargs):
+            if folder in self.parents:
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(self))
+            return real_mkdir(self, *args, **kwargs)
+
+        monkeypatch.setattr(Path, "mkdir", refusing_mkdir)
     try:
         rc, _, err = run_cli(capsys, "train", *TINY, "--out", folder / "run")
     finally:
         folder.chmod(0o755)
-    assert_one_line_error(rc, err, "cannot write the run directory")
+    assert_one_line_error(rc, err, "cannot write the run directory", str(folder / "run"), "Permission denied")
+    assert list(folder.iterdir()) == []
 
 
 def test_bad_data_leaves_no_run_directory(capsys, tmp_path):
