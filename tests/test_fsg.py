@@ -73,16 +73,16 @@ def test_generated_gradient_per_layer(slow_net):
     # Layers of different sizes: fill histories, then compare with the formula.
     rng = np.random.default_rng(1)
     for state, layer in zip(opt.layer_states, layers):
-        state.hgs.buffer.assign(rng.normal(size=state.hgs.buffer.shape).astype("float32") * 1e-3)
+        state.gradient_history.buffer.assign(rng.normal(size=state.gradient_history.buffer.shape).astype("float32") * 1e-3)
     opt.iterations.assign(2)  # two filled slots
     generated = opt.generated_gradients()
     fast = [k.numpy() for k in opt.fast_net.kernels]
     for state, layer, g in zip(opt.layer_states, layers, generated):
         w = layer.kernel.latent_variable.numpy().reshape(-1)
-        history = state.hgs.buffer.numpy().reshape(5, -1)
+        history = state.gradient_history.buffer.numpy().reshape(5, -1)
         rms = np.sqrt(np.sum(history ** 2) / (2 * w.size))
         mask = tf.constant([0, 0, 0, 1, 1], tf.float32)
-        slow = rms * opt.slow_net(tf.constant(history / rms), mask, state.lre).numpy()
+        slow = rms * opt.slow_net(tf.constant(history / rms), mask, state.layer_embedding).numpy()
         c = (1 - np.tanh(w) ** 2) / np.abs(np.tanh(w)).max()
         f = _np_mlp(fast, w[:, None])[:, 0]
         expected = 0.9 * slow + 0.1 * c * history[-1] * f
@@ -94,18 +94,18 @@ def test_slow_net_ignores_unfilled_slots():
     _, opt = _compiled("gru")
     tokens = np.random.default_rng(2).normal(size=(5, 7)).astype("float32")
     mask = tf.constant([0, 0, 1, 1, 1], tf.float32)
-    lre = opt.layer_states[0].lre
+    embedding = opt.layer_states[0].layer_embedding
     for net in (opt.slow_net, SLOW_NETS.get("attention")(8, 4, 5)):
         net.readout.assign(tf.ones_like(net.readout))  # a non-zero correction
         changed = tokens.copy()
         changed[:2] = 100.0  # unfilled slots hold anything
-        np.testing.assert_allclose(net(tf.constant(tokens), mask, lre).numpy(),
-                                   net(tf.constant(changed), mask, lre).numpy(), rtol=1e-5)
+        np.testing.assert_allclose(net(tf.constant(tokens), mask, embedding).numpy(),
+                                   net(tf.constant(changed), mask, embedding).numpy(), rtol=1e-5)
 
 
 def test_lre_distinct_per_layer_and_memory_bound():
     model, opt = _compiled("gru")
-    embeddings = np.stack([s.lre.numpy() for s in opt.layer_states])
+    embeddings = np.stack([s.layer_embedding.numpy() for s in opt.layer_states])
     assert embeddings.shape == (3, 8)
     assert len({tuple(np.round(e, 6)) for e in embeddings}) == 3
     binary_params = sum(int(np.prod(layer.kernel.shape)) for layer in binary_kernel_layers(model))
@@ -126,7 +126,7 @@ def test_fast_and_slow_nets_are_trained(digits, slow_net):
     for layer, k in zip(opt.binary_layers, kernels):
         assert not np.array_equal(layer.kernel.latent_variable.numpy(), k)
     # 4 steps with L = 5: the oldest slot is still empty, the others are filled.
-    buffer = opt.layer_states[1].hgs.buffer.numpy()
+    buffer = opt.layer_states[1].gradient_history.buffer.numpy()
     assert not np.any(buffer[0]) and all(np.any(buffer[i]) for i in range(1, 5))
 
 
@@ -156,8 +156,8 @@ def test_checkpoint_restores_history_and_training_continues(digits, tmp_path):
     tf.train.Checkpoint(model=restored, optimizer=opt2).restore(path).assert_existing_objects_matched()
     assert int(opt2.iterations) == 2
     for a, b in zip(opt.layer_states, opt2.layer_states):
-        np.testing.assert_array_equal(a.hgs.buffer.numpy(), b.hgs.buffer.numpy())
-        np.testing.assert_array_equal(a.lre.numpy(), b.lre.numpy())
+        np.testing.assert_array_equal(a.gradient_history.buffer.numpy(), b.gradient_history.buffer.numpy())
+        np.testing.assert_array_equal(a.layer_embedding.numpy(), b.layer_embedding.numpy())
     for a, b in zip(opt.meta_variables, opt2.meta_variables):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     # the same next step from both
@@ -213,7 +213,7 @@ def test_mirrored_strategy_keeps_replicas_in_sync(digits, mirrored_strategy):
     history = model.fit(digits.x_train[:256], digits.y_train[:256], batch_size=64, epochs=2, verbose=0)
     assert history.history["loss"][-1] < history.history["loss"][0]
     for state in opt.layer_states:
-        first, second = (v.numpy() for v in state.hgs.buffer.values)
+        first, second = (v.numpy() for v in state.gradient_history.buffer.values)
         assert np.any(first) and np.isfinite(first).all()
         np.testing.assert_array_equal(first, second)
 

@@ -29,8 +29,8 @@ class _LayerState(tf.Module):
 
     def __init__(self, layer, history: int, embedding_dim: int):
         super().__init__(name=layer.name)
-        self.lre = tf.Variable(tf.random.normal((embedding_dim,)), name="layer_recognition_embedding")
-        self.hgs = HistoricalGradientStorage(layer.kernel.shape, history, name="hgs")
+        self.layer_embedding = tf.Variable(tf.random.normal((embedding_dim,)), name="layer_recognition_embedding")
+        self.gradient_history = HistoricalGradientStorage(layer.kernel.shape, history, name="gradient_history")
 
 
 @lq.utils.register_keras_custom_object
@@ -173,11 +173,11 @@ class FSG(tf.keras.optimizers.legacy.Optimizer):
         if not self.built:
             return []
         return [*self.fast_net.trainable_variables, *self.slow_net.trainable_variables,
-                *[s.lre for s in self.layer_states]]
+                *[s.layer_embedding for s in self.layer_states]]
 
     def history_memory_bytes(self) -> int:
         """Bytes of the Historical Gradient Storage: `history × binary params × 4`."""
-        return sum(s.hgs.memory_bytes for s in self.layer_states)
+        return sum(s.gradient_history.memory_bytes for s in self.layer_states)
 
     def generator_memory_bytes(self) -> int:
         """Bytes of the generator (fast net, slow net and LREs)."""
@@ -185,7 +185,7 @@ class FSG(tf.keras.optimizers.legacy.Optimizer):
 
     @property
     def weights(self):
-        state = [s.hgs.buffer for s in self.layer_states]
+        state = [s.gradient_history.buffer for s in self.layer_states]
         return [self.iterations, *self.meta_variables, *state, *self.inner.weights]
 
     # ---------------------------------------------------------------- generation
@@ -202,11 +202,11 @@ class FSG(tf.keras.optimizers.legacy.Optimizer):
             w = tf.stop_gradient(tf.convert_to_tensor(layer.kernel))  # latent value
             shape = tf.shape(w)
             w = tf.reshape(w, [-1])
-            history = tf.reshape(state.hgs.buffer, [self.history, -1])
+            history = tf.reshape(state.gradient_history.buffer, [self.history, -1])
             rms = tf.sqrt(tf.reduce_sum(tf.square(history)) / (tf.maximum(count, 1.0) * tf.cast(tf.size(w), tf.float32)))
             scale = rms + _EPS
             tokens = history / scale
-            g_slow = has_history * scale * self.slow_net(tokens, mask, state.lre)
+            g_slow = has_history * scale * self.slow_net(tokens, mask, state.layer_embedding)
             tanh_w = tf.tanh(w)
             c = (1.0 - tf.square(tanh_w)) / tf.maximum(tf.reduce_max(tf.abs(tanh_w)), _EPS)
             g_fast = history[-1] * self.fast_net(w)
@@ -230,7 +230,7 @@ class FSG(tf.keras.optimizers.legacy.Optimizer):
                         for layer, g in zip(self.binary_layers, binary_grads)]
         if replicas > 1:
             binary_grads = tf.distribute.get_replica_context().all_reduce("sum", binary_grads)
-        pushes = [s.hgs.push(g) for s, g in zip(self.layer_states, binary_grads)]
+        pushes = [s.gradient_history.push(g) for s, g in zip(self.layer_states, binary_grads)]
         with tf.control_dependencies(pushes):
             step = self.iterations.assign_add(1)
         # The inner optimizer sums over replicas; G is already global.
