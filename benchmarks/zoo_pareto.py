@@ -1,6 +1,6 @@
 """Size against accuracy for every shipped artifact: the zoo's Pareto table.
 
-For each shipped card (`models/<family>/<tag>/card.json`) this loads the artifact,
+For each shipped card (`artifacts/<family>/<tag>/card.json`) this loads the artifact,
 converts it with the Larq Compute Engine and checks the flatbuffer on the whole test
 set (`bnnzoo.zoo.measure_lce_export`), then tabulates test accuracy, binary-weight
 memory, float32 memory and the LCE file size per dataset, marking the artifacts no
@@ -173,7 +173,7 @@ def main(argv=None) -> int:
     if args.update_cards:
         for c, m in measured:
             if update_card(c, m):
-                print(f"updated models/{c.name}/{c.tag}/card.json", flush=True)
+                print(f"updated artifacts/{c.name}/{c.tag}/card.json", flush=True)
     rows = [row(c, m) for c, m in measured]
     command = "python benchmarks/zoo_pareto.py" + (f" --dataset {args.dataset}" if args.dataset else "")
     write_report(rows, Path(args.out_dir), command)

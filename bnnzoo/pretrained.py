@@ -2,9 +2,9 @@
 
 Two kinds of weights, one interface (`create_model(name, weights=TAG)`):
 
-- **Shipped artifacts**, `models/<name>/<tag>/{weights.h5, card.json}` in the
+- **Shipped artifacts**, `artifacts/<name>/<tag>/{weights.h5, card.json}` in the
   source tree, installed as the data package `bnnzoo._artifacts`. Each was made
-  by a recipe in `training/` (`bnnzoo train --recipe training/<name>-<tag>.toml`),
+  by a recipe in `recipes/` (`bnnzoo train --recipe recipes/<name>-<tag>.toml`),
   which trains through `bnnzoo.training.train` and then calls
   `bnnzoo.zoo.publish_from_recipe` to copy the weights and write the card.
 - **Remote weights**, e.g. larq-zoo's ImageNet weights (`weights="imagenet"`),
@@ -207,7 +207,7 @@ def artifacts_dir() -> Path:
     """The folder holding `<name>/<tag>/` artifacts.
 
     `$BNNZOO_ARTIFACTS_DIR` if set; else the installed `bnnzoo._artifacts` package
-    (the repo's `models/` in an editable install); else the source tree's `models/`.
+    (the repo's `artifacts/` in an editable install); else the source tree's `artifacts/`.
     """
     if os.environ.get(ARTIFACTS_ENV):
         return Path(os.environ[ARTIFACTS_ENV])
@@ -217,7 +217,7 @@ def artifacts_dir() -> Path:
             return path
     except ModuleNotFoundError:
         pass
-    return Path(__file__).resolve().parent.parent / "models"
+    return Path(__file__).resolve().parent.parent / "artifacts"
 
 
 def cache_dir() -> Path:

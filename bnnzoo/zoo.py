@@ -108,7 +108,7 @@ def copy_training_curves(run_dir: str | os.PathLike, folder: str | os.PathLike) 
 
     Args:
         run_dir: the run directory written by `bnnzoo.training.train`.
-        folder: the artifact folder (`models/<name>/<tag>/`).
+        folder: the artifact folder (`artifacts/<name>/<tag>/`).
 
     Returns:
         The card fields naming the copied files (`history_file`, `curves_file`).
@@ -151,7 +151,7 @@ def measure_lce_export(model, dataset: str, data_dir: str | None = None, atol: f
 
 def publish_from_recipe(recipe_path: str | os.PathLike, run_dir: str | os.PathLike,
                         destination: str | os.PathLike | None = None) -> _pretrained.Card:
-    """Turn a finished run of a recipe into `models/<name>/<tag>/{weights.h5, card.json}`.
+    """Turn a finished run of a recipe into `artifacts/<name>/<tag>/{weights.h5, card.json}`.
 
     The recipe's `[artifact]` table names the artifact (`name` defaults to the
     recipe's model, `tag` to its dataset) and may give `data_license`; its

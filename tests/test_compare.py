@@ -1,4 +1,4 @@
-"""The comparison report (training/compare.py) in its --quick form."""
+"""The comparison report (benchmarks/compare.py) in its --quick form."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import bnnzoo
 
 @pytest.fixture(scope="module")
 def compare(load_script):
-    return load_script("training/compare.py")
+    return load_script("benchmarks/compare.py")
 
 
 def test_methods_cover_every_registered_quantizer_and_optimizer(compare):

@@ -79,7 +79,7 @@ def test_list_line_and_zoo_table_show_accuracy_and_size():
     assert re.search(r"\(1/\d+ of float32", line)
     table = zoo.zoo_table_markdown()
     assert table.count("\n| `") == sum(max(1, len(pretrained.list_pretrained(n))) for n in list_models())
-    assert "`training/binarynet-fashion_mnist.toml`" in table
+    assert "`recipes/binarynet-fashion_mnist.toml`" in table
 
 
 def test_unknown_tag_lists_valid_ones():
@@ -284,13 +284,13 @@ def test_publish_from_recipe_writes_a_loadable_card(tmp_path, monkeypatch, digit
 
 
 def test_artifacts_ship_in_the_package():
-    """pyproject maps models/ to bnnzoo._artifacts and its package data covers every artifact file."""
+    """pyproject maps artifacts/ to bnnzoo._artifacts and its package data covers every artifact file."""
     import fnmatch
     import importlib.resources
 
     config = tomllib.loads((REPO / "pyproject.toml").read_text())
     setuptools_cfg = config["tool"]["setuptools"]
-    assert setuptools_cfg["package-dir"]["bnnzoo._artifacts"] == "models"
+    assert setuptools_cfg["package-dir"]["bnnzoo._artifacts"] == "artifacts"
     assert "bnnzoo._artifacts" in setuptools_cfg["packages"]
     patterns = setuptools_cfg["package-data"]["bnnzoo._artifacts"]
     root = Path(str(importlib.resources.files("bnnzoo._artifacts")))

@@ -1,0 +1,1 @@
+"""Pretrained bnnzoo artifacts: artifacts/<name>/<tag>/{weights, card.json}."""

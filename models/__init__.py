@@ -1,1 +1,0 @@
-"""Pretrained bnnzoo artifacts: models/<name>/<tag>/{weights, card.json}."""
