@@ -10,7 +10,8 @@ an object registered tomorrow is checked the day it is registered:
 - `run_resume_test`: a run interrupted after an epoch and resumed with the same call
   ends bit-identical to an uninterrupted one (weights, optimizer state, history);
 - `run_mirrored_test`: trains under `MirroredStrategy` on 2 logical CPUs;
-- `run_digits_training_test`: trains on the real digits data above a stated bar.
+- `run_digits_training_test`: trains on the real digits data above a stated bar
+  (`assert_learned`: finite, falling loss and test accuracy above the bar).
 """
 
 from __future__ import annotations
@@ -114,12 +115,17 @@ def run_mirrored_test(config: training.TrainConfig, arrays, strategy, min_accura
     return result
 
 
-def run_digits_training_test(config: training.TrainConfig, arrays, min_accuracy: float):
-    """`train(config)` on the real digits arrays: finite, falling training loss and test
-    accuracy above `min_accuracy` (chance is 0.10)."""
-    result = training.train(config, arrays=arrays, verbose=0)
+def assert_learned(result: training.TrainResult, config: training.TrainConfig, min_accuracy: float):
+    """Finite, falling training loss and test accuracy above `min_accuracy`."""
     loss = result.history["loss"]
     assert np.isfinite(loss).all() and loss[-1] < loss[0], loss
     assert result.metrics["test_accuracy"] > min_accuracy, (config.model, config.quantizer,
                                                             result.metrics["test_accuracy"])
+
+
+def run_digits_training_test(config: training.TrainConfig, arrays, min_accuracy: float):
+    """`train(config)` on the real digits arrays: finite, falling training loss and test
+    accuracy above `min_accuracy` (chance is 0.10)."""
+    result = training.train(config, arrays=arrays, verbose=0)
+    assert_learned(result, config, min_accuracy)
     return result

@@ -4,7 +4,8 @@ Each family in `list_models()` is built at its default and at a small input shap
 (or refused clearly below its stated minimum), run forward, checked for binary
 layers, round-tripped through `get_config`/`from_config`, and saved and reloaded
 with identical predictions; every family that takes digits' 8x8 inputs trains on
-them above a bar, alone and under `MirroredStrategy` on 2 logical CPUs. A family
+them above a bar, resumes that run bit-identically after an interruption, and
+trains under `MirroredStrategy` on 2 logical CPUs. A family
 registered tomorrow is tested by the same code.
 """
 
@@ -20,7 +21,7 @@ import tensorflow as tf
 import bnnzoo
 from bnnzoo.models import FAMILY_DEFAULT, create_model, get_model_spec, list_models
 from bnnzoo.training import TrainConfig
-from _base import run_digits_training_test, run_mirrored_test, run_model_saving_test, run_serialization_test
+from _base import assert_learned, run_mirrored_test, run_model_saving_test, run_resume_test, run_serialization_test
 
 ALL_MODELS = list_models()
 EXPECTED = {
@@ -75,8 +76,12 @@ def _digits_config(name: str, **kw) -> TrainConfig:
 
 
 @pytest.mark.parametrize("name", DIGITS_FAMILIES)
-def test_trains_on_digits_above_the_bar(name, digits):
-    run_digits_training_test(_digits_config(name), digits, FAMILY_DIGITS_BAR)
+def test_trains_on_digits_above_the_bar_and_resumes_bit_identically(name, digits, tmp_path):
+    """The digits run above the bar; the same run interrupted after its first epoch and
+    resumed ends with the same weights (batch-norm statistics included), optimizer
+    state and history."""
+    config = _digits_config(name)
+    assert_learned(run_resume_test(config, tmp_path, digits), config, FAMILY_DIGITS_BAR)
 
 
 @pytest.mark.parametrize("name", DIGITS_FAMILIES)
