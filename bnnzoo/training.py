@@ -33,6 +33,7 @@ import inspect
 import json
 import math
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -620,6 +621,22 @@ def _prepare_run_dir(work_dir: Path, config: TrainConfig, state: str) -> None:
         raise type(err)(f"cannot write the run directory {work_dir}: {err.strerror or err}") from err
 
 
+def _check_fully_restored(status, path: str) -> None:
+    """Every value in the resumed checkpoint found its variable, now that they all exist.
+
+    A checkpoint written by another bnnzoo version (e.g. renamed optimizer state) would
+    otherwise resume with part of its state silently left at initial values.
+    """
+    try:
+        status.assert_consumed()
+    except AssertionError as err:
+        status.expect_partial()  # the error below says it; no second report at deletion
+        names = sorted(set(re.findall(r"\(root\)\.[\w./-]+", str(err)))) or [str(err).splitlines()[0]]
+        raise ValueError(f"cannot resume from {path}: part of the checkpoint matches nothing in this "
+                         f"run ({', '.join(names[:5])}{', ...' if len(names) > 5 else ''}); it was written "
+                         "by another bnnzoo version or model; start the run over with --no-resume") from None
+
+
 # --------------------------------------------------------------------------- train
 
 
@@ -697,8 +714,9 @@ def train(
     manager = tf.train.CheckpointManager(checkpoint, ckpt_dir, max_to_keep=1)
     history: dict[str, list[float]] = {}
     history_path = work_dir / "history.json"
+    restored = None
     if resume and manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint)
+        restored = checkpoint.restore(manager.latest_checkpoint)
         if history_path.exists():
             # The history is written before the checkpoint (`_ResumeCheckpoint`): a run
             # killed between the two has one epoch more in it, which is retrained.
@@ -729,6 +747,8 @@ def train(
         # variables) come first. A restored checkpoint fills these as they are created.
         with strategy.scope():
             create_training_variables(model, arrays.x_train[:1], arrays.y_train[:1])
+        if restored is not None:
+            _check_fully_restored(restored, manager.latest_checkpoint)
         model.fit(
             train_ds,
             epochs=config.epochs,

@@ -88,6 +88,24 @@ def test_resume_refuses_a_different_config(tmp_path, digits):
         training.train(_small(epochs=3, seed=9), tmp_path, arrays=digits, verbose=0)
 
 
+def test_resume_refuses_a_checkpoint_with_state_this_run_lacks(tmp_path, digits, monkeypatch):
+    """A checkpoint holding state that nothing in the run matches (written by another
+    bnnzoo version, e.g. before an optimizer's state was renamed) is refused, not
+    resumed with that state silently left at its initial values."""
+    config = _small(epochs=3, model_kwargs={"units": 16})
+    real_checkpoint = tf.train.Checkpoint
+    with monkeypatch.context() as patch:  # the older version's checkpoint has one more object
+        patch.setattr(tf.train, "Checkpoint", lambda **kw: real_checkpoint(renamed=tf.Variable(1.0), **kw))
+        with pytest.raises(KeyboardInterrupt):
+            training.train(config, tmp_path, arrays=digits, verbose=0, callbacks=[Interrupt(1)])
+    before = {p.name: p.read_bytes() for p in (tmp_path / "checkpoints").iterdir()}
+    with pytest.raises(ValueError, match=r"cannot resume from .*ckpt-1: part of the checkpoint matches "
+                                         r"nothing in this run \(\(root\)\.renamed\);.*--no-resume"):
+        training.train(config, tmp_path, arrays=digits, verbose=0)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "checkpoints").iterdir()} == before
+    assert not (tmp_path / "metrics.json").exists()
+
+
 @pytest.mark.parametrize("kwargs, arg", [
     ({"epochs": -1}, "epochs"), ({"batch_size": 0}, "batch_size"), ({"learning_rate": 0.0}, "learning_rate"),
     ({"model": "nope"}, "binarynet_mlp"), ({"optimizer": "nope"}, "adam"), ({"quantizer": "nope"}, "ste_sign"),
