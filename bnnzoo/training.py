@@ -622,7 +622,8 @@ def _prepare_run_dir(work_dir: Path, config: TrainConfig, state: str) -> None:
 
 
 def _check_fully_restored(status, path: str) -> None:
-    """Every value in the resumed checkpoint found its variable, now that they all exist.
+    """The resumed checkpoint and the run's state match one to one, now that every
+    variable exists: no checkpointed value is left over and no variable is left unset.
 
     A checkpoint written by another bnnzoo version (e.g. renamed optimizer state) would
     otherwise resume with part of its state silently left at initial values.
@@ -631,9 +632,10 @@ def _check_fully_restored(status, path: str) -> None:
         status.assert_consumed()
     except AssertionError as err:
         status.expect_partial()  # the error below says it; no second report at deletion
-        names = sorted(set(re.findall(r"\(root\)\.[\w./-]+", str(err)))) or [str(err).splitlines()[0]]
-        raise ValueError(f"cannot resume from {path}: part of the checkpoint matches nothing in this "
-                         f"run ({', '.join(names[:5])}{', ...' if len(names) > 5 else ''}); it was written "
+        found = re.findall(r"\(root\)\.[\w./-]+|Variable '[^']+'", str(err))
+        names = sorted(set(found)) or [str(err).splitlines()[0]]
+        raise ValueError(f"cannot resume from {path}: the checkpoint does not match this run's state "
+                         f"({', '.join(names[:5])}{', ...' if len(names) > 5 else ''}); it was written "
                          "by another bnnzoo version or model; start the run over with --no-resume") from None
 
 

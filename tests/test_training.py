@@ -88,20 +88,30 @@ def test_resume_refuses_a_different_config(tmp_path, digits):
         training.train(_small(epochs=3, seed=9), tmp_path, arrays=digits, verbose=0)
 
 
-def test_resume_refuses_a_checkpoint_with_state_this_run_lacks(tmp_path, digits, monkeypatch):
-    """A checkpoint holding state that nothing in the run matches (written by another
-    bnnzoo version, e.g. before an optimizer's state was renamed) is refused, not
-    resumed with that state silently left at its initial values."""
+@pytest.mark.parametrize("extra_in", ["checkpoint", "run"])
+def test_resume_refuses_a_checkpoint_that_does_not_match_the_run(extra_in, tmp_path, digits, monkeypatch):
+    """A checkpoint written by another bnnzoo version (e.g. before an optimizer's state
+    was renamed) holds state nothing in the run matches, or lacks state the run has: it
+    is refused, naming that state, not resumed with it silently at its initial value."""
     config = _small(epochs=3, model_kwargs={"units": 16})
     real_checkpoint = tf.train.Checkpoint
-    with monkeypatch.context() as patch:  # the older version's checkpoint has one more object
-        patch.setattr(tf.train, "Checkpoint", lambda **kw: real_checkpoint(renamed=tf.Variable(1.0), **kw))
+
+    def with_extra_state(**kw):
+        return real_checkpoint(extra=tf.Variable(1.0, name="extra_state"), **kw)
+
+    with monkeypatch.context() as patch:
+        if extra_in == "checkpoint":
+            patch.setattr(tf.train, "Checkpoint", with_extra_state)
         with pytest.raises(KeyboardInterrupt):
             training.train(config, tmp_path, arrays=digits, verbose=0, callbacks=[Interrupt(1)])
     before = {p.name: p.read_bytes() for p in (tmp_path / "checkpoints").iterdir()}
-    with pytest.raises(ValueError, match=r"cannot resume from .*ckpt-1: part of the checkpoint matches "
-                                         r"nothing in this run \(\(root\)\.renamed\);.*--no-resume"):
-        training.train(config, tmp_path, arrays=digits, verbose=0)
+    named = r"\(root\)\.extra" if extra_in == "checkpoint" else r"Variable 'extra_state:0'"
+    with monkeypatch.context() as patch:
+        if extra_in == "run":
+            patch.setattr(tf.train, "Checkpoint", with_extra_state)
+        with pytest.raises(ValueError, match=rf"cannot resume from .*ckpt-1: the checkpoint does not match "
+                                             rf"this run's state \({named}\);.*--no-resume"):
+            training.train(config, tmp_path, arrays=digits, verbose=0)
     assert {p.name: p.read_bytes() for p in (tmp_path / "checkpoints").iterdir()} == before
     assert not (tmp_path / "metrics.json").exists()
 
