@@ -110,10 +110,10 @@ def test_where_nothing_works_it_says_what_to_do_in_one_line(tmp_path, monkeypatc
     assert [c.split()[0] for c in machine.apt_calls()] == ["download", "update", "download", "install"]
 
     # The script's entry point (what `make test` runs) in its own process on the same
-    # fake machine: that line on stderr, exit status 1. The fake apt-get is on PATH;
-    # Debian's folder and apt's cache are pointed at empty places as above, so a machine
-    # where the real package is installed or cached fails the same way.
-    # The file is loaded by its path, as the script is, so bnnzoo (and TensorFlow) stay unimported.
+    # fake machine: that line on stderr, exit status 1. The file is loaded by its path,
+    # as `make test` runs it (bnnzoo and TensorFlow stay unimported); the fake apt-get is
+    # on PATH, and Debian's folder and apt's cache point at empty places as above, so a
+    # machine where the real package is installed or cached fails the same way.
     entry = ("import importlib.util, sys; "
              f"spec = importlib.util.spec_from_file_location('cache_script', {str(REPO / 'bnnzoo' / 'datasets_cache.py')!r}); "
              "d = importlib.util.module_from_spec(spec); spec.loader.exec_module(d); "
