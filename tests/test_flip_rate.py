@@ -132,3 +132,68 @@ def test_no_flips_with_an_unreachable_threshold(digits):
     result = training.train(config, arrays=digits, verbose=0)
     # Bop binarizes the (latent) initial kernel on step 1 but never flips it.
     assert result.history["flip_rate"] == [0.0]
+
+
+def test_blocked_fraction_against_a_hand_computation():
+    from bnnzoo.optimizers.flip_rate import blocked_fraction
+
+    w = np.array([1.0, -1.0, 1.0, -1.0, 1.0, -1.0])
+    s = np.array([0.5, 0.5, 1e-9, -2.0, 2e-9, -1e-8])
+    # w*s = [0.5, -0.5, 1e-9, 2.0, 2e-9, 1e-8]: would-be flips 0, 2, 3, 4, 5;
+    # with tau = 1e-8 the ones at or below it (2, 4, 5) are blocked
+    assert blocked_fraction(w, s, 1e-8) == (5, 3)
+    assert blocked_fraction(w, s, 0.0) == (5, 0)
+    assert blocked_fraction(w, s, 10.0) == (5, 5)
+
+
+@pytest.mark.parametrize("name, kwargs", [
+    ("bop", {"threshold": 0.05, "gamma": 0.2}),
+    ("bop2ndorder", {"threshold": 0.5, "gamma": 0.2, "sigma": 0.5, "bias_correction": None}),
+    ("bop2ndorder", {"threshold": 0.5, "gamma": 0.2, "sigma": 0.5, "bias_correction": "constant"}),
+    ("bop2ndorder", {"threshold": 0.5, "gamma": 0.2, "sigma": 0.5, "bias_correction": "adam"}),
+])
+def test_threshold_blocking_matches_a_numpy_recomputation_of_each_step(name, kwargs):
+    """Every step: read the kernels and the optimizer's m (and v) by hand, recompute
+    s and the would-be / blocked flips in NumPy, and compare with the callback's log."""
+    from bnnzoo.optimizers import ThresholdBlocking, get_optimizer
+
+    tf.keras.utils.set_random_seed(0)
+    model = _model()
+    model.compile(get_optimizer(name, 1e-2, **kwargs), "mse")
+    x = np.random.default_rng(0).normal(size=(64, 5)).astype("float32")
+    y = np.random.default_rng(1).normal(size=(64, 3)).astype("float32")
+    model.fit(x[:8], y[:8], batch_size=8, epochs=1, verbose=0)  # creates slots, binarizes
+    binary = model.optimizer.optimizers[0]
+    expected = np.zeros(2)
+
+    class HandCount(tf.keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            self.before = {n: v.numpy().copy() for n, v in binary_kernels(model).items()}
+
+        def on_train_batch_end(self, batch, logs=None):
+            step = int(binary.iterations.numpy()) - 1
+            for n, var in binary_kernels(model).items():
+                m = binary.get_slot(var, "m").numpy().astype(np.float64)
+                if name == "bop":
+                    s, tau = m, kwargs["threshold"]
+                else:
+                    v = binary.get_slot(var, "v").numpy().astype(np.float64)
+                    if kwargs["bias_correction"] == "constant":
+                        m, v = m / kwargs["gamma"], v / kwargs["sigma"]
+                    elif kwargs["bias_correction"] == "adam":
+                        t = step + 1
+                        m = m / (1 - (1 - kwargs["gamma"]) ** t)
+                        v = v / (1 - (1 - kwargs["sigma"]) ** t)
+                    s, tau = m / (np.sqrt(v) + 1e-10), kwargs["threshold"]
+                product = self.before[n] * s
+                expected[0] += np.sum(product > 0)
+                expected[1] += np.sum((product > 0) & (product <= tau))
+
+    callback = ThresholdBlocking(every=1)
+    history = model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[HandCount(), callback])
+    assert expected[0] > 0
+    assert history.history["tau_blocked"][0] == pytest.approx(expected[1] / expected[0], rel=1e-6)
+    assert 0 < history.history["tau_blocked"][0] < 1  # the threshold both acts and lets flips through
+    assert ThresholdBlocking.from_config(callback.get_config()).every == 1
+    with pytest.raises(ValueError, match="every must be an integer >= 1, got 0"):
+        ThresholdBlocking(every=0)

@@ -51,13 +51,14 @@ from bnnzoo.optimizers.builders import (
     paper_schedule,
     register_optimizer,
 )
-from bnnzoo.optimizers.flip_rate import FlipRate, binary_kernels
+from bnnzoo.optimizers.flip_rate import FlipRate, ThresholdBlocking, binary_kernels
 from bnnzoo.optimizers.variables import create_optimizer_variables
 
 __all__ = [
     "Bop2ndOrder",
     "FSG",
     "FlipRate",
+    "ThresholdBlocking",
     "BIAS_CORRECTIONS",
     "BUILDER_HOOKS",
     "BuilderFlag",

@@ -266,12 +266,17 @@ def bop2ndorder(
     bias_correction=DEFAULTS["bias_correction"],
     schedule: str = "constant",
     decay_steps: int | None = None,
+    threshold_scale: float = 1.0,
+    gamma_scale: float = 1.0,
+    sigma_scale: float = 1.0,
 ):
     """`Bop2ndOrder` on binary variables, legacy Adam(`learning_rate`) on the rest.
 
     `schedule="paper"`: the authors' CIFAR-10 recipe — τ, γ and σ decay linearly over
     `decay_steps` (τ 1e-5 → 1e-8, γ 1e-2 → 1e-5, σ 1e-7 → 1e-2; `bnnzoo.training.train`
-    passes the run length), replacing `threshold`, `gamma` and `sigma`.
+    passes the run length), replacing `threshold`, `gamma` and `sigma`; each schedule
+    is multiplied by its `*_scale` (`threshold_scale=0`: τ = 0, every weight whose
+    sign disagrees with the normalized momentum flips).
 
     The defaults here (τ=1e-3, γ=1e-5, σ=1e-2, ε=1e-10, Adam-style bias correction)
     are for runs of a few to a few tens of epochs: they were the best bias-corrected
@@ -288,9 +293,9 @@ def bop2ndorder(
     keeps, are meant for hundreds of epochs: biased, with γ=1e-6 the first moment
     needs ~1e6 steps to warm up.
     """
-    if check_schedule(schedule) == "paper":
-        threshold, gamma, sigma = (paper_schedule(name, decay_steps)
-                                   for name in ("threshold", "gamma", "sigma"))
+    if check_schedule(schedule, ("constant", "paper")) == "paper":
+        threshold, gamma, sigma = (paper_schedule(name, decay_steps, scale) for name, scale in (
+            ("threshold", threshold_scale), ("gamma", gamma_scale), ("sigma", sigma_scale)))
     return lq.optimizers.CaseOptimizer(
         (
             Bop2ndOrder.is_binary_variable,

@@ -24,6 +24,7 @@ __all__ = [
     "bop_family_callbacks",
     "builder_flags",
     "check_schedule",
+    "helwegen_gamma_schedule",
     "get_optimizer",
     "list_optimizers",
     "optimizer_builder",
@@ -116,60 +117,105 @@ def adam(learning_rate=1e-3, beta_1: float = 0.9, beta_2: float = 0.999):
 
 # Schedules of the Bop2ndOrder authors' CIFAR-10 recipe (linear polynomial decay over
 # the run; github.com/CuauSuarez/Bop2ndOrder, models/*_batch.py; shared/papers.md):
-# name -> (start, end). `bop` uses the same threshold and gamma, so a Bop vs
-# Bop2ndOrder comparison differs only by the second moment.
+# name -> (start, end).
 PAPER_SCHEDULES = {
     "threshold": (1e-5, 1e-8),
     "gamma": (1e-2, 1e-5),
     "sigma": (1e-7, 1e-2),
 }
-SCHEDULES = ("constant", "paper")
+# Bop's own recipe (Helwegen et al. 2019, section 5.2; the `bop_sec52` hyperparameters
+# of the Bop baseline in the Bop2ndOrder authors' repo): tau 1e-8 constant, gamma 1e-4
+# x0.1 every 100 of 500 epochs, i.e. after every HELWEGEN_DECAY_EVERY of the run.
+HELWEGEN_DECAY_EVERY = 0.2
+#   constant: the given threshold/gamma(/sigma) throughout;
+#   paper:    the Bop2ndOrder authors' linear decays (PAPER_SCHEDULES), times the
+#             builder's `*_scale` factors;
+#   helwegen: Bop's own recipe: `threshold` constant, `gamma` x0.1 after every 20 %
+#             of the run (staircase).
+SCHEDULES = ("constant", "paper", "helwegen")
 
 
-def paper_schedule(name: str, decay_steps: int | None):
-    """The authors' linear `PolynomialDecay` of hyperparameter `name` over `decay_steps`.
+def paper_schedule(name: str, decay_steps: int | None, scale: float = 1.0):
+    """The authors' linear `PolynomialDecay` of hyperparameter `name` over `decay_steps`,
+    both ends multiplied by `scale` (>= 0; e.g. a search over the schedule's level,
+    or `scale=0` for a zero threshold).
 
     !!! example
         ```python
         from bnnzoo.optimizers import paper_schedule
 
         gamma = paper_schedule("gamma", decay_steps=1000)
-        print(float(gamma(0)), float(gamma(1000)))  # 0.01 1e-05
+        assert (float(gamma(0)), float(gamma(1000))) == (0.01, 1e-05)
+        assert float(paper_schedule("gamma", 1000, scale=10.0)(0)) == 0.1
         ```
     """
     if name not in PAPER_SCHEDULES:
         raise ValueError(f"Unknown scheduled hyperparameter {name!r}. Valid names: "
                          f"{', '.join(PAPER_SCHEDULES)}")
-    if not (isinstance(decay_steps, (int, float)) and decay_steps >= 1):
+    _check_decay_steps(decay_steps, "paper")
+    scale = check_number(f"{name}_scale", scale, low=0.0)
+    start, end = PAPER_SCHEDULES[name]
+    return tf.keras.optimizers.schedules.PolynomialDecay(
+        start * scale, int(decay_steps), end * scale, power=1.0)
+
+
+def helwegen_gamma_schedule(gamma: float, decay_steps: int | None):
+    """Bop's own gamma schedule: `gamma` x0.1 after every 20 % of `decay_steps` steps
+    (Helwegen et al.: x0.1 every 100 of 500 epochs), as a staircase `ExponentialDecay`.
+
+    !!! example
+        ```python
+        from bnnzoo.optimizers.builders import helwegen_gamma_schedule
+
+        gamma = helwegen_gamma_schedule(1e-4, decay_steps=1000)
+        assert [round(float(gamma(s)), 12) for s in (0, 199, 200, 999)] == [1e-4, 1e-4, 1e-5, 1e-8]
+        ```
+    """
+    _check_decay_steps(decay_steps, "helwegen")
+    gamma = check_number("gamma", gamma, low=0.0, high=1.0, low_open=True)
+    every = max(1, int(round(HELWEGEN_DECAY_EVERY * int(decay_steps))))
+    return tf.keras.optimizers.schedules.ExponentialDecay(gamma, every, 0.1, staircase=True)
+
+
+def _check_decay_steps(decay_steps, schedule: str) -> None:
+    if not (isinstance(decay_steps, (int, float)) and not isinstance(decay_steps, bool)
+            and decay_steps >= 1):
         raise ValueError(
-            f"decay_steps must be an integer >= 1 for schedule='paper', got {decay_steps!r} "
+            f"decay_steps must be an integer >= 1 for schedule={schedule!r}, got {decay_steps!r} "
             "(bnnzoo.training.train passes the run length)"
         )
-    start, end = PAPER_SCHEDULES[name]
-    return tf.keras.optimizers.schedules.PolynomialDecay(start, int(decay_steps), end, power=1.0)
 
 
-def check_schedule(schedule: str) -> str:
-    """`schedule` if it is one of `SCHEDULES`, else a `ValueError` naming them."""
-    if schedule not in SCHEDULES:
-        raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
+def check_schedule(schedule: str, allowed: tuple[str, ...] = SCHEDULES) -> str:
+    """`schedule` if it is one of `allowed`, else a `ValueError` naming them."""
+    if schedule not in allowed:
+        raise ValueError(f"schedule must be one of {', '.join(allowed)}, got {schedule!r}")
     return schedule
 
 
 @register_optimizer("bop")
 def bop(learning_rate=1e-3, threshold: float = 1e-8, gamma: float = 1e-4,
-        schedule: str = "constant", decay_steps: int | None = None):
+        schedule: str = "constant", decay_steps: int | None = None,
+        threshold_scale: float = 1.0, gamma_scale: float = 1.0):
     """larq's `Bop` on binary variables, Adam on the rest (Helwegen et al., 2019).
 
-    `schedule="paper"` replaces `threshold` and `gamma` by the Bop2ndOrder authors'
-    linear decays (τ 1e-5 → 1e-8, γ 1e-2 → 1e-5 over `decay_steps`; `train` passes
-    the run length), the baseline schedule of their comparison.
+    `schedule`:
+
+    - `"constant"`: `threshold` and `gamma` throughout;
+    - `"helwegen"`: Bop's own recipe (Helwegen et al. section 5.2, the Bop baseline's
+      `bop_sec52` hyperparameters in the Bop2ndOrder authors' repo): `threshold`
+      constant (1e-8 there), `gamma` (1e-4 there) x0.1 after every 20 % of the run
+      (100 of 500 epochs), `decay_steps` being the run length that `train` passes;
+    - `"paper"`: the Bop2ndOrder authors' linear decays (τ 1e-5 → 1e-8, γ 1e-2 → 1e-5
+      over `decay_steps`), times `threshold_scale` / `gamma_scale`.
     """
     if check_schedule(schedule) == "paper":
-        threshold, gamma = paper_schedule("threshold", decay_steps), paper_schedule("gamma", decay_steps)
+        threshold = paper_schedule("threshold", decay_steps, threshold_scale)
+        gamma = paper_schedule("gamma", decay_steps, gamma_scale)
     else:
         threshold = check_number("threshold", threshold, low=0.0)
-        gamma = check_number("gamma", gamma, low=0.0, high=1.0, low_open=True)
+        gamma = (helwegen_gamma_schedule(gamma, decay_steps) if schedule == "helwegen"
+                 else check_number("gamma", gamma, low=0.0, high=1.0, low_open=True))
     return lq.optimizers.CaseOptimizer(
         (lq.optimizers.Bop.is_binary_variable, lq.optimizers.Bop(threshold=threshold, gamma=gamma)),
         default_optimizer=real_valued_adam(learning_rate),
