@@ -53,6 +53,7 @@ __all__ = [
     "check_annealing_rule",
     "default_annealing",
     "default_schedule",
+    "exact_sign_epoch",
 ]
 
 
@@ -254,13 +255,31 @@ def check_annealing_rule(rule: str) -> str:
     return rule
 
 
-def default_schedule(quantizer, epochs: int, rule: str = "default"):
+def exact_sign_epoch(epochs: int, fraction: float = 0.0) -> int:
+    """First epoch (0-based) of the exact-sign phase: the last `max(1, ceil(fraction *
+    epochs))` epochs of a run of `epochs` run with an exact-sign forward.
+
+    !!! example
+        ```python
+        from bnnzoo.callbacks import exact_sign_epoch
+
+        assert exact_sign_epoch(15) == 14 and exact_sign_epoch(15, 0.2) == 12
+        ```
+    """
+    if not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
+    if not (isinstance(fraction, (int, float)) and 0 <= fraction < 1):
+        raise ValueError(f"exact_sign_fraction must be a number in [0, 1), got {fraction!r}")
+    return epochs - max(1, math.ceil(round(fraction * epochs, 9)))
+
+
+def default_schedule(quantizer, epochs: int, rule: str = "default", mu_max: float | None = None):
     """The per-epoch schedule `train` uses for `quantizer` over `epochs` epochs.
 
     Both rules start at the quantizer's constructor value.
 
-    - `rule="default"`: `mu` grows geometrically to `MU_MAX[forward]` by the last
-      epoch (BNN++: 1 -> 5, the best cap on Fashion-MNIST validation data among 2-100,
+    - `rule="default"`: `mu` grows geometrically to `mu_max` (default
+      `MU_MAX[forward]`) by the last epoch (BNN++: 1 -> 5, the best cap on Fashion-MNIST validation data among 2-100,
       `python benchmarks/bnnpp_mu.py`; never decreasing when the start is already above
       the cap);
       `temperature` decays as Hyper-BinaryNet's \\(T_0 \\cdot 0.95^{epoch}\\).
@@ -282,7 +301,8 @@ def default_schedule(quantizer, epochs: int, rule: str = "default"):
     start = quantizer._initial_parameter
     if quantizer.anneal_direction == "up":
         if rule == "default":
-            return GeometricSchedule(start, max(start, MU_MAX.get(quantizer.forward, start)), epochs)
+            cap = MU_MAX.get(quantizer.forward, start) if mu_max is None else check_positive("mu_max", mu_max)
+            return GeometricSchedule(start, max(start, cap), epochs)
         return GeometricSchedule(start, start * MU_GROWTH.get(quantizer.forward, 10.0), epochs)
     if rule == "default" or epochs < 2:
         return ExponentialSchedule(start, TEMPERATURE_RATE)
@@ -293,9 +313,10 @@ def default_annealing(model, config, steps_per_epoch) -> list[tf.keras.callbacks
     """What `bnnzoo.training.train` attaches for the model's quantizers: annealing.
 
     One `QuantizerAnnealing` per (quantizer kind, parameter, starting value) with the
-    rule `config.annealing` (none for `"none"`); the last epoch (`config.epochs - 1`)
-    runs with the forward exactly `sign`. Logged as `<forward>_<parameter>` (e.g.
-    `sign_swish_mu`, `hardtanh_temperature`).
+    rule `config.annealing` (none for `"none"`) and `config.mu_max`; the epochs from
+    `exact_sign_epoch(config.epochs, config.exact_sign_fraction)` on (by default the
+    last one) run with the forward exactly `sign`. Logged as `<forward>_<parameter>`
+    (e.g. `sign_swish_mu`, `hardtanh_temperature`) and `<forward>_<parameter>_exact_sign`.
     """
     rule = check_annealing_rule(getattr(config, "annealing", "default"))
     if rule == "none":
@@ -307,9 +328,9 @@ def default_annealing(model, config, steps_per_epoch) -> list[tf.keras.callbacks
     callbacks = []
     for (forward, parameter, _), members in groups.items():
         callbacks.append(QuantizerAnnealing(
-            default_schedule(members[0], config.epochs, rule),
+            default_schedule(members[0], config.epochs, rule, getattr(config, "mu_max", None)),
             parameter,
-            final_epoch=config.epochs - 1,
+            final_epoch=exact_sign_epoch(config.epochs, getattr(config, "exact_sign_fraction", 0.0)),
             quantizers=members,
             log_name=f"{forward}_{parameter}",
         ))

@@ -682,12 +682,11 @@ class SteWarmup(_NamedPair):
     from a clipped identity (32-bit-like) to sign; at the end of the schedule
     `exact_sign` makes it exactly \\(\operatorname{sign}\\).
 
-    Weights only by default: the authors' code (`Softsign_W` in
-    `models/hyper_modules.py`) anneals the weights and binarizes activations with a
-    plain clipped STE, so when a `TrainConfig` names `ste_warmup` as its shared
-    `quantizer`, the activations get `DEFAULT_INPUT_QUANTIZER` (`"ste_sign"`); set
-    `input_quantizer="ste_warmup"` to anneal activations too. In a layer argument the
-    quantizer is used where you put it.
+    Weights and activations alike: the authors' code (`main.py`, `adjust_temperoture`)
+    sets the same \\(T = T_0 \\cdot 0.95^{\\text{epoch}}\\) on every `Softsign_W` (kernels)
+    and `Softsign_A` (activations) module, so a `TrainConfig` whose shared `quantizer`
+    is `ste_warmup` anneals both. For a weights-only warm-up give the activations
+    another quantizer (`input_quantizer="ste_sign"`).
 
     !!! example
         ```python
@@ -712,9 +711,6 @@ class SteWarmup(_NamedPair):
     """
 
     _forward, _backward = "hardtanh", "ste"
-    # What `TrainConfig.quantizer_objects` gives activations when this quantizer is a
-    # config's shared `quantizer` (weights-only warm-up, as in the authors' code).
-    DEFAULT_INPUT_QUANTIZER = "ste_sign"
 
     search_space = _log_uniform_space("temperature", 0.25, 4.0, 1.0, "the starting temperature T0.")
 

@@ -83,14 +83,17 @@ class TrainConfig:
     """Everything that defines a training run (and so a recipe file).
 
     `quantizer` is used for activations and weights unless `input_quantizer` /
-    `kernel_quantizer` override it; `quantizer_kwargs` go to the quantizer's
-    constructor, `optimizer_kwargs` to the optimizer builder (e.g. `threshold`,
-    `gamma`), `model_kwargs` to the model family (e.g. `width`). A quantizer class
-    with a `DEFAULT_INPUT_QUANTIZER` (STE-Warmup: `"ste_sign"`, weights-only warm-up)
-    gives that to the activations when it is the shared `quantizer`.
+    `kernel_quantizer` override it; `quantizer_kwargs` go to the constructor of
+    `quantizer` wherever it is used (not to an override of another name), `optimizer_kwargs` to the optimizer builder (e.g. `threshold`,
+    `gamma`), `model_kwargs` to the model family (e.g. `width`).
 
     `annealing` is the rule of the automatic quantizer annealing
     (`bnnzoo.callbacks.ANNEALING_RULES`: `"default"`, `"compressed"`, `"none"`);
+    `exact_sign_fraction` the share of the epochs at the end of the run in which
+    annealed quantizers use an exact-sign forward (at least the last epoch; 0.2: the
+    last fifth), so the model trained and validated there is binary; `mu_max` the
+    value the `"default"` rule grows BNN++'s / ProxConnect's \\(\\mu\\) to (`None`:
+    `bnnzoo.callbacks.MU_MAX`);
     `lr_schedule` the learning-rate schedule of the whole run (`LR_SCHEDULES`);
     `clipnorm` a global gradient-norm clip applied by every optimizer of the run (each
     sub-optimizer of a `CaseOptimizer` clips the gradients it receives);
@@ -116,6 +119,8 @@ class TrainConfig:
     optimizer_kwargs: dict[str, Any] = field(default_factory=dict)
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     annealing: str = "default"
+    exact_sign_fraction: float = 0.0
+    mu_max: float | None = None
     lr_schedule: str = "constant"
     clipnorm: float | None = None
     init_from: str | None = None
@@ -146,6 +151,13 @@ class TrainConfig:
             if q is not None and q != "none":
                 _quantizers.quantizer_class(q)
         _callbacks.check_annealing_rule(self.annealing)
+        if (not isinstance(self.exact_sign_fraction, (int, float)) or isinstance(self.exact_sign_fraction, bool)
+                or not 0 <= self.exact_sign_fraction < 1):
+            raise ValueError(f"exact_sign_fraction must be a number in [0, 1), got {self.exact_sign_fraction!r}")
+        if self.mu_max is not None and not (
+                isinstance(self.mu_max, (int, float)) and not isinstance(self.mu_max, bool)
+                and math.isfinite(self.mu_max) and self.mu_max > 0):
+            raise ValueError(f"mu_max must be a finite number > 0 or None, got {self.mu_max!r}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(
                 f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}"
@@ -181,18 +193,14 @@ class TrainConfig:
     def quantizer_objects(self):
         """The (input, kernel) quantizers this config asks for."""
 
-        def make(name, role):
-            if name is None and role == "input":
-                shared = _quantizers.quantizer_class(self.quantizer) if self.quantizer != "none" else None
-                name = getattr(shared, "DEFAULT_INPUT_QUANTIZER", None)
-                if name is not None:
-                    return _quantizers.get_quantizer(name)
+        def make(name):
             name = name or self.quantizer
             if name == "none":
                 return None
-            return _quantizers.get_quantizer(name, **self.quantizer_kwargs)
+            kwargs = self.quantizer_kwargs if name == self.quantizer else {}
+            return _quantizers.get_quantizer(name, **kwargs)
 
-        return make(self.input_quantizer, "input"), make(self.kernel_quantizer, "kernel")
+        return make(self.input_quantizer), make(self.kernel_quantizer)
 
 
 # Keys a recipe file may hold besides TrainConfig fields (used by bnnzoo.pretrained).

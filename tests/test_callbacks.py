@@ -216,3 +216,29 @@ def test_ste_warmup_at_exact_sign_trains_like_ste_sign(digits):
         np.testing.assert_allclose(warmup.history[key], ste.history[key], rtol=1e-6)
     for a, b in zip(warmup.model.get_weights(), ste.model.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("epochs, fraction, first", [(15, 0.0, 14), (15, 0.2, 12), (5, 0.2, 4),
+                                                     (10, 0.25, 7), (1, 0.5, 0)])
+def test_exact_sign_phase_starts_at_the_stated_epoch(epochs, fraction, first):
+    from bnnzoo.callbacks import exact_sign_epoch
+
+    assert exact_sign_epoch(epochs, fraction) == first
+    config = TrainConfig(quantizer="bnnpp", epochs=epochs, exact_sign_fraction=fraction)
+    model = build_model(config, (8, 8, 1), 10)
+    (callback,) = default_annealing(model, config, steps_per_epoch=10)
+    assert callback.final_epoch == first
+
+
+def test_exact_sign_phase_through_train_and_mu_max(digits):
+    """5 epochs with a 40 % exact-sign phase: epochs 4-5 binary; mu grows to mu_max."""
+    config = TrainConfig(quantizer="bnnpp", epochs=5, exact_sign_fraction=0.4, mu_max=3.0,
+                         model_kwargs={"units": 16, "hidden_layers": 1}, batch_size=128)
+    result = train(config, arrays=digits, verbose=0)
+    assert result.history["sign_swish_mu_exact_sign"] == [0.0, 0.0, 0.0, 1.0, 1.0]
+    assert result.history["sign_swish_mu"][0] == pytest.approx(1.0)
+    assert result.history["sign_swish_mu"][-1] == pytest.approx(3.0)
+    with pytest.raises(ValueError, match=r"exact_sign_fraction must be a number in \[0, 1\), got 1"):
+        TrainConfig(exact_sign_fraction=1)
+    with pytest.raises(ValueError, match="mu_max must be a finite number > 0 or None, got -2"):
+        TrainConfig(mu_max=-2)

@@ -1,6 +1,7 @@
-"""The paper-recipe defaults: annealing rules, weights-only warm-up, learning-rate and
+"""The paper-recipe defaults: annealing rules, the warm-up on weights and activations, learning-rate and
 Bop schedules, gradient clipping, float-start initialization, hyper-layer init."""
 
+import larq as lq
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -72,25 +73,26 @@ def _quantizer_types(model):
             for l in model.layers if hasattr(l, "kernel_quantizer")]
 
 
-def test_ste_warmup_as_shared_quantizer_anneals_weights_only(digits):
+def test_ste_warmup_as_shared_quantizer_anneals_weights_and_activations(digits):
+    """The authors' form (main.py's adjust_temperoture sets T on Softsign_W and Softsign_A)."""
     config = TrainConfig(quantizer="ste_warmup", epochs=2, model_kwargs=SMALL)
     result = train(config, arrays=digits, verbose=0)
     types = _quantizer_types(result.model)
     assert types[0] == ("NoneType", "SteWarmup")  # first layer sees real inputs
-    assert all(t == ("SteSign", "SteWarmup") for t in types[1:])
+    assert all(t == ("SteWarmup", "SteWarmup") for t in types[1:])
     annealed = Q.annealable_quantizers(result.model)
-    kernels = [l.kernel_quantizer for l in result.model.layers if hasattr(l, "kernel_quantizer")]
-    assert {id(q) for q in annealed} == {id(q) for q in kernels}
-    quant_layers = [l for l in result.model.layers if hasattr(l, "input_quantizer")]
-    for layer in quant_layers[1:]:  # activations: plain, unannealed ste_sign
-        assert layer.input_quantizer.get_config()["clip_value"] == 1.0
+    layers = [l for l in result.model.layers if hasattr(l, "kernel_quantizer")]
+    driven = [l.kernel_quantizer for l in layers] + [l.input_quantizer for l in layers[1:]]
+    assert {id(q) for q in annealed} == {id(q) for q in driven}
+    for q in driven:  # every one followed the schedule and ends exact sign
+        assert q.annealed_value() == pytest.approx(0.95) and q.is_exact_sign()
     assert result.history["hardtanh_temperature"] == pytest.approx([1.0, 0.95])
 
 
-def test_explicit_input_quantizer_still_anneals_activations():
-    config = TrainConfig(quantizer="ste_warmup", input_quantizer="ste_warmup", model_kwargs=SMALL)
+def test_weights_only_warmup_stays_an_option():
+    config = TrainConfig(quantizer="ste_warmup", input_quantizer="ste_sign", model_kwargs=SMALL)
     model = build_model(config, (8, 8, 1), 10)
-    assert all(t == ("SteWarmup", "SteWarmup") for t in _quantizer_types(model)[1:])
+    assert all(t == ("SteSign", "SteWarmup") for t in _quantizer_types(model)[1:])
 
 
 def test_learning_rate_schedules_against_their_formulas():
@@ -127,10 +129,42 @@ def test_train_gives_the_paper_schedules_the_run_length():
     config = TrainConfig(optimizer="bop", epochs=2, optimizer_kwargs={"schedule": "paper"})
     gamma = build_optimizer(config, steps_per_epoch=5).optimizers[0]._get_hyper("gamma")
     assert gamma.decay_steps == 10 and float(gamma(0)) == pytest.approx(1e-2)
-    with pytest.raises(ValueError, match="schedule must be one of constant, paper, got 'linear'"):
+    with pytest.raises(ValueError, match="schedule must be one of constant, paper, helwegen, got 'linear'"):
         bnnzoo.optimizers.get_optimizer("bop", schedule="linear")
+    with pytest.raises(ValueError, match="schedule must be one of constant, paper, got 'helwegen'"):
+        bnnzoo.optimizers.get_optimizer("bop2ndorder", schedule="helwegen", decay_steps=10)
     with pytest.raises(ValueError, match="decay_steps must be an integer >= 1"):
         bnnzoo.optimizers.get_optimizer("bop2ndorder", schedule="paper")
+
+
+def test_bops_own_recipe_reaches_the_optimizer():
+    """Helwegen et al.'s recipe (the Bop baseline's bop_sec52): tau 1e-8 constant, gamma
+    1e-4 x0.1 every 100 of 500 epochs, i.e. after every 20 % of the run."""
+    config = TrainConfig(optimizer="bop", epochs=10, learning_rate=1e-2,
+                         optimizer_kwargs={"schedule": "helwegen", "threshold": 1e-8, "gamma": 1e-4})
+    optimizer = build_optimizer(config, steps_per_epoch=100)  # 1000 steps
+    bop, adam = optimizer.optimizers
+    assert isinstance(bop, lq.optimizers.Bop)
+    gamma = bop._get_hyper("gamma")
+    values = {step: float(gamma(step)) for step in (0, 199, 200, 399, 400, 999)}
+    assert values == pytest.approx({0: 1e-4, 199: 1e-4, 200: 1e-5, 399: 1e-5, 400: 1e-6, 999: 1e-8})
+    assert float(tf.keras.backend.get_value(bop._get_hyper("threshold"))) == pytest.approx(1e-8)
+    assert float(tf.keras.backend.get_value(adam._get_hyper("learning_rate"))) == pytest.approx(1e-2)
+    # scaled to the run: 15 epochs of 422 steps decay after every 3 epochs
+    gamma = build_optimizer(TrainConfig(optimizer="bop", epochs=15, optimizer_kwargs={
+        "schedule": "helwegen"}), steps_per_epoch=422).optimizers[0]._get_hyper("gamma")
+    assert gamma.decay_steps == round(0.2 * 15 * 422) and float(gamma(15 * 422 - 1)) == pytest.approx(1e-8)
+
+
+def test_bop2ndorder_paper_schedules_scale_and_a_zero_threshold():
+    config = TrainConfig(optimizer="bop2ndorder", epochs=2, optimizer_kwargs={
+        "schedule": "paper", "gamma_scale": 10.0, "threshold_scale": 0.0})
+    binary = build_optimizer(config, steps_per_epoch=50).optimizers[0]
+    gamma, threshold = binary._get_hyper("gamma"), binary._get_hyper("threshold")
+    assert [float(gamma(0)), float(gamma(100))] == pytest.approx([1e-1, 1e-4])
+    assert [float(threshold(0)), float(threshold(100))] == [0.0, 0.0]
+    with pytest.raises(ValueError, match="gamma_scale must be"):
+        bnnzoo.optimizers.get_optimizer("bop2ndorder", schedule="paper", decay_steps=10, gamma_scale=-1.0)
 
 
 def test_clipnorm_reaches_every_sub_optimizer_and_clips_bops_gradient():
