@@ -193,3 +193,21 @@ def test_binary_resnet20_layout():
     assert isinstance(model.get_layer("classifier"), tf.keras.layers.Dense)
     assert not isinstance(model.get_layer("stem_conv"), lq.layers.QuantConv2D)
     assert FAMILY_DEFAULT not in json.dumps(model.get_config())
+
+
+def test_binarynet_float_activation_for_weights_only_binarization():
+    """A weights-only BinaryNet is linear without a nonlinearity; `activation` adds one."""
+    model = bnnzoo.models.create_model("binarynet", input_shape=(8, 8, 1), num_classes=10, width=0.0625,
+                                       input_quantizer=None, kernel_quantizer="dorefa_weights",
+                                       activation="relu")
+    acts = [l for l in model.layers if isinstance(l, tf.keras.layers.Activation) and l.name.startswith("act_")]
+    assert [l.name for l in acts] == [f"act_conv_{i}" for i in range(6)] + ["act_dense_0", "act_dense_1"]
+    x = np.random.default_rng(0).normal(size=(4, 8, 8, 1)).astype("float32")
+    probe = tf.keras.Model(model.input, acts[0].output)
+    assert float(tf.reduce_min(probe(x))) >= 0.0  # ReLU outputs
+    with pytest.raises(ValueError, match="activation='relu' needs real-valued activations"):
+        bnnzoo.models.create_model("binarynet", input_shape=(8, 8, 1), num_classes=10, width=0.0625,
+                                   activation="relu")
+    with pytest.raises(ValueError, match="activation must be a Keras activation name"):
+        bnnzoo.models.create_model("binarynet", input_shape=(8, 8, 1), num_classes=10, width=0.0625,
+                                   input_quantizer=None, activation="no_such")

@@ -32,6 +32,22 @@ def _binary_classifier(x, num_classes, dense_cls, binary: BinaryLayerArgs):
     return tf.keras.layers.Activation("softmax", name="softmax")(x)
 
 
+def _float_activation(activation: str | None, input_quantizer):
+    """`(x, name) -> x` applying `activation` (identity for `None`), checked."""
+    if activation is None:
+        return lambda x, name: x
+    if input_quantizer not in (None, "none"):
+        raise ValueError(
+            f"activation={activation!r} needs real-valued activations (input_quantizer=None or "
+            f"'none'), got input_quantizer={input_quantizer!r}: a sign after it would see only "
+            "its non-negative outputs")
+    try:
+        tf.keras.activations.get(activation)
+    except ValueError:
+        raise ValueError(f"activation must be a Keras activation name such as 'relu', got {activation!r}") from None
+    return lambda x, name: tf.keras.layers.Activation(activation, name=name)(x)
+
+
 @register_model("binarynet_mlp", default_input_shape=(8, 8, 1),
                 description="BinaryNet multilayer perceptron: binary dense layers with batch norm.")
 def binarynet_mlp(
@@ -68,6 +84,7 @@ def binarynet(
     width: float = 1.0,
     conv_layer=None,
     hyper: bool = False,
+    activation: str | None = None,
 ):
     """BinaryNet CNN: 3×3 binary convs in pairs, max-pool after each pair.
 
@@ -76,11 +93,17 @@ def binarynet(
     feature map is 1×1, so 8×8 inputs work. `conv_layer` lets a caller substitute
     another quantized conv class with QuantConv2D's signature; `hyper=True` uses
     `bnnzoo.layers.HyperConv2D` (Hyper-BinaryNet) for every conv.
+
+    `activation` (e.g. `"relu"`) adds a float nonlinearity after every hidden batch
+    norm, for weights-only binarization (`input_quantizer="none"`): without it such
+    a network is linear (FSG's public code binarizes the weights of a ReLU ResNet).
+    It is refused with binary activations, whose `sign` would follow it.
     """
     if hyper and conv_layer is not None:
         raise ValueError(f"give either hyper=True or conv_layer, got conv_layer={conv_layer!r} with hyper")
     conv_cls = HyperConv2D if hyper else (conv_layer or lq.layers.QuantConv2D)
     filters, dense_units = scaled_sizes("filters", filters, width), scaled_sizes("dense_units", dense_units, width)
+    nonlinearity = _float_activation(activation, input_quantizer)
     binary = BinaryLayerArgs(input_quantizer, kernel_quantizer, kernel_constraint)
     inputs = tf.keras.Input(shape=input_shape)
     x = inputs
@@ -89,9 +112,11 @@ def binarynet(
         if i % 2 == 1 and min(x.shape[1], x.shape[2]) >= 2:
             x = tf.keras.layers.MaxPool2D(2, name=f"pool_{i // 2}")(x)
         x = tf.keras.layers.BatchNormalization(momentum=0.9, scale=False, name=f"bn_conv_{i}")(x)
+        x = nonlinearity(x, f"act_conv_{i}")
     x = tf.keras.layers.Flatten()(x)
     for j, units in enumerate(dense_units):
         x = lq.layers.QuantDense(units, **binary.layer_kwargs(), name=f"dense_{j}")(x)
         x = tf.keras.layers.BatchNormalization(momentum=0.9, scale=False, name=f"bn_dense_{j}")(x)
+        x = nonlinearity(x, f"act_dense_{j}")
     outputs = _binary_classifier(x, num_classes, lq.layers.QuantDense, binary)
     return tf.keras.Model(inputs, outputs, name="binarynet")
