@@ -1,23 +1,48 @@
 """Reproduce each source paper's claim against its own baseline, under one protocol.
 
-One claim per paper; each claim compares the paper's method(s) with *that paper's*
-baseline on the same model, data, epoch budget and hyperparameter-search budget:
+Protocol 2 (`VERSION` 2; protocol 1's results and report are kept, labelled, in
+`benchmarks/results/reproduce-protocol1/` and `docs/benchmarks/reproduce-protocol1.*`).
+One claim per paper, each on a binary CNN (BinaryNet at width 0.25 on Fashion-MNIST,
+15 epochs), comparing the paper's method(s) with *that paper's* baseline:
 
 | claim | arms (first: the baseline) | what is compared |
 | --- | --- | --- |
-| `proxconnect` | BNN, BNN++, BNN+ | final test accuracy (BNN++ against both) |
-| `hyper_binarynet` | STE, STE-Warmup, STE-Warmup (compressed rule), HyperDense + STE-Warmup | epochs to STE's final validation accuracy; final test accuracy |
-| `bop2ndorder` | Bop, Bop2ndOrder biased, Bop2ndOrder bias-corrected | epochs to Bop's best validation accuracy; final test accuracy |
-| `fsg` | STE, FSG (GRU), FSG (attention); weights-only, from a float start | epochs to STE's final training loss; final test accuracy |
-| `bop2ndorder_cnn` | Bop, Bop2ndOrder biased, on a reduced-width BinaryNet CNN | as `bop2ndorder` |
+| `bop2ndorder` | Bop (its own recipe), Bop2ndOrder biased, Bop2ndOrder with the authors' constant-form correction, Bop2ndOrder with τ = 0 | epochs to Bop's best validation accuracy; test accuracy |
+| `proxconnect` | BNN, BNN++, BNN+, ProxConnect | test accuracy (BNN++ against every arm) |
+| `hyper_binarynet` | STE, STE-Warmup (weights and activations), STE-Warmup (weights only), HyperConv + STE-Warmup | epochs to STE's final validation accuracy; test accuracy |
+| `fsg` | STE, FSG, FSG (authors' variant); weights-only with ReLU float activations, from a float start | epochs to STE's final training loss; test accuracy |
 
-Protocol (every arm alike): real Fashion-MNIST (54 k train / 6 k validation / 10 k
-test); the same search budget per arm — the Adam learning rate of the real-valued
-variables (and of latent weights where Adam trains them) from `LR_GRID`, one seed,
-`search_epochs` epochs, picked on the validation split, never on test; then the chosen
-point trained for the claim's full budget with every seed in `SEEDS`. Method
-hyperparameters are the library's defaults or the paper's recipe, listed per arm in the
-JSON. Every run goes through `bnnzoo.training.train`.
+Protocol (every arm alike):
+
+- Data: real Fashion-MNIST, 54 k train / 6 k validation / 10 k test.
+- **Binary models only**: every annealed arm (BNN++, ProxConnect, STE-Warmup) ends
+  with an exact-sign phase of `EXACT_SIGN_FRACTION` of its epochs
+  (`TrainConfig.exact_sign_fraction`); only epochs whose forward is exact sign count,
+  for epochs-to-target and for the best-validation checkpoint.
+- **Each arm on its own paper's recipe** (the arm's config: optimizer schedules, Adam
+  betas, learning-rate schedule, clipping), scaled to the run.
+- **The same search budget for every arm**: `SEARCH_POINTS` points over the learning
+  rate and the arm's own key hyperparameter (a "plus" design: the centre and one step
+  down and up on each axis; an arm without a key hyperparameter gets five learning
+  rates), one seed (`SEARCH_SEED`), `search_epochs` = 1/3 of the claim's epochs, picked
+  on the best validation accuracy of an exact-sign epoch, never on test. A winner on
+  an outer point of an axis gets that axis extended by one step, once.
+- Then every seed in `SEEDS` at the chosen point for the claim's full budget. Each
+  seed reports its final-epoch test accuracy and the test accuracy of its
+  best-validation (exact-sign) epoch, which is chosen on validation only.
+- Verdicts: the difference of mean test accuracy (method − baseline) with a 95 %
+  bootstrap interval over seeds (`bootstrap_interval`); accuracy `reproduced` when the
+  interval is above 0, `reversed` when below, else `not reproduced`, on the
+  best-validation checkpoint (the final-epoch one is reported beside it). Speed claims
+  as in protocol 1 (median epochs-to-target ratio < 1 without an accuracy reversal;
+  with an accuracy `reproduced` where the paper also claims higher accuracy).
+- Arms whose whole configuration (claim base, arm and search axes) equals an earlier
+  claim's arm are trained once and shared.
+
+Every run goes through `bnnzoo.training.train` and logs, per epoch, the test accuracy,
+the exact-sign switch of each annealed quantizer, the machine's load average, and
+for the Bop family the flip rates and the fraction of would-be flips that τ blocks
+(`bnnzoo.optimizers.ThresholdBlocking`).
 
 Resumable: each result — a search point or a (claim, arm, seed) run — is written to
 its own JSON file under `--results-dir` (temp file + rename) as soon as it finishes,
@@ -26,15 +51,14 @@ and each run trains in its own run directory with per-epoch checkpoints under
 results are skipped, a half-written result file is discarded and redone, and an
 interrupted run resumes after its last finished epoch. A results directory written by
 another benchmark or another `VERSION` of this one is refused. Each result trains in
-a fresh Python process (`_run_isolated`: nothing carries over from one run to the
-next); `--quick` runs in-process.
+a fresh Python process (`_run_isolated`); `--quick` runs in-process.
 
 Writes `<out-dir>/reproduce.json`, `.md` and `.png` from whatever results exist
 (claims with missing results are reported as `pending`). `--quick` runs a
 seconds-long version on the digits data (for the test suite).
 
     .venv/bin/python benchmarks/reproduce.py                      # run (or continue) everything
-    .venv/bin/python benchmarks/reproduce.py --claims proxconnect # one claim
+    .venv/bin/python benchmarks/reproduce.py --claims bop2ndorder # one claim
     .venv/bin/python benchmarks/reproduce.py --report-only        # rebuild the report
 """
 
@@ -57,33 +81,60 @@ from typing import Any
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 BENCHMARK = "reproduce"
 # Bump when a claim's protocol, arms or settings change: old results are then refused.
-VERSION = 1
-LR_GRID = (1e-3, 3e-3, 1e-2)
+VERSION = 2
 SEEDS = (0, 1, 2)
 SEARCH_SEED = 0
+SEARCH_POINTS = 5
+EXACT_SIGN_FRACTION = 0.2
+BOOTSTRAP_RESAMPLES = 10_000
 
-_MLP = {"model": "binarynet_mlp", "model_kwargs": {"units": 256}, "batch_size": 128}
-_RECIPE_HBN = {"lr_schedule": "halving", "clipnorm": 5.0}
-_BETAS_HBN = {"beta_1": 0.5, "beta_2": 0.99}
+
+@dataclasses.dataclass(frozen=True)
+class Axis:
+    """One searched hyperparameter: a `TrainConfig` field, or `<dict field>.<key>`
+    (e.g. `optimizer_kwargs.gamma`), around `centre` in steps of `step` — multiplied
+    (`scale="log"`) or added (`"linear"`) — within [`low`, `high`]."""
+
+    field: str
+    centre: float
+    step: float
+    scale: str = "log"
+    low: float = 0.0
+    high: float = math.inf
+
+    def value(self, offset: int) -> float | None:
+        """The grid value `offset` steps from the centre, `None` outside [low, high]."""
+        v = self.centre * self.step ** offset if self.scale == "log" else self.centre + self.step * offset
+        v = float(f"{v:.3g}")
+        return v if self.low <= v <= self.high and (self.scale != "log" or v > 0) else None
+
+    @property
+    def short(self) -> str:
+        return {"learning_rate": "lr"}.get(self.field, self.field.split(".")[-1])
+
+
+def lr_axis(centre: float) -> Axis:
+    """Learning rates in half-decade steps around `centre`."""
+    return Axis("learning_rate", centre, math.sqrt(10.0))
 
 
 @dataclasses.dataclass(frozen=True)
 class Arm:
-    """One compared method: a label and its `TrainConfig` fields (on top of the claim's)."""
+    """One compared method: a label, its `TrainConfig` fields (on top of the claim's),
+    its learning-rate axis and its own key hyperparameter (`None`: none)."""
 
     name: str
     label: str
     config: dict
+    lr: Axis = lr_axis(3e-3)
+    key: Axis | None = None
 
-
-# Bop and Bop2ndOrder with the same paper schedules (claims bop2ndorder, bop2ndorder_cnn).
-_BOP_ARMS = (
-    Arm("bop", "Bop", {"optimizer": "bop", "optimizer_kwargs": {"schedule": "paper"}}),
-    Arm("bop2ndorder_biased", "Bop2ndOrder (biased)",
-        {"optimizer": "bop2ndorder", "optimizer_kwargs": {"schedule": "paper", "bias_correction": None}}),
-)
+    @property
+    def axes(self) -> tuple[Axis, ...]:
+        return (self.lr,) if self.key is None else (self.lr, self.key)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,25 +167,71 @@ class Claim:
         return self.arms[1:]
 
 
+_CNN = {"model": "binarynet", "model_kwargs": {"width": 0.25}, "batch_size": 128,
+        "exact_sign_fraction": EXACT_SIGN_FRACTION}
+_CNN_TEXT = "Fashion-MNIST BinaryNet CNN at width 0.25 (32-32-64-64-128-128 conv, 256-256 dense), batch 128"
+_GAMMA_SCALE = Axis("optimizer_kwargs.gamma_scale", 1.0, 10.0)
+_BOP2 = {"optimizer": "bop2ndorder", "lr_schedule": "linear"}
+_T0 = Axis("quantizer_kwargs.temperature", 1.0, 2.0)
+_HBN = {"lr_schedule": "halving", "clipnorm": 5.0, "optimizer": "adam",
+        "optimizer_kwargs": {"beta_1": 0.5, "beta_2": 0.99}}
+_ALPHA = Axis("optimizer_kwargs.alpha", 0.8, 0.1, scale="linear", low=0.05, high=0.95)
+
 CLAIMS: dict[str, Claim] = {c.name: c for c in (
+    Claim(
+        name="bop2ndorder",
+        paper="Suarez-Ramirez et al., CVPR-W 2021 (Bop2ndOrder), arXiv 2104.05124",
+        claim="Bop2ndOrder converges faster than Bop and reaches equal or higher accuracy",
+        paper_setting="CIFAR-10 BinaryNet, batch 50, 500 epochs; Bop2ndOrder: tau 1e-5->1e-8, "
+                      "gamma 1e-2->1e-5, sigma 1e-7->1e-2 (linear), Adam 1e-2->1e-3; Bop (its own "
+                      "recipe, hparams bop_sec52): tau 1e-8, gamma 1e-4 x0.1 every 100 epochs, Adam 0.01",
+        paper_result="CIFAR-10 91.9 % (biased), 91.4 % (constant-form correction) vs Bop 91.3 %",
+        ours_differs=f"{_CNN_TEXT}, 15 epochs; each arm's schedules scaled to the run (Bop's "
+                     "gamma x0.1 after every 3 epochs); key hyperparameter searched: Bop's gamma, "
+                     "Bop2ndOrder's gamma schedule (scaled as a whole)",
+        kind="speed", target=("val_accuracy", "best"),
+        base=_CNN,
+        arms=(
+            Arm("bop", "Bop (own recipe)",
+                {"optimizer": "bop", "lr_schedule": "constant",
+                 "optimizer_kwargs": {"schedule": "helwegen", "threshold": 1e-8, "gamma": 1e-4}},
+                lr=lr_axis(1e-2), key=Axis("optimizer_kwargs.gamma", 1e-4, 10.0, high=1.0)),
+            Arm("bop2ndorder_biased", "Bop2ndOrder (biased)",
+                {**_BOP2, "optimizer_kwargs": {"schedule": "paper", "bias_correction": None}},
+                lr=lr_axis(1e-2), key=_GAMMA_SCALE),
+            Arm("bop2ndorder_constant", "Bop2ndOrder (constant-form correction)",
+                {**_BOP2, "optimizer_kwargs": {"schedule": "paper", "bias_correction": "constant"}},
+                lr=lr_axis(1e-2), key=_GAMMA_SCALE),
+            Arm("bop2ndorder_tau0", "Bop2ndOrder (biased, tau = 0)",
+                {**_BOP2, "optimizer_kwargs": {"schedule": "paper", "bias_correction": None,
+                                               "threshold_scale": 0.0}},
+                lr=lr_axis(1e-2), key=_GAMMA_SCALE),
+        ),
+        epochs=15, search_epochs=5,
+    ),
     Claim(
         name="proxconnect",
         paper="Lu et al., NeurIPS 2023 (ProxConnect++ / BNN++), arXiv 2402.17710",
-        claim="BNN++ is as accurate as or more accurate than BNN and BNN+",
+        claim="BNN++ is as accurate as or more accurate than BNN, BNN+ and ProxConnect",
         paper_setting="CIFAR-10 CNNs and binarized vision transformers; tables not retrieved "
                       "(shared/papers.md)",
         paper_result="competitive or better accuracy than BNN/BNN+ (numbers not retrieved)",
-        ours_differs="Fashion-MNIST 3x256 binary MLP, 50 epochs, Adam with linear decay to "
-                     "1/10; BNN++'s mu grows 1 -> 5 (bounded default rule), exact sign in the "
-                     "last epoch",
+        ours_differs=f"{_CNN_TEXT}, 15 epochs, Adam with linear decay to 1/10 for every arm "
+                     "(the paper's optimizer recipe was not retrieved); BNN++'s mu grows to mu_max "
+                     "(searched), ProxConnect's from its searched start; exact sign in the last "
+                     "20 % of the epochs",
         kind="accuracy", target=None,
-        base={**_MLP, "optimizer": "adam", "lr_schedule": "linear"},
+        base={**_CNN, "optimizer": "adam", "lr_schedule": "linear"},
         arms=(
             Arm("bnn", "BNN (sign, clipped STE)", {"quantizer": "bnn"}),
-            Arm("bnnpp", "BNN++ (SS_mu, SS'_mu)", {"quantizer": "bnnpp"}),
-            Arm("bnn_plus", "BNN+ (sign, SS'_5)", {"quantizer": "bnn_plus"}),
+            Arm("bnnpp", "BNN++ (SS_mu, SS'_mu)", {"quantizer": "bnnpp"},
+                key=Axis("mu_max", 5.0, 2.0)),
+            Arm("bnn_plus", "BNN+ (sign, SS'_beta)", {"quantizer": "bnn_plus"},
+                key=Axis("quantizer_kwargs.beta", 5.0, 2.0)),
+            Arm("proxconnect", "ProxConnect (P^mu, identity)", {"quantizer": "proxconnect"},
+                key=Axis("quantizer_kwargs.mu", 0.1, 3.0)),
         ),
-        epochs=50, search_epochs=5,
+        epochs=15, search_epochs=5,
     ),
     Claim(
         name="hyper_binarynet",
@@ -142,44 +239,24 @@ CLAIMS: dict[str, Claim] = {c.name: c for c in (
         claim="STE-Warmup and HyperConv converge faster and to higher accuracy than STE",
         paper_setting="CIFAR-10/100 ResNets and ImageNet, hundreds of epochs; Adam(0.5, 0.99), "
                       "lr 1e-2 halved every 60 epochs, batch 128, grad-norm clip 5, "
-                      "T = T0 * 0.95^epoch on weights",
+                      "T = T0 * 0.95^epoch on weights and activations",
         paper_result="faster convergence and higher accuracy than BNNs of its time "
                      "(tables not retrieved)",
-        ours_differs="Fashion-MNIST 3x256 binary MLP (HyperDense for the hyper arm), 50 epochs "
-                     "(lr halved every 15); weights-only warm-up with the paper's 0.95/epoch "
-                     "('default') and with the run-length rule ('compressed', T to 1% of T0); "
-                     "the last epoch uses exact sign (the authors evaluate hardtanh(x/T))",
+        ours_differs=f"{_CNN_TEXT} (HyperConv2D convs for the hyper arm), 15 epochs, lr halved "
+                     "every 5 epochs; T0 searched; exact sign in the last 20 % of the epochs (the "
+                     "authors evaluate hardtanh(x/T) after hundreds of epochs, when T is ~0)",
         kind="speed", target=("val_accuracy", "final"),
-        base={**_MLP, **_RECIPE_HBN, "optimizer": "adam", "optimizer_kwargs": _BETAS_HBN},
+        base={**_CNN, **_HBN},
         arms=(
-            Arm("ste", "STE", {"quantizer": "ste_sign"}),
-            Arm("ste_warmup", "STE-Warmup (0.95/epoch)", {"quantizer": "ste_warmup"}),
-            Arm("ste_warmup_compressed", "STE-Warmup (compressed)",
-                {"quantizer": "ste_warmup", "annealing": "compressed"}),
-            Arm("hyperdense_ste_warmup", "HyperDense + STE-Warmup",
-                {"quantizer": "ste_warmup", "model_kwargs": {"units": 256, "hyper": True}}),
+            Arm("ste", "STE", {"quantizer": "ste_sign"}, lr=lr_axis(3e-3)),
+            Arm("ste_warmup", "STE-Warmup (weights and activations)", {"quantizer": "ste_warmup"},
+                key=_T0),
+            Arm("ste_warmup_weights", "STE-Warmup (weights only)",
+                {"quantizer": "ste_warmup", "input_quantizer": "ste_sign"}, key=_T0),
+            Arm("hyperconv_ste_warmup", "HyperConv + STE-Warmup",
+                {"quantizer": "ste_warmup", "model_kwargs": {"width": 0.25, "hyper": True}}, key=_T0),
         ),
-        epochs=50, search_epochs=5, accuracy_claim="higher",
-    ),
-    Claim(
-        name="bop2ndorder",
-        paper="Suarez-Ramirez et al., CVPR-W 2021 (Bop2ndOrder), arXiv 2104.05124",
-        claim="Bop2ndOrder converges faster than Bop and reaches equal or higher accuracy",
-        paper_setting="CIFAR-10 BinaryNet, batch 50, 500 epochs; tau 1e-5->1e-8, gamma "
-                      "1e-2->1e-5, sigma 1e-7->1e-2 (linear), Adam 1e-2->1e-3",
-        paper_result="CIFAR-10 91.9 % (biased), 91.4 % (bias-corrected) vs Bop 91.3 %",
-        ours_differs="Fashion-MNIST 3x256 binary MLP, batch 128, 50 epochs; the same "
-                     "linear tau/gamma(/sigma) schedules scaled to the run for both Bop and "
-                     "Bop2ndOrder, Adam with linear decay to 1/10",
-        kind="speed", target=("val_accuracy", "best"),
-        base={**_MLP, "lr_schedule": "linear"},
-        arms=(
-            *_BOP_ARMS,
-            Arm("bop2ndorder_corrected", "Bop2ndOrder (bias-corrected)",
-                {"optimizer": "bop2ndorder",
-                 "optimizer_kwargs": {"schedule": "paper", "bias_correction": "adam"}}),
-        ),
-        epochs=50, search_epochs=5,
+        epochs=15, search_epochs=5, accuracy_claim="higher",
     ),
     Claim(
         name="fsg",
@@ -188,43 +265,25 @@ CLAIMS: dict[str, Claim] = {c.name: c for c in (
         paper_setting="CIFAR-10/100 ResNet-20/44/56, weights-only binarization (DoReFa), "
                       "from a float model, Adam 1e-3 x0.1 every 30 epochs, 100 epochs",
         paper_result="faster convergence and lower loss than STE (tables not retrieved)",
-        ours_differs="Fashion-MNIST 3x64 MLP, weights-only (dorefa_weights, float "
-                     "activations), 10 float epochs then 20 binary epochs (FSG costs ~45 s "
-                     "per epoch here, so not 50), lr x0.1 every 6 epochs; GRU/attention slow "
-                     "nets instead of Mamba",
+        ours_differs=f"{_CNN_TEXT} with ReLU float activations, weights-only (dorefa_weights), "
+                     "5 float epochs then 15 binary epochs, lr x0.1 every 5 epochs; GRU slow net "
+                     "instead of Mamba; alpha searched",
         kind="speed", target=("loss", "final"),
-        base={"model": "binarynet_mlp", "model_kwargs": {"units": 64}, "batch_size": 128,
-              "input_quantizer": "none", "kernel_quantizer": "dorefa_weights",
-              "lr_schedule": "step"},
+        base={**_CNN, "model_kwargs": {"width": 0.25, "activation": "relu"},
+              "input_quantizer": "none", "kernel_quantizer": "dorefa_weights", "lr_schedule": "step"},
         arms=(
-            Arm("ste", "STE", {"optimizer": "adam"}),
-            Arm("fsg_gru", "FSG (GRU slow net)", {"optimizer": "fsg"}),
-            Arm("fsg_attention", "FSG (attention slow net)", {"optimizer": "fsg_attention"}),
+            Arm("ste", "STE", {"optimizer": "adam"}, lr=lr_axis(1e-3)),
+            Arm("fsg", "FSG (ours)", {"optimizer": "fsg"}, lr=lr_axis(1e-3), key=_ALPHA),
+            Arm("fsg_authors", "FSG (authors' variant)", {"optimizer": "fsg_authors"},
+                lr=lr_axis(1e-3), key=_ALPHA),
         ),
-        epochs=20, search_epochs=3, float_start_epochs=10,
-    ),
-    Claim(
-        name="bop2ndorder_cnn",
-        paper="Suarez-Ramirez et al., CVPR-W 2021 (Bop2ndOrder), arXiv 2104.05124",
-        claim="Bop2ndOrder converges faster than Bop (CNN)",
-        paper_setting="CIFAR-10 BinaryNet (as claim bop2ndorder)",
-        paper_result="CIFAR-10 91.9 % (biased) vs Bop 91.3 %",
-        ours_differs="Fashion-MNIST BinaryNet at width 0.25 (32-32-64-64-128-128 conv, "
-                     "256-256 dense), batch 128, 15 epochs, schedules as claim bop2ndorder",
-        kind="speed", target=("val_accuracy", "best"),
-        base={"model": "binarynet", "model_kwargs": {"width": 0.25}, "batch_size": 128,
-              "lr_schedule": "linear"},
-        arms=(
-            *_BOP_ARMS,
-        ),
-        epochs=15, search_epochs=2,
+        epochs=15, search_epochs=5, float_start_epochs=5,
     ),
 )}
 
 # --quick: seconds-long settings on digits, for the test suite.
-QUICK = dict(dataset="digits", epochs=2, search_epochs=1, float_start_epochs=1,
-             lr_grid=(1e-2,), seeds=(0, 1), model_kwargs={"units": 16, "hidden_layers": 1},
-             cnn_model_kwargs={"width": 0.0625})
+QUICK = dict(dataset="digits", epochs=3, search_epochs=2, float_start_epochs=1, seeds=(0, 1),
+             model_kwargs={"width": 0.0625})
 
 
 # ------------------------------------------------------------------------ settings
@@ -233,7 +292,6 @@ QUICK = dict(dataset="digits", epochs=2, search_epochs=1, float_start_epochs=1,
 @dataclasses.dataclass
 class Settings:
     dataset: str = "fashion_mnist"
-    lr_grid: tuple[float, ...] = LR_GRID
     seeds: tuple[int, ...] = SEEDS
     quick: bool = False
     data_dir: str | None = None
@@ -263,24 +321,89 @@ def _merge(*parts: dict) -> dict:
     return out
 
 
-def arm_config(claim: Claim, arm: Arm, settings: Settings, *, learning_rate: float, seed: int,
+def _set(fields: dict, path: str, value: float) -> None:
+    """Set `TrainConfig` field `path` (or `<dict field>.<key>`) in `fields`."""
+    if "." in path:
+        outer, key = path.split(".", 1)
+        fields[outer] = {**fields.get(outer, {}), key: value}
+    else:
+        fields[path] = value
+
+
+Point = tuple[int, ...]  # offsets from the centre, one per axis
+
+
+def point_values(arm: Arm, point: Point) -> dict[str, float] | None:
+    values = {}
+    for axis, offset in zip(arm.axes, point):
+        value = axis.value(offset)
+        if value is None:
+            return None
+        values[axis.field] = value
+    return values
+
+
+def point_name(arm: Arm, point: Point) -> str:
+    """The result name of a search point, e.g. `search_lr0.01_gamma0.0001`."""
+    values = point_values(arm, point)
+    return "search_" + "_".join(f"{axis.short}{values[axis.field]:g}" for axis in arm.axes)
+
+
+def initial_points(arm: Arm) -> list[Point]:
+    """`SEARCH_POINTS` points: a plus design (2 axes) or five learning rates (1 axis)."""
+    if len(arm.axes) == 1:
+        return [(o,) for o in (-2, -1, 0, 1, 2)]
+    return [(0, 0), (-1, 0), (1, 0), (0, -1), (0, 1)]
+
+
+def extension(arm: Arm, points: list[Point], winner: Point) -> Point | None:
+    """One step beyond `winner` along the axis on whose outer point it sits (`None`
+    when it sits on no outer point, or the next value leaves the axis' range)."""
+    for i in range(len(arm.axes)):
+        along = [p[i] for p in points if all(p[j] == winner[j] for j in range(len(winner)) if j != i)]
+        if len(along) < 2:
+            continue
+        for edge, direction in ((max(along), 1), (min(along), -1)):
+            if winner[i] == edge and edge != 0:
+                beyond = tuple(winner[j] + (direction if j == i else 0) for j in range(len(winner)))
+                return beyond if point_values(arm, beyond) is not None else None
+    return None
+
+
+def arm_config(claim: Claim, arm: Arm, settings: Settings, *, values: dict[str, float], seed: int,
                epochs: int, init_from: str | None = None) -> dict:
-    """The `TrainConfig` fields of one run of `arm`."""
+    """The `TrainConfig` fields of one run of `arm` at the search values `values`."""
     fields = _merge(claim.base, arm.config)
+    for path, value in values.items():
+        _set(fields, path, value)
     if settings.quick:
-        key = "cnn_model_kwargs" if fields["model"] == "binarynet" else "model_kwargs"
-        fields["model_kwargs"] = {**fields.get("model_kwargs", {}), **QUICK[key]}
-        fields["batch_size"] = 32
-    fields.update(dataset=settings.dataset, learning_rate=learning_rate, seed=seed, epochs=epochs,
-                  data_dir=settings.data_dir, init_from=init_from)
+        fields["model_kwargs"] = {**fields.get("model_kwargs", {}), **QUICK["model_kwargs"]}
+        fields["batch_size"] = 64
+    fields.update(dataset=settings.dataset, seed=seed, epochs=epochs, data_dir=settings.data_dir,
+                  init_from=init_from)
     return fields
 
 
 def claim_epochs(claim: Claim, settings: Settings) -> tuple[int, int, int]:
     """(epochs, search_epochs, float_start_epochs) under `settings`."""
     if settings.quick:
-        return QUICK["epochs"], QUICK["search_epochs"], QUICK["float_start_epochs"] if claim.float_start_epochs else 0
+        return (QUICK["epochs"], QUICK["search_epochs"],
+                QUICK["float_start_epochs"] if claim.float_start_epochs else 0)
     return claim.epochs, claim.search_epochs, claim.float_start_epochs
+
+
+def _canonical(claim: Claim, arm: Arm) -> tuple[str, str]:
+    """(claim, arm) whose results `arm` of `claim` uses: the first arm, in claim order,
+    with the same configuration and search axes (itself when there is none)."""
+    mine = (_merge(claim.base, arm.config), arm.axes, claim.epochs, claim.search_epochs,
+            claim.float_start_epochs)
+    for other in CLAIMS.values():
+        for candidate in other.arms:
+            theirs = (_merge(other.base, candidate.config), candidate.axes, other.epochs,
+                      other.search_epochs, other.float_start_epochs)
+            if theirs == mine:
+                return other.name, candidate.name
+    return claim.name, arm.name
 
 
 # ------------------------------------------------------------------------ results store
@@ -343,13 +466,38 @@ def write_json_atomic(path: Path, obj) -> None:
 # ------------------------------------------------------------------------ running
 
 
+def _load_average_callback():
+    """A Keras callback writing the 1-minute load average at each epoch end to
+    `logs["load_1min"]` (a timing is quoted only from an idle machine)."""
+    import tensorflow as tf
+
+    class LoadAverage(tf.keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if logs is not None:
+                logs["load_1min"] = os.getloadavg()[0]
+
+    return LoadAverage()
+
+
+def _diagnostics(fields: dict, arrays) -> list:
+    """The per-epoch logging every protocol-2 run gets: test accuracy, load average, and
+    for the Bop family the fraction of would-be flips that tau blocks."""
+    from _common import TestAccuracy
+    from bnnzoo.optimizers import ThresholdBlocking
+
+    callbacks = [TestAccuracy(arrays.x_test, arrays.y_test), _load_average_callback()]
+    if fields.get("optimizer") in ("bop", "bop2ndorder"):
+        callbacks.append(ThresholdBlocking(every=10))
+    return callbacks
+
+
 def _run(fields: dict, run_dir: Path, arrays) -> dict:
     from bnnzoo.training import TrainConfig, train
 
     started = time.perf_counter()
-    result = train(TrainConfig(**fields), out=run_dir, arrays=arrays, verbose=0)
-    history = {k: [float(v) for v in vals] for k, vals in result.history.items()
-               if k in ("loss", "accuracy", "val_loss", "val_accuracy")}
+    result = train(TrainConfig(**fields), out=run_dir, arrays=arrays, verbose=0,
+                   callbacks=_diagnostics(fields, arrays))
+    history = {k: [None if v is None else float(v) for v in vals] for k, vals in result.history.items()}
     return {
         "config": fields,
         "test_accuracy": float(result.metrics["test_accuracy"]),
@@ -363,10 +511,10 @@ def _run_isolated(fields: dict, run_dir: Path) -> dict:
     """`_run` in a fresh Python process (which loads the data itself).
 
     Why: in one long-lived process that had trained ~20 runs before, every STE-Warmup
-    run of claim `hyper_binarynet` stayed at chance (loss ln 10) until its exact-sign
-    last epoch, while the same config in a fresh process learns from epoch 0 (and the
-    proxconnect results of that process reproduced bit for bit). The cause was not
-    found; a process per result rules out any state carried from one run to the next.
+    run of protocol 1's claim `hyper_binarynet` stayed at chance (loss ln 10) until
+    its exact-sign last epoch, while the same config in a fresh process learns from
+    epoch 0. The cause was not found; a process per result rules out any state
+    carried from one run to the next.
     """
     run_dir = Path(run_dir)
     run_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -399,9 +547,65 @@ def _execute(fields: dict, run_dir: Path, arrays, settings: Settings) -> dict:
     return _run_isolated(fields, run_dir) if settings.isolate else _run(fields, run_dir, arrays)
 
 
+def binary_epochs(history: dict) -> list[bool]:
+    """Per epoch, whether every annealed quantizer's forward was exact sign (the keys
+    `*_exact_sign` that `QuantizerAnnealing` logs; a run without them is binary, or
+    weights-only binary, throughout)."""
+    n = len(history.get("val_accuracy") or history.get("loss") or [])
+    switches = [v for k, v in history.items() if k.endswith("_exact_sign")]
+    return [all((s[i] or 0) > 0.5 for s in switches) for i in range(n)]
+
+
+def selection_score(result: dict) -> float:
+    """Best validation accuracy over the exact-sign epochs of a result (-inf if none)."""
+    history = result["history"]
+    scores = [v for v, b in zip(history.get("val_accuracy") or [], binary_epochs(history))
+              if b and v is not None]
+    return max(scores) if scores else -math.inf
+
+
+def search(claim: Claim, arm: Arm, settings: Settings, store: ResultStore, run_point=None) -> dict:
+    """The arm's search: its points' scores, the winner and whether the grid was
+    extended. With `run_point(point)` missing points are trained; without it only
+    stored results are read (the search is then `complete` or not)."""
+    owner = _canonical(claim, arm)
+    points = initial_points(arm)
+    scores: dict[Point, float | None] = {}
+
+    def score(point):
+        result = store.get(*owner, point_name(arm, point))
+        if result is None and run_point is not None:
+            run_point(point)
+            result = store.get(*owner, point_name(arm, point))
+        scores[point] = None if result is None else selection_score(result)
+        return scores[point]
+
+    for point in points:
+        score(point)
+    extended = None
+    complete = all(v is not None for v in scores.values())
+    if complete:
+        winner = max(points, key=lambda p: (scores[p], -sum(map(abs, p))))
+        extended = extension(arm, points, winner)
+        if extended is not None:
+            points.append(extended)
+            complete = score(extended) is not None
+    out = {"points": {point_name(arm, p): {"values": point_values(arm, p), "val_accuracy": scores.get(p)}
+                      for p in points},
+           "extended": None if extended is None else point_name(arm, extended),
+           "complete": complete, "chosen": None, "chosen_on_edge": None}
+    if complete:
+        winner = max(points, key=lambda p: (scores[p], -sum(map(abs, p))))
+        out["chosen"] = point_values(arm, winner)
+        out["chosen_point"] = point_name(arm, winner)
+        out["chosen_on_edge"] = extension(arm, points, winner) is not None or any(
+            axis.value(o + (1 if o > 0 else -1)) is None for axis, o in zip(arm.axes, winner) if o)
+    return out
+
+
 def run_claim(claim: Claim, settings: Settings, store: ResultStore, runs_dir: Path, arrays,
-              log=print) -> None:
-    """Every missing result of `claim`: float starts, the search, then the seeds."""
+              log=print, arms: list[str] | None = None) -> None:
+    """Every missing result of `claim`: float starts, each arm's search, then the seeds."""
     epochs, search_epochs, float_epochs = claim_epochs(claim, settings)
     float_dirs: dict[int, str] = {}
     if float_epochs:
@@ -409,70 +613,98 @@ def run_claim(claim: Claim, settings: Settings, store: ResultStore, runs_dir: Pa
             run_dir = runs_dir / claim.name / "float_start" / f"seed{seed}"
             key = (claim.name, "float_start", f"seed{seed}")
             if store.get(*key) is None or not (run_dir / "model.keras").exists():
-                fields = arm_config(claim, claim.baseline, settings, learning_rate=1e-3, seed=seed,
-                                    epochs=float_epochs)
+                fields = arm_config(claim, claim.baseline, settings, values={"learning_rate": 1e-3},
+                                    seed=seed, epochs=float_epochs)
                 fields.update(optimizer="adam", quantizer="none", input_quantizer="none",
                               kernel_quantizer="none", lr_schedule="constant", optimizer_kwargs={})
                 log(f"[{claim.name}] float start, seed {seed}, {float_epochs} epochs")
                 store.put(_execute(fields, run_dir, arrays, settings), *key)
             float_dirs[seed] = str(run_dir)
+    chosen = {}
     for arm in claim.arms:
-        for lr in settings.lr_grid:
-            key = (claim.name, arm.name, f"search_lr{lr:g}")
-            if store.get(*key) is None:
-                log(f"[{claim.name}] search {arm.name} lr={lr:g}, {search_epochs} epochs")
-                fields = arm_config(claim, arm, settings, learning_rate=lr, seed=SEARCH_SEED,
-                                    epochs=search_epochs, init_from=float_dirs.get(SEARCH_SEED))
-                store.put(_execute(fields, runs_dir / claim.name / arm.name / f"search_lr{lr:g}", arrays,
-                                   settings), *key)
+        if arms and arm.name not in arms:
+            continue
+        owner = _canonical(claim, arm)
+
+        def run_point(point, arm=arm, owner=owner):
+            name = point_name(arm, point)
+            log(f"[{claim.name}] {arm.name} {name}, {search_epochs} epochs")
+            fields = arm_config(claim, arm, settings, values=point_values(arm, point), seed=SEARCH_SEED,
+                                epochs=search_epochs, init_from=float_dirs.get(SEARCH_SEED))
+            store.put(_execute(fields, runs_dir / owner[0] / owner[1] / name, arrays, settings), *owner, name)
+
+        chosen[arm.name] = search(claim, arm, settings, store, run_point)["chosen"]
     for seed in settings.seeds:
         for arm in claim.arms:
-            key = (claim.name, arm.name, f"seed{seed}")
-            if store.get(*key) is not None:
+            if arm.name not in chosen:
                 continue
-            lr = chosen_learning_rate(claim, arm, settings, store)
-            log(f"[{claim.name}] {arm.name} seed {seed}, lr={lr:g}, {epochs} epochs")
-            fields = arm_config(claim, arm, settings, learning_rate=lr, seed=seed, epochs=epochs,
+            owner = _canonical(claim, arm)
+            if store.get(*owner, f"seed{seed}") is not None:
+                continue
+            values = chosen[arm.name]
+            log(f"[{claim.name}] {arm.name} seed {seed}, {values}, {epochs} epochs")
+            fields = arm_config(claim, arm, settings, values=values, seed=seed, epochs=epochs,
                                 init_from=float_dirs.get(seed))
-            store.put(_execute(fields, runs_dir / claim.name / arm.name / f"seed{seed}", arrays, settings), *key)
-
-
-def chosen_learning_rate(claim: Claim, arm: Arm, settings: Settings, store: ResultStore) -> float | None:
-    """The grid point with the best final validation accuracy (`None` if the search is unfinished)."""
-    scores = {}
-    for lr in settings.lr_grid:
-        result = store.get(claim.name, arm.name, f"search_lr{lr:g}")
-        if result is None:
-            return None
-        scores[lr] = (result["history"].get("val_accuracy") or [float("-inf")])[-1]
-    return max(settings.lr_grid, key=lambda lr: (scores[lr], -lr))
+            store.put(_execute(fields, runs_dir / owner[0] / owner[1] / f"seed{seed}", arrays, settings),
+                      *owner, f"seed{seed}")
 
 
 # ------------------------------------------------------------------------ analysis
 
 
-def epochs_to(curve: list[float], target: float, higher_is_better: bool) -> int | None:
-    """First epoch (1-based) whose value reaches `target`, or `None`."""
+def epochs_to(curve: list[float], target: float, higher_is_better: bool,
+              binary: list[bool] | None = None) -> int | None:
+    """First epoch (1-based) whose value reaches `target` among the epochs that
+    `binary` marks (all when `None`), or `None`."""
     for i, value in enumerate(curve):
-        if (value >= target) if higher_is_better else (value <= target):
+        if binary is not None and not binary[i]:
+            continue
+        if value is not None and ((value >= target) if higher_is_better else (value <= target)):
             return i + 1
     return None
 
 
-def accuracy_verdict(method: list[float], baseline: list[float]) -> str:
-    """`reproduced` if every seed of the method beats every seed of the baseline,
-    `reversed` if every seed is below every baseline seed, else `not reproduced`."""
-    if min(method) > max(baseline):
+def best_checkpoint(history: dict) -> dict:
+    """The exact-sign epoch with the best validation accuracy (first on ties) and its
+    test accuracy: the checkpoint a user would keep, chosen on validation only."""
+    val, test = history.get("val_accuracy") or [], history.get("test_accuracy") or []
+    candidates = [i for i, b in enumerate(binary_epochs(history)) if b and val[i] is not None]
+    if not candidates:
+        return {"epoch": None, "val_accuracy": None, "test_accuracy": None}
+    best = max(candidates, key=lambda i: (val[i], -i))
+    return {"epoch": best + 1, "val_accuracy": val[best],
+            "test_accuracy": test[best] if best < len(test) else None}
+
+
+def bootstrap_interval(method: list[float], baseline: list[float], *, level: float = 0.95,
+                       resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> tuple[float, float, float]:
+    """(difference of means, low, high): the percentile bootstrap interval of
+    mean(method) − mean(baseline), resampling each arm's seeds with replacement."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    a, b = np.asarray(method, float), np.asarray(baseline, float)
+    diffs = (rng.choice(a, (resamples, len(a))).mean(1) - rng.choice(b, (resamples, len(b))).mean(1))
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(diffs, [tail, 100 - tail])
+    return float(a.mean() - b.mean()), float(low), float(high)
+
+
+def accuracy_verdict(interval: tuple[float, float, float]) -> str:
+    """`reproduced` when the interval of method − baseline lies above 0, `reversed`
+    when below, else `not reproduced`."""
+    _, low, high = interval
+    if low > 0:
         return "reproduced"
-    if max(method) < min(baseline):
+    if high < 0:
         return "reversed"
     return "not reproduced"
 
 
 def speed_verdict(ratio: float | None, acc_verdict: str, accuracy_claim: str = "no_worse") -> str:
     """Faster (ratio < 1) without losing accuracy (`accuracy_claim="no_worse"`), or
-    faster and more accurate on every seed (`"higher"`): `reproduced`; slower without
-    gaining accuracy: `reversed`; otherwise `not reproduced`."""
+    faster and more accurate (`"higher"`): `reproduced`; slower without gaining
+    accuracy: `reversed`; otherwise `not reproduced`."""
     if accuracy_claim not in ("no_worse", "higher"):
         raise ValueError(f"accuracy_claim must be 'no_worse' or 'higher', got {accuracy_claim!r}")
     if ratio is None:
@@ -494,64 +726,91 @@ def _median(values):
     return statistics.median(values) if values else None
 
 
+def _spread(values: list[float]) -> dict:
+    return {"values": values, "mean": statistics.fmean(values) if values else None,
+            "min": min(values) if values else None, "max": max(values) if values else None}
+
+
+def _mean_of(series: list[list]) -> list[float | None]:
+    """Per-epoch mean over seeds of per-layer/overall diagnostics (None-safe)."""
+    if not series:
+        return []
+    n = min(len(s) for s in series)
+    out = []
+    for i in range(n):
+        vals = [s[i] for s in series if s[i] is not None and not math.isnan(s[i])]
+        out.append(statistics.fmean(vals) if vals else None)
+    return out
+
+
 def analyse_claim(claim: Claim, settings: Settings, store: ResultStore) -> dict:
-    """Per-arm results and, when every seed of every arm is there, the verdicts."""
+    """Per-arm searches and results and, when every seed of every arm is there, the verdicts."""
     epochs, search_epochs, float_epochs = claim_epochs(claim, settings)
     arms = {}
     for arm in claim.arms:
-        search = {f"{lr:g}": store.get(claim.name, arm.name, f"search_lr{lr:g}") for lr in settings.lr_grid}
-        seeds = {s: store.get(claim.name, arm.name, f"seed{s}") for s in settings.seeds}
+        owner = _canonical(claim, arm)
+        found = search(claim, arm, settings, store)
+        seeds = {s: store.get(*owner, f"seed{s}") for s in settings.seeds}
         done = {s: r for s, r in seeds.items() if r is not None}
-        acc = [r["test_accuracy"] for r in done.values()]
+        best = {s: best_checkpoint(r["history"]) for s, r in done.items()}
+        diagnostics = {}
+        for key in ("tau_blocked", "would_flip_rate", "step_flip_rate", "flip_rate"):
+            series = [r["history"][key] for r in done.values() if key in r["history"]]
+            if series:
+                diagnostics[key] = _mean_of(series)
         arms[arm.name] = {
             "label": arm.label,
             "config": _merge(claim.base, arm.config),
-            "search": {lr: (None if r is None else (r["history"].get("val_accuracy") or [None])[-1])
-                       for lr, r in search.items()},
-            "chosen_learning_rate": chosen_learning_rate(claim, arm, settings, store),
+            "results_of": "/".join(owner),
+            "search_axes": [dataclasses.asdict(a) for a in arm.axes],
+            "search": found,
             "seeds_done": sorted(done),
-            "test_accuracy": acc,
-            "test_accuracy_median": statistics.median(acc) if acc else None,
-            "test_accuracy_min": min(acc) if acc else None,
-            "test_accuracy_max": max(acc) if acc else None,
-            "curves": {str(s): r["history"] for s, r in done.items()},
+            "final": _spread([r["test_accuracy"] for r in done.values()]),
+            "best_checkpoint": _spread([b["test_accuracy"] for b in best.values()
+                                        if b["test_accuracy"] is not None]),
+            "best_epochs": [b["epoch"] for b in best.values()],
+            "binary_epochs": {str(s): binary_epochs(r["history"]) for s, r in done.items()},
+            "curves": {str(s): {k: v for k, v in r["history"].items() if "/" not in k}
+                       for s, r in done.items()},
+            "diagnostics": diagnostics,
             "wall_seconds": sum(r["wall_seconds"] for r in done.values()),
         }
     out = {"paper": claim.paper, "claim": claim.claim, "paper_setting": claim.paper_setting,
            "paper_result": claim.paper_result, "ours_differs": claim.ours_differs,
            "kind": claim.kind, "baseline": claim.baseline.name, "arms": arms,
-           "epochs": epochs,
-           "search": {"learning_rates": list(settings.lr_grid), "seed": SEARCH_SEED,
-                      "epochs": search_epochs, "picked_on": "final val_accuracy"},
-           "float_start_epochs": float_epochs,
-           "seeds": list(settings.seeds)}
+           "epochs": epochs, "float_start_epochs": float_epochs, "seeds": list(settings.seeds),
+           "search": {"points": SEARCH_POINTS, "seed": SEARCH_SEED, "epochs": search_epochs,
+                      "picked_on": "best validation accuracy of an exact-sign epoch"}}
     complete = all(len(a["seeds_done"]) == len(settings.seeds) for a in arms.values())
     comparisons = {}
     if complete:
         base = arms[claim.baseline.name]
         for arm in claim.methods:
             mine = arms[arm.name]
-            delta = mine["test_accuracy_median"] - base["test_accuracy_median"]
-            acc_v = accuracy_verdict(mine["test_accuracy"], base["test_accuracy"])
-            entry = {"delta_accuracy": delta, "accuracy_verdict": acc_v, "ratio": None,
+            final = bootstrap_interval(mine["final"]["values"], base["final"]["values"])
+            best = bootstrap_interval(mine["best_checkpoint"]["values"], base["best_checkpoint"]["values"])
+            entry = {"best_checkpoint_difference": best, "final_difference": final,
+                     "accuracy_verdict": accuracy_verdict(best),
+                     "final_accuracy_verdict": accuracy_verdict(final), "ratio": None,
                      "epochs_to_target": None, "baseline_epochs_to_target": None}
             if claim.kind == "speed":
                 key, how = claim.target
                 higher = key != "loss"
                 mine_e, base_e, targets = [], [], []
-                for s in settings.seeds:
-                    b_curve = base["curves"][str(s)][key]
-                    target = (max(b_curve) if higher else min(b_curve)) if how == "best" else b_curve[-1]
+                for s in map(str, settings.seeds):
+                    b_curve, b_bin = base["curves"][s][key], base["binary_epochs"][s]
+                    b_vals = [v for v, b in zip(b_curve, b_bin) if b]
+                    target = (max(b_vals) if higher else min(b_vals)) if how == "best" else b_curve[-1]
                     targets.append(target)
-                    base_e.append(epochs_to(b_curve, target, higher))
-                    mine_e.append(epochs_to(mine["curves"][str(s)][key], target, higher))
+                    base_e.append(epochs_to(b_curve, target, higher, b_bin))
+                    mine_e.append(epochs_to(mine["curves"][s][key], target, higher, mine["binary_epochs"][s]))
                 m, b = _median(mine_e), _median(base_e)
                 entry.update(epochs_to_target=mine_e, baseline_epochs_to_target=base_e,
                              target={"metric": key, "of_baseline": how, "per_seed": targets},
                              ratio=(m / b) if (m is not None and b) else None)
-                entry["verdict"] = speed_verdict(entry["ratio"], acc_v, claim.accuracy_claim)
+                entry["verdict"] = speed_verdict(entry["ratio"], entry["accuracy_verdict"], claim.accuracy_claim)
             else:
-                entry["verdict"] = acc_v
+                entry["verdict"] = entry["accuracy_verdict"]
             comparisons[arm.name] = entry
     out["comparisons"] = comparisons
     headline = claim.methods[0].name
@@ -559,15 +818,15 @@ def analyse_claim(claim: Claim, settings: Settings, store: ResultStore) -> dict:
         c = comparisons[headline]
         verdict = c["verdict"]
         if claim.kind == "accuracy":  # the new method against every other arm: the worst verdict
-            others = {a.name: accuracy_verdict(arms[headline]["test_accuracy"], arms[a.name]["test_accuracy"])
-                      for a in claim.arms if a.name != headline}
+            others = {a.name: accuracy_verdict(bootstrap_interval(
+                arms[headline]["best_checkpoint"]["values"], arms[a.name]["best_checkpoint"]["values"]))
+                for a in claim.arms if a.name != headline}
             out["headline_vs_every_arm"] = others
             verdict = min(others.values(), key=("reversed", "not reproduced", "reproduced").index)
         out["summary"] = {"verdict": verdict, "ratio": c["ratio"],
-                          "delta_accuracy": c["delta_accuracy"], "method": headline}
+                          "difference": c["best_checkpoint_difference"], "method": headline}
     else:
-        out["summary"] = {"verdict": "pending", "ratio": None, "delta_accuracy": None,
-                          "method": headline}
+        out["summary"] = {"verdict": "pending", "ratio": None, "difference": None, "method": headline}
     return out
 
 
@@ -578,15 +837,17 @@ def _fmt_pct(x):
     return "–" if x is None else f"{100 * x:.2f}"
 
 
-def _fmt_spread(arm):
-    if arm["test_accuracy_median"] is None:
+def _fmt_spread(spread):
+    if spread["mean"] is None:
         return "–"
-    return (f"{_fmt_pct(arm['test_accuracy_median'])} ({_fmt_pct(arm['test_accuracy_min'])}–"
-            f"{_fmt_pct(arm['test_accuracy_max'])})")
+    return f"{_fmt_pct(spread['mean'])} ({_fmt_pct(spread['min'])}–{_fmt_pct(spread['max'])})"
 
 
-def _fmt_delta(x):
-    return "–" if x is None else f"{100 * x:+.2f}"
+def _fmt_interval(interval):
+    if interval is None:
+        return "–"
+    d, low, high = interval
+    return f"{100 * d:+.2f} [{100 * low:+.2f}, {100 * high:+.2f}]"
 
 
 def _fmt_epochs(comparison):
@@ -597,6 +858,24 @@ def _fmt_epochs(comparison):
     return f"{seq(mine)} / {seq(base)}"
 
 
+def _fmt_values(values):
+    return ", ".join(f"{k.split('.')[-1]}={v:g}" for k, v in (values or {}).items()) or "–"
+
+
+PROTOCOL = (
+    "every arm on a binary CNN, its own paper's recipe, the same data and epoch budget; "
+    f"the same search budget per arm ({SEARCH_POINTS} points over the learning rate and the "
+    "arm's key hyperparameter, one seed, 1/3 of the epochs, picked on the best validation "
+    "accuracy of an exact-sign epoch; a winner on an outer point extended once); annealed arms "
+    f"end with an exact-sign phase of {EXACT_SIGN_FRACTION:.0%} of the epochs and only exact-sign "
+    "epochs count; per seed the final-epoch test accuracy and the test accuracy of the "
+    "best-validation exact-sign epoch; verdicts on the latter: the difference of means with a 95 % "
+    "bootstrap interval over seeds, 'reproduced' above 0, 'reversed' below 0, else 'not "
+    "reproduced'; speed claims 'reproduced' when the median ratio of epochs to the baseline's "
+    "target (exact-sign epochs only) is < 1 without an accuracy reversal (with an accuracy "
+    "'reproduced' where the paper also claims higher accuracy: hyper_binarynet)")
+
+
 def write_report(analysis: dict, out_dir: Path, command: str, settings: Settings) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     report = {
@@ -605,29 +884,24 @@ def write_report(analysis: dict, out_dir: Path, command: str, settings: Settings
         "command": command,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.python_version()}",
         "dataset": settings.dataset, "seeds": list(settings.seeds),
-        "protocol": ("same model, data, epoch budget and search budget per arm; Adam learning "
-                     f"rate from {list(settings.lr_grid)} picked on the final validation accuracy "
-                     f"of one seed ({SEARCH_SEED}); then every seed at the claim's budget; "
-                     "verdicts: accuracy 'reproduced' when every method seed beats every baseline "
-                     "seed, 'reversed' when every one is below, else 'not reproduced'; speed "
-                     "claims 'reproduced' when the median epochs-to-target ratio is < 1 without "
-                     "an accuracy reversal (with an accuracy verdict 'reproduced' where the "
-                     "paper also claims higher accuracy: hyper_binarynet)"),
+        "protocol": PROTOCOL,
         "summary": {name: a["summary"] for name, a in analysis.items()},
         "claims": analysis,
     }
     write_json_atomic(out_dir / "reproduce.json", report)
     lines = [
-        "# Reproducing the source papers' claims",
+        "# Reproducing the source papers' claims (protocol 2)",
         "",
         f"Generated by `{command}` on {report['date']} ({report['machine']}). "
-        f"Data: {settings.dataset}; seeds {list(settings.seeds)}.",
+        f"Data: {settings.dataset}; seeds {list(settings.seeds)}. Protocol 1's report (MLPs, "
+        "superseded) is kept as [reproduce-protocol1.md](reproduce-protocol1.md).",
         "",
-        "Protocol: " + report["protocol"] + ".",
+        "Protocol: " + PROTOCOL + ".",
         "",
-        "| claim | method vs baseline | verdict | test accuracy, median (min–max) | Δ accuracy (points) "
-        "| accuracy verdict | epochs to target per seed (method / baseline) | epochs-to-target ratio |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| claim | method vs baseline | verdict | test acc., best-val checkpoint, mean (min–max) "
+        "| difference [95 % CI] (points) | final-epoch test acc. | difference [95 % CI] "
+        "| epochs to target per seed (method / baseline) | ratio |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, a in analysis.items():
         base = a["arms"][a["baseline"]]
@@ -638,8 +912,10 @@ def write_report(analysis: dict, out_dir: Path, command: str, settings: Settings
             ratio = c.get("ratio")
             lines.append(
                 f"| `{name}` | {arm['label']} vs {base['label']} | {c.get('verdict', 'pending')} | "
-                f"{_fmt_spread(arm)} vs {_fmt_spread(base)} | "
-                f"{_fmt_delta(c.get('delta_accuracy'))} | {c.get('accuracy_verdict', '–')} | "
+                f"{_fmt_spread(arm['best_checkpoint'])} vs {_fmt_spread(base['best_checkpoint'])} | "
+                f"{_fmt_interval(c.get('best_checkpoint_difference'))} | "
+                f"{_fmt_spread(arm['final'])} vs {_fmt_spread(base['final'])} | "
+                f"{_fmt_interval(c.get('final_difference'))} | "
                 f"{_fmt_epochs(c)} | {'–' if ratio is None else f'{ratio:.2f}'} |"
             )
     for name, a in analysis.items():
@@ -647,23 +923,41 @@ def write_report(analysis: dict, out_dir: Path, command: str, settings: Settings
                   f"- Paper: {a['paper']}; setting: {a['paper_setting']}; result: {a['paper_result']}.",
                   f"- Ours: {a['ours_differs']}; {a['epochs']} epochs"
                   + (f" after {a['float_start_epochs']} float epochs" if a["float_start_epochs"] else "")
-                  + f"; search: lr in {a['search']['learning_rates']}, {a['search']['epochs']} epochs, seed "
+                  + f"; search: {a['search']['points']} points, {a['search']['epochs']} epochs, seed "
                   f"{a['search']['seed']}.",
                   f"- Verdict: **{a['summary']['verdict']}**.", "",
-                  "| arm | chosen lr | search (final val acc per lr) | seeds done | test accuracy per seed |",
-                  "| --- | --- | --- | --- | --- |"]
+                  "| arm | search (point: best exact-sign val acc) | chosen | seeds done "
+                  "| best-val checkpoint test acc. per seed (epoch) | final test acc. per seed |",
+                  "| --- | --- | --- | --- | --- | --- |"]
         for arm in a["arms"].values():
-            search = ", ".join(f"{lr}: {_fmt_pct(v)}" for lr, v in arm["search"].items())
-            accs = ", ".join(_fmt_pct(x) for x in arm["test_accuracy"]) or "–"
-            lr = arm["chosen_learning_rate"]
-            lines.append(f"| {arm['label']} | {'–' if lr is None else f'{lr:g}'} | {search} | "
-                         f"{len(arm['seeds_done'])}/{len(a['seeds'])} | {accs} |")
+            found = arm["search"]
+            points = ", ".join(f"{_fmt_values(p['values'])}: {_fmt_pct(p['val_accuracy'])}"
+                               for p in found["points"].values())
+            if found["extended"]:
+                points += f" (extended: {found['extended']})"
+            chosen = _fmt_values(found["chosen"]) + (" (on an edge)" if found["chosen_on_edge"] else "")
+            best = ", ".join(f"{_fmt_pct(v)} ({e})" for v, e in zip(arm["best_checkpoint"]["values"],
+                                                                     arm["best_epochs"])) or "–"
+            final = ", ".join(_fmt_pct(x) for x in arm["final"]["values"]) or "–"
+            lines.append(f"| {arm['label']} | {points} | {chosen} | "
+                         f"{len(arm['seeds_done'])}/{len(a['seeds'])} | {best} | {final} |")
+        blocked = {arm["label"]: arm["diagnostics"] for arm in a["arms"].values()
+                   if arm["diagnostics"].get("tau_blocked")}
+        if blocked:
+            lines += ["", "Flip diagnostics (mean over seeds, per epoch): share of would-be flips "
+                      "that tau blocked / share of weights flipped per step.", ""]
+            for label, d in blocked.items():
+                tb = ", ".join("–" if v is None else f"{100 * v:.1f}" for v in d["tau_blocked"])
+                fr = ", ".join("–" if v is None else f"{100 * v:.3f}" for v in d.get("step_flip_rate", []))
+                lines.append(f"- {label}: tau blocked % [{tb}]; flipped per step % [{fr}]")
     lines += ["", "![curves](reproduce.png)", ""]
     (out_dir / "reproduce.md").write_text("\n".join(lines))
     _plot(analysis, out_dir / "reproduce.png")
 
 
 def _plot(analysis: dict, path: Path) -> None:
+    """Validation curves (training loss for fsg) per claim, exact-sign phase shaded,
+    and a row of Bop-family flip diagnostics."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -671,23 +965,50 @@ def _plot(analysis: dict, path: Path) -> None:
     import numpy as np
 
     names = list(analysis)
-    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.4), squeeze=False)
-    for ax, name in zip(axes[0], names):
+    fig, axes = plt.subplots(2, len(names), figsize=(4.2 * len(names), 6.4), squeeze=False)
+    for col, name in enumerate(names):
         a = analysis[name]
-        key = "loss" if a["kind"] == "speed" and name == "fsg" else "val_accuracy"
+        ax = axes[0][col]
+        key = "loss" if name == "fsg" else "val_accuracy"
+        shaded = False
         for arm in a["arms"].values():
             curves = [c[key] for c in arm["curves"].values() if c.get(key)]
             if not curves:
                 continue
             n = min(len(c) for c in curves)
-            stack = np.array([c[:n] for c in curves])
+            stack = np.array([[np.nan if v is None else v for v in c[:n]] for c in curves], float)
             x = np.arange(1, n + 1)
-            ax.plot(x, np.median(stack, 0), label=arm["label"])
-            ax.fill_between(x, stack.min(0), stack.max(0), alpha=0.2)
+            ax.plot(x, np.nanmedian(stack, 0), label=arm["label"])
+            ax.fill_between(x, np.nanmin(stack, 0), np.nanmax(stack, 0), alpha=0.2)
+            binary = next(iter(arm["binary_epochs"].values()), [])
+            if not shaded and binary and not all(binary):
+                first = binary.index(True) if True in binary else n
+                ax.axvspan(first + 0.5, n + 0.5, color="grey", alpha=0.12, label="exact-sign phase")
+                shaded = True
         ax.set_title(name)
         ax.set_xlabel("epoch")
         ax.set_ylabel("training loss" if key == "loss" else "validation accuracy")
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=6)
+        ax = axes[1][col]
+        plotted = False
+        for arm in a["arms"].values():
+            blocked = arm["diagnostics"].get("tau_blocked")
+            flips = arm["diagnostics"].get("step_flip_rate")
+            if blocked:
+                ax.plot(np.arange(1, len(blocked) + 1), [np.nan if v is None else v for v in blocked],
+                        label=f"{arm['label']}: tau-blocked share")
+                plotted = True
+            if flips:
+                ax.plot(np.arange(1, len(flips) + 1), [np.nan if v is None else v for v in flips], "--",
+                        label=f"{arm['label']}: flipped per step")
+                plotted = True
+        if plotted:
+            ax.set_yscale("symlog", linthresh=1e-4)
+            ax.set_xlabel("epoch")
+            ax.legend(fontsize=6)
+        else:
+            ax.axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
@@ -699,6 +1020,7 @@ def _plot(analysis: dict, path: Path) -> None:
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--claims", nargs="+", help=f"claims to run (default all): {', '.join(CLAIMS)}")
+    p.add_argument("--arms", nargs="+", help="run only these arms of the claims (default all)")
     p.add_argument("--quick", action="store_true", help="seconds-long run on digits (tests)")
     p.add_argument("--results-dir", help="per-result JSON files (default benchmarks/results/reproduce, "
                    "or runs/reproduce-quick with --quick)")
@@ -708,7 +1030,7 @@ def parse_args(argv=None):
     p.add_argument("--report-only", action="store_true", help="rebuild the report from the results")
     p.add_argument("--run-one", metavar="REQUEST", help=argparse.SUPPRESS)  # child of _run_isolated
     p.add_argument("--time-budget", type=float, default=0,
-                   help="stop starting new results after this many seconds (0: no limit)")
+                   help="stop starting new claims after this many seconds (0: no limit)")
     return p.parse_args(argv)
 
 
@@ -721,10 +1043,15 @@ def main(argv=None) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    known_arms = {a.name for n in names for a in CLAIMS[n].arms}
+    unknown = sorted(set(args.arms or ()) - known_arms)
+    if unknown:
+        print(f"error: Unknown arm {unknown[0]!r} of claims {', '.join(names)}. Valid names: "
+              f"{', '.join(sorted(known_arms))}", file=sys.stderr)
+        return 2
     settings = Settings(data_dir=args.data_dir)
     if args.quick:
-        settings = Settings(dataset=QUICK["dataset"], lr_grid=QUICK["lr_grid"], seeds=QUICK["seeds"],
-                            quick=True, isolate=False)
+        settings = Settings(dataset=QUICK["dataset"], seeds=QUICK["seeds"], quick=True, isolate=False)
     results_dir = Path(args.results_dir or (REPO / ("runs/reproduce-quick" if args.quick
                                                     else "benchmarks/results/reproduce")))
     runs_dir = Path(args.runs_dir or (results_dir / "runs" if args.quick else REPO / "runs/reproduce"))
@@ -745,14 +1072,14 @@ def main(argv=None) -> int:
             if args.time_budget and time.perf_counter() - started > args.time_budget:
                 print(f"time budget of {args.time_budget:.0f} s spent; rerun to continue", flush=True)
                 break
-            run_claim(CLAIMS[name], settings, store, runs_dir, arrays,
+            run_claim(CLAIMS[name], settings, store, runs_dir, arrays, arms=args.arms,
                       log=lambda m: print(f"{datetime.datetime.now():%H:%M:%S} {m}", flush=True))
     analysis = {name: analyse_claim(CLAIMS[name], settings, store) for name in CLAIMS
                 if args.quick is False or name in names}
     write_report(analysis, Path(args.out_dir), command.replace(str(REPO) + "/", ""), settings)
     for name, a in analysis.items():
         s = a["summary"]
-        print(f"{name}: {s['verdict']} (delta_accuracy={s['delta_accuracy']}, ratio={s['ratio']})")
+        print(f"{name}: {s['verdict']} (difference={s['difference']}, ratio={s['ratio']})")
     return 0
 
 
