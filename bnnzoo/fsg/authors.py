@@ -41,8 +41,6 @@ the authors' code is listed in `docs/learned_gradients.md`.
 
 from __future__ import annotations
 
-from typing import Sequence
-
 import larq as lq
 import tensorflow as tf
 
@@ -74,7 +72,7 @@ class FSGAuthors(FSG):
 
     Args:
         inner: the main optimizer of the latent weights and the model's real-valued
-            variables (default `Adam(1e-3)`).
+            variables (default Adam 1e-3, ε = 1e-8).
         slow_net: a name in `SLOW_NETS` (`"gru"`, `"attention"`).
         history: \(L\), gradients kept per layer, 1 ≤ L ≤ 64.
         alpha: \(\alpha\), weight of the slow gradient in \(W^{\text{meta}}\), in [0, 1].
@@ -106,23 +104,11 @@ class FSGAuthors(FSG):
     _FAST_ACTIVATION = None
     _OPTIMIZER_ARGS = ("inner", "slow_optimizer", "fast_optimizer")
 
-    def __init__(
-        self,
-        inner=None,
-        slow_net: str = "gru",
-        history: int = 5,
-        alpha: float = 0.9,
-        embedding_dim: int = 8,
-        units: int = 4,
-        fast_hidden: Sequence[int] = (100, 100),
-        slow_optimizer=None,
-        fast_optimizer=None,
-        name: str = "FSGAuthors",
-        **kwargs,
-    ):
-        super().__init__(inner=inner, slow_net=slow_net, history=history, alpha=alpha,
-                         embedding_dim=embedding_dim, units=units, fast_hidden=fast_hidden,
-                         name=name, **kwargs)
+    def __init__(self, inner=None, *, slow_optimizer=None, fast_optimizer=None, name: str = "FSGAuthors",
+                 **kwargs):
+        # slow_net, history, alpha, embedding_dim, units, fast_hidden: as for FSG.
+        inner = _authors_adam(1e-3) if inner is None else inner
+        super().__init__(inner=inner, name=name, **kwargs)
         self.slow_optimizer = _legacy_optimizer("slow_optimizer", slow_optimizer, lambda: _authors_adam(1e-3))
         self.fast_optimizer = _legacy_optimizer("fast_optimizer", fast_optimizer, lambda: _authors_adam(1e-2))
         if len({id(o) for o in self.optimizers}) != 3:

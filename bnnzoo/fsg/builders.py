@@ -42,23 +42,19 @@ fsg_attention = register_optimizer("fsg_attention")(_builder("attention"))
 
 
 @register_optimizer("fsg_authors")
-def fsg_authors(learning_rate=1e-3, slow_net: str = "gru", history: int = 5, alpha: float = 0.9,
-                embedding_dim: int = 8, units: int = 4, fast_hidden: Sequence[int] = (100, 100),
-                slow_learning_rate: float = 1e-3, fast_learning_rate: float = 1e-2):
+def fsg_authors(learning_rate=1e-3, slow_net: str = "gru", slow_learning_rate: float = 1e-3,
+                fast_learning_rate: float = 1e-2, **fsg_kwargs):
     """`FSGAuthors`, as the authors' code trains: Adam(learning_rate) on the latent
     weights (with \\(c \\odot g^{\\text{fast}}\\)) and the real-valued variables,
     Adam(slow_learning_rate) on the slow net and embeddings, Adam(fast_learning_rate)
-    on the linear fast net (all three with PyTorch's ε = 1e-8)."""
+    on the linear fast net (all three with PyTorch's ε = 1e-8). `fsg_kwargs`:
+    `history`, `alpha`, `embedding_dim`, `units`, `fast_hidden`, as for `fsg`."""
     return FSGAuthors(
         inner=_authors_adam(learning_rate),
         slow_net=slow_net,
-        history=history,
-        alpha=alpha,
-        embedding_dim=embedding_dim,
-        units=units,
-        fast_hidden=fast_hidden,
         slow_optimizer=_authors_adam(slow_learning_rate),
         fast_optimizer=_authors_adam(fast_learning_rate),
+        **fsg_kwargs,
     )
 
 
