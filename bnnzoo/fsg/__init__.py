@@ -51,9 +51,15 @@ The model must run FSG's training step: wrap it with `bnnzoo.fsg.wrap(model)` be
 `compile` (`bnnzoo.training.train` does this for `--optimizer fsg`: the builder
 declares `wrap_model`).
 
+**The authors' form.** The authors' public code (github.com/two-tiger/FSG) updates
+the latent weight with \(c_l \odot g^{\text{fast}}_l\) only (the slow gradient
+trains the generators through \(W^{\text{meta}}\)), uses a linear fast net on the
+pre-quantized weight \(p \in [0, 1]\) and gives the generators Adam optimizers of
+their own: `FSGAuthors` (`bnnzoo.fsg.authors`, registered as `fsg_authors`).
+
 The package: `nets` (history store, fast and slow nets, `SLOW_NETS`), `optimizer`
-(`FSG`), `model` (`FSGModel`, `wrap`, `unwrap`: the training step), `builders` (the
-registered `fsg` and `fsg_attention`).
+(`FSG`), `authors` (`FSGAuthors`), `model` (`FSGModel`, `wrap`, `unwrap`: the
+training step), `builders` (the registered `fsg`, `fsg_attention` and `fsg_authors`).
 
 !!! example
     ```python
@@ -81,7 +87,8 @@ References:
 """
 
 from bnnzoo.fsg import nets
-from bnnzoo.fsg.builders import fsg, fsg_attention
+from bnnzoo.fsg.authors import FSGAuthors
+from bnnzoo.fsg.builders import fsg, fsg_attention, fsg_authors
 from bnnzoo.fsg.model import FSGModel, unwrap, wrap
 from bnnzoo.fsg.nets import (
     SLOW_NETS,
@@ -95,4 +102,4 @@ from bnnzoo.fsg.nets import (
 )
 from bnnzoo.fsg.optimizer import FSG
 
-__all__ = ["FSG", "FSGModel", "wrap", "unwrap", "fsg", "fsg_attention"] + nets.__all__
+__all__ = ["FSG", "FSGAuthors", "FSGModel", "wrap", "unwrap", "fsg", "fsg_attention", "fsg_authors"] + nets.__all__

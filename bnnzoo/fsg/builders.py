@@ -1,4 +1,5 @@
-"""The registered FSG optimizers `fsg` (GRU slow net) and `fsg_attention`.
+"""The registered FSG optimizers `fsg` (GRU slow net), `fsg_attention` and
+`fsg_authors` (`FSGAuthors`: the form of the authors' public code).
 
 Each builder declares `wrap_model` (`bnnzoo.optimizers.builders.BUILDER_HOOKS`): the
 model gets FSG's training step (`bnnzoo.fsg.wrap`) before `train` compiles it.
@@ -10,11 +11,12 @@ from typing import Sequence
 
 import tensorflow as tf
 
+from bnnzoo.fsg.authors import FSGAuthors, _authors_adam
 from bnnzoo.fsg.model import wrap
 from bnnzoo.fsg.optimizer import FSG
 from bnnzoo.optimizers.builders import register_optimizer
 
-__all__ = ["fsg", "fsg_attention"]
+__all__ = ["fsg", "fsg_attention", "fsg_authors"]
 
 
 def _builder(slow_net: str):
@@ -37,3 +39,23 @@ def _builder(slow_net: str):
 
 fsg = register_optimizer("fsg")(_builder("gru"))
 fsg_attention = register_optimizer("fsg_attention")(_builder("attention"))
+
+
+@register_optimizer("fsg_authors")
+def fsg_authors(learning_rate=1e-3, slow_net: str = "gru", slow_learning_rate: float = 1e-3,
+                fast_learning_rate: float = 1e-2, **fsg_kwargs):
+    """`FSGAuthors`, as the authors' code trains: Adam(learning_rate) on the latent
+    weights (with \\(c \\odot g^{\\text{fast}}\\)) and the real-valued variables,
+    Adam(slow_learning_rate) on the slow net and embeddings, Adam(fast_learning_rate)
+    on the linear fast net (all three with PyTorch's ε = 1e-8). `fsg_kwargs`:
+    `history`, `alpha`, `embedding_dim`, `units`, `fast_hidden`, as for `fsg`."""
+    return FSGAuthors(
+        inner=_authors_adam(learning_rate),
+        slow_net=slow_net,
+        slow_optimizer=_authors_adam(slow_learning_rate),
+        fast_optimizer=_authors_adam(fast_learning_rate),
+        **fsg_kwargs,
+    )
+
+
+fsg_authors.wrap_model = wrap

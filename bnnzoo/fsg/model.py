@@ -80,7 +80,7 @@ class FSGModel(tf.keras.Model):
         others = [v for v in self.trainable_variables if id(v) not in kernel_ids]
         meta = optimizer.meta_variables
         with tf.GradientTape() as tape:
-            generated = optimizer.generated_gradients()
+            generated, latent = optimizer.generate()
             quantized = [layer.kernel_quantizer(w) for layer, w in
                          zip(layers, optimizer.meta_kernels(generated))]
             with _kernels_replaced(layers, quantized):
@@ -88,7 +88,7 @@ class FSGModel(tf.keras.Model):
             loss = self.compute_loss(x, y, y_pred, sample_weight)
         grads = tape.gradient(loss, [*quantized, *meta, *others])
         n = len(layers)
-        optimizer.apply_fsg(grads[:n], generated, list(zip(grads[n:], [*meta, *others])))
+        optimizer.apply_fsg(grads[:n], latent, list(zip(grads[n:], [*meta, *others])))
         return self.compute_metrics(x, y, y_pred, sample_weight)
 
 

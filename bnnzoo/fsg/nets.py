@@ -9,7 +9,7 @@ Historical Gradient Storage (`HistoricalGradientStorage`), the per-element fast 
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Callable, Sequence
 
 import larq as lq
 import tensorflow as tf
@@ -76,14 +76,38 @@ class HistoricalGradientStorage(tf.Module):
 
 
 class FastNet(tf.Module):
-    r"""Per-element bias-free ReLU MLP \(1 \to h_1 \to \dots \to 1\) of the latent weight.
+    r"""Per-element bias-free MLP \(1 \to h_1 \to \dots \to 1\), ReLU between layers
+    (`activation="relu"`, bnnzoo's FSG) or none (`activation=None`, the authors' code).
 
-    Evaluated exactly through positive homogeneity:
-    \(f(w) = \max(w, 0) f(1) + \max(-w, 0) f(-1)\).
+    Evaluated exactly and cheaply. With ReLU the MLP is positively homogeneous:
+    \(f(w) = \max(w, 0) f(1) + \max(-w, 0) f(-1)\). Without it the MLP is one
+    scalar times its input: \(f(x) = x\, f(1)\).
+
+    Args:
+        hidden: hidden widths.
+        activation: `"relu"` or `None`.
+        name: module name.
+
+    !!! example
+        ```python
+        import numpy as np
+        import tensorflow as tf
+        from bnnzoo.fsg import FastNet
+
+        net = FastNet((100, 100), activation=None)
+        x = tf.constant([0.0, 0.25, 1.0])
+        np.testing.assert_allclose(net(x).numpy(), net.mlp(x[:, None])[:, 0].numpy(), rtol=1e-5)
+        ```
     """
 
-    def __init__(self, hidden: Sequence[int] = (100, 100), name: str | None = None):
+    ACTIVATIONS = ("relu", None)
+
+    def __init__(self, hidden: Sequence[int] = (100, 100), name: str | None = None,
+                 activation: str | None = "relu"):
         super().__init__(name=name)
+        if activation not in self.ACTIVATIONS:
+            raise ValueError(f"activation must be one of {self.ACTIVATIONS}, got {activation!r}")
+        self.activation = activation
         sizes = [1, *hidden, 1]
         self.kernels = [_glorot((a, b), f"kernel_{i}") for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))]
 
@@ -91,11 +115,13 @@ class FastNet(tf.Module):
         """The MLP on a column `x` of shape `(n, 1)` (the reference evaluation)."""
         for i, kernel in enumerate(self.kernels):
             x = tf.matmul(x, kernel)
-            if i < len(self.kernels) - 1:
+            if i < len(self.kernels) - 1 and self.activation == "relu":
                 x = tf.nn.relu(x)
         return x
 
     def __call__(self, w: tf.Tensor) -> tf.Tensor:
+        if self.activation is None:
+            return w * self.mlp(tf.constant([[1.0]]))[0, 0]
         ends = self.mlp(tf.constant([[1.0], [-1.0]]))[:, 0]
         return tf.nn.relu(w) * ends[0] + tf.nn.relu(-w) * ends[1]
 

@@ -24,6 +24,18 @@ __all__ = ["FSG"]
 _EPS = 1e-12
 
 
+def _legacy_optimizer(arg: str, value, default):
+    """`value` as a legacy Keras optimizer (`None`: `default()`; a name or config dict
+    is deserialized); `ValueError` naming `arg` otherwise."""
+    if value is None:
+        value = default()
+    elif isinstance(value, (dict, str)):
+        value = tf.keras.optimizers.get(value, use_legacy_optimizer=True)
+    if not isinstance(value, tf.keras.optimizers.legacy.Optimizer):
+        raise ValueError(f"{arg} must be a legacy tf.keras optimizer, got {value!r}")
+    return value
+
+
 class _LayerState(tf.Module):
     """Per binary layer: its Layer Recognition Embedding and gradient history."""
 
@@ -73,6 +85,8 @@ class FSG(tf.keras.optimizers.legacy.Optimizer):
     """
 
     _HAS_AGGREGATE_GRAD = True
+    _FAST_ACTIVATION = "relu"  # the fast net's nonlinearity (`FastNet`)
+    _OPTIMIZER_ARGS = ("inner",)  # config entries that hold a serialized optimizer
 
     def __init__(
         self,
@@ -87,12 +101,7 @@ class FSG(tf.keras.optimizers.legacy.Optimizer):
         **kwargs,
     ):
         super().__init__(name=name, **kwargs)
-        if inner is None:
-            inner = tf.keras.optimizers.legacy.Adam(1e-3)
-        elif isinstance(inner, (dict, str)):
-            inner = tf.keras.optimizers.get(inner, use_legacy_optimizer=True)
-        if not isinstance(inner, tf.keras.optimizers.legacy.Optimizer):
-            raise ValueError(f"inner must be a legacy tf.keras optimizer, got {inner!r}")
+        inner = _legacy_optimizer("inner", inner, lambda: tf.keras.optimizers.legacy.Adam(1e-3))
         SLOW_NETS.get(slow_net, argument="slow_net")  # ValueError listing the registered slow nets
         if not (isinstance(history, int) and 1 <= history <= 64):
             raise ValueError(f"history must be an integer in [1, 64], got {history!r}")
@@ -143,8 +152,9 @@ class FSG(tf.keras.optimizers.legacy.Optimizer):
             return
         with tf.init_scope():
             _ = self.iterations
-            self.inner._create_hypers()
-            self.fast_net = FastNet(self.fast_hidden, name="fast_net")
+            for optimizer in self.optimizers:
+                optimizer._create_hypers()
+            self.fast_net = FastNet(self.fast_hidden, name="fast_net", activation=self._FAST_ACTIVATION)
             self.slow_net = SLOW_NETS.get(self.slow_net_name)(self.embedding_dim, self.units, self.history)
             self._track_trackable(self.fast_net, name="fast_net")
             self._track_trackable(self.slow_net, name="slow_net")
@@ -164,8 +174,23 @@ class FSG(tf.keras.optimizers.legacy.Optimizer):
         (`bnnzoo.optimizers.create_optimizer_variables`)."""
         if not self.built:
             raise ValueError("FSG is not built: compile a model wrapped by bnnzoo.fsg.wrap")
+        own = self.generator_optimizers()
+        claimed = {id(v) for _, owned in own for v in owned}
         with tf.init_scope():  # the step counter exists: `build_for` created it
-            self.inner._create_all_weights([*self.meta_variables, *variables])
+            self.inner._create_all_weights([v for v in [*self.meta_variables, *variables] if id(v) not in claimed])
+            for optimizer, owned in own:
+                optimizer._create_all_weights(owned)
+
+    @property
+    def optimizers(self) -> list[tf.keras.optimizers.legacy.Optimizer]:
+        """Every optimizer that applies updates: `inner`, then the generator's own."""
+        return [self.inner]
+
+    def generator_optimizers(self) -> list[tuple[tf.keras.optimizers.legacy.Optimizer, list[tf.Variable]]]:
+        """(optimizer, the generator variables it trains) for the parts of the generator
+        that have an optimizer of their own; `inner` trains every other variable.
+        None here: `inner` trains the whole generator."""
+        return []
 
     @property
     def meta_variables(self) -> list[tf.Variable]:
@@ -186,18 +211,25 @@ class FSG(tf.keras.optimizers.legacy.Optimizer):
     @property
     def weights(self):
         state = [s.gradient_history.buffer for s in self.layer_states]
-        return [self.iterations, *self.meta_variables, *state, *self.inner.weights]
+        return [self.iterations, *self.meta_variables, *state, *(w for o in self.optimizers for w in o.weights)]
 
     # ---------------------------------------------------------------- generation
     def generated_gradients(self) -> list[tf.Tensor]:
         """\\(G_l\\) for every binary layer, from its history (differentiable in the
         generator's variables). Zero while the history is empty."""
+        return self.generate()[0]
+
+    def generate(self) -> tuple[list[tf.Tensor], list[tf.Tensor]]:
+        """Per binary layer, \\(G_l\\) (the step of \\(W^{\\text{meta}}_l\\),
+        differentiable in the generator's variables) and the gradient `inner` applies
+        to the latent kernel \\(W_l\\) (here \\(G_l\\) itself). Zero while the history
+        is empty."""
         if not self.built:
             raise ValueError("FSG is not built: compile a model wrapped by bnnzoo.fsg.wrap")
         count = tf.minimum(tf.cast(self.iterations, tf.float32), float(self.history))
         mask = tf.cast(tf.range(self.history) >= self.history - tf.cast(count, tf.int32), tf.float32)
         has_history = tf.cast(count > 0, tf.float32)
-        generated = []
+        generated, latent = [], []
         for state, layer in zip(self.layer_states, self.binary_layers):
             w = tf.stop_gradient(tf.convert_to_tensor(layer.kernel))  # latent value
             shape = tf.shape(w)
@@ -208,11 +240,23 @@ class FSG(tf.keras.optimizers.legacy.Optimizer):
             tokens = history / scale
             g_slow = has_history * scale * self.slow_net(tokens, mask, state.layer_embedding)
             tanh_w = tf.tanh(w)
-            c = (1.0 - tf.square(tanh_w)) / tf.maximum(tf.reduce_max(tf.abs(tanh_w)), _EPS)
-            g_fast = history[-1] * self.fast_net(w)
-            g = self.alpha * g_slow + (1.0 - self.alpha) * c * g_fast
+            max_tanh = tf.maximum(tf.reduce_max(tf.abs(tanh_w)), _EPS)
+            c = (1.0 - tf.square(tanh_w)) / max_tanh
+            g_fast = history[-1] * self.fast_net(self._fast_input(w, tanh_w, max_tanh))
+            g, g_latent = self._combine(g_slow, g_fast, c)
             generated.append(tf.reshape(g, shape))
-        return generated
+            latent.append(generated[-1] if g_latent is g else tf.reshape(g_latent, shape))
+        return generated, latent
+
+    def _fast_input(self, w, tanh_w, max_tanh):
+        """The fast net's input: the latent weight."""
+        return w
+
+    def _combine(self, g_slow, g_fast, c):
+        """(\\(G\\), the latent kernel's gradient) = (\\(\\alpha g^{\\text{slow}} + (1 - \\alpha)\\, c \\odot
+        g^{\\text{fast}}\\), the same)."""
+        g = self.alpha * g_slow + (1.0 - self.alpha) * c * g_fast
+        return g, g
 
     def meta_kernels(self, generated: Sequence[tf.Tensor]) -> list[tf.Tensor]:
         """\\(W^{\\text{meta}}_l = W_l - \\eta G_l\\) (real-valued, not quantized)."""
@@ -221,10 +265,12 @@ class FSG(tf.keras.optimizers.legacy.Optimizer):
                 for layer, g in zip(self.binary_layers, generated)]
 
     # ---------------------------------------------------------------- update
-    def apply_fsg(self, binary_grads, generated, other_grads_and_vars):
-        """Push `binary_grads` (∂L/∂Ŵ per layer) into the histories and apply the
-        generated gradients to the latent kernels plus `other_grads_and_vars`
-        (generator and real-valued variables) with the inner optimizer."""
+    def apply_fsg(self, binary_grads, latent_grads, other_grads_and_vars):
+        """Push `binary_grads` (∂L/∂Ŵ per layer) into the histories and apply
+        `latent_grads` (the second list of `generate()`) to the latent kernels plus
+        `other_grads_and_vars` (generator and real-valued variables): each generator
+        variable with its own optimizer where `generator_optimizers()` names one,
+        everything else with `inner`."""
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         binary_grads = [tf.zeros(layer.kernel.shape) if g is None else tf.convert_to_tensor(g)
                         for layer, g in zip(self.binary_layers, binary_grads)]
@@ -235,10 +281,18 @@ class FSG(tf.keras.optimizers.legacy.Optimizer):
             step = self.iterations.assign_add(1)
         # The inner optimizer sums over replicas; G is already global.
         grads_and_vars = [(tf.stop_gradient(g) / replicas, layer.kernel)
-                          for layer, g in zip(self.binary_layers, generated)]
+                          for layer, g in zip(self.binary_layers, latent_grads)]
         grads_and_vars += [(g, v) for g, v in other_grads_and_vars if g is not None]
+        own = self.generator_optimizers()
+        route = {id(v): i for i, (_, owned) in enumerate(own) for v in owned}
+        parts = [[] for _ in own]
+        rest = []
+        for g, v in grads_and_vars:
+            (parts[route[id(v)]] if id(v) in route else rest).append((g, v))
         with tf.control_dependencies([step]):
-            return self.inner.apply_gradients(grads_and_vars)
+            updates = [self.inner.apply_gradients(rest)]
+            updates += [optimizer.apply_gradients(part) for (optimizer, _), part in zip(own, parts) if part]
+            return updates[0] if len(updates) == 1 else tf.group(updates)
 
     def apply_gradients(self, grads_and_vars, name=None, **kwargs):
         raise ValueError(
@@ -261,7 +315,8 @@ class FSG(tf.keras.optimizers.legacy.Optimizer):
     @classmethod
     def from_config(cls, config, custom_objects=None):
         config = dict(config)
-        config["inner"] = tf.keras.optimizers.deserialize(
-            config["inner"], custom_objects=custom_objects, use_legacy_optimizer=True
-        )
+        for arg in cls._OPTIMIZER_ARGS:
+            config[arg] = tf.keras.optimizers.deserialize(
+                config[arg], custom_objects=custom_objects, use_legacy_optimizer=True
+            )
         return cls(**config)
