@@ -11,6 +11,7 @@ get Adam with `learning_rate` and binary variables get the binary optimizer.
 | `bop` | larq `Bop(threshold, gamma)` | Adam |
 | `bop2ndorder` | `Bop2ndOrder(threshold, gamma, sigma, epsilon, bias_correction)` | Adam |
 | `fsg`, `fsg_attention` | `FSG`: Adam on latent weights with learned gradients (`bnnzoo.fsg`) | Adam |
+| `fsg_authors` | `FSGAuthors`: the form of the FSG authors' code (latent update by the fast gradient only, generators with their own Adams) | Adam |
 
 A builder is `builder(learning_rate, **kwargs) -> optimizer`, registered with
 `@register_optimizer(name)`. `bnnzoo.training.train`, the tuner and the CLI ask the
@@ -34,7 +35,7 @@ attributes (`BUILDER_HOOKS`):
     ```
 """
 
-from bnnzoo.fsg import FSG, fsg, fsg_attention
+from bnnzoo.fsg import FSG, FSGAuthors, fsg, fsg_attention, fsg_authors
 from bnnzoo.optimizers.bop2ndorder import BIAS_CORRECTIONS, Bop2ndOrder, bop2ndorder
 from bnnzoo.optimizers.builders import (
     BUILDER_HOOKS,
@@ -57,6 +58,7 @@ from bnnzoo.optimizers.variables import create_optimizer_variables
 __all__ = [
     "Bop2ndOrder",
     "FSG",
+    "FSGAuthors",
     "FlipRate",
     "ThresholdBlocking",
     "BIAS_CORRECTIONS",
@@ -73,6 +75,7 @@ __all__ = [
     "create_optimizer_variables",
     "fsg",
     "fsg_attention",
+    "fsg_authors",
     "get_optimizer",
     "list_optimizers",
     "optimizer_builder",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import warnings
 
 import larq as lq
+import numpy as np
 import tensorflow as tf
 
 from bnnzoo.optimizers.builders import (
@@ -23,6 +24,7 @@ from bnnzoo.optimizers.builders import (
     real_valued_adam,
     register_optimizer,
 )
+from bnnzoo.optimizers.flip_rate import hyper_value
 from bnnzoo.validation import check_number
 
 __all__ = ["Bop2ndOrder", "bop2ndorder", "BIAS_CORRECTIONS"]
@@ -242,6 +244,20 @@ class Bop2ndOrder(_Optimizer):
                     config[hyper], custom_objects=custom_objects
                 )
         return cls(**config)
+
+    def flip_signal(self, var: tf.Variable, step: int):
+        """(s, τ) of update number `step` (0-based) of `var`, recomputed in float64 from
+        the slots after that update: what `w * s > τ` compared (for
+        `bnnzoo.optimizers.ThresholdBlocking`)."""
+        m = np.asarray(self.get_slot(var, "m").numpy(), np.float64)
+        v = np.asarray(self.get_slot(var, "v").numpy(), np.float64)
+        if self.bias_correction == "adam":
+            m = m / float(self.get_slot(var, "m_norm").numpy())
+            v = v / float(self.get_slot(var, "v_norm").numpy())
+        elif self.bias_correction == "constant":
+            m = m / hyper_value(self, "gamma", step)
+            v = v / hyper_value(self, "sigma", step)
+        return m / (np.sqrt(v) + self.epsilon), hyper_value(self, "threshold", step)
 
     @staticmethod
     def is_binary_variable(var: tf.Variable) -> bool:

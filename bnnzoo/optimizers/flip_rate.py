@@ -7,7 +7,7 @@ import numpy as np
 import tensorflow as tf
 import larq as lq
 
-__all__ = ["FlipRate", "ThresholdBlocking", "binary_kernels", "blocked_fraction"]
+__all__ = ["FlipRate", "ThresholdBlocking", "binary_kernels", "blocked_fraction", "flip_signal", "hyper_value"]
 
 
 def binary_kernels(model: tf.keras.Model) -> dict[str, tf.Variable]:
@@ -163,7 +163,9 @@ def blocked_fraction(w: np.ndarray, s: np.ndarray, threshold: float) -> tuple[in
     return int(would.sum()), int((would & (product <= threshold)).sum())
 
 
-def _hyper_at(optimizer, name: str, step: int) -> float:
+def hyper_value(optimizer, name: str, step: int) -> float:
+    """The value of `optimizer`'s hyperparameter `name` at its update number `step`
+    (a schedule evaluated there, a constant read)."""
     value = optimizer._get_hyper(name)
     if isinstance(value, tf.keras.optimizers.schedules.LearningRateSchedule):
         value = value(step)
@@ -172,26 +174,16 @@ def _hyper_at(optimizer, name: str, step: int) -> float:
 
 def flip_signal(optimizer, var: tf.Variable, step: int) -> tuple[np.ndarray, float] | None:
     """(s, τ) that `optimizer` compared at its update number `step` (0-based) of `var`,
-    read from its slots after that update; `None` when `optimizer` is not larq's `Bop`
-    or bnnzoo's `Bop2ndOrder`, or does not hold `var`."""
-    from bnnzoo.optimizers.bop2ndorder import Bop2ndOrder  # imports this module
-
-    try:
-        m = np.asarray(optimizer.get_slot(var, "m").numpy(), np.float64)
-    except (KeyError, AttributeError, ValueError):
+    read from its slots after that update: larq's `Bop` (s = m), or an optimizer with
+    its own `flip_signal(var, step)` method (`Bop2ndOrder`); `None` for any other
+    optimizer or a variable it does not hold."""
+    if not _owns(optimizer, var):
         return None
-    threshold = _hyper_at(optimizer, "threshold", step)
-    if isinstance(optimizer, Bop2ndOrder):
-        v = np.asarray(optimizer.get_slot(var, "v").numpy(), np.float64)
-        if optimizer.bias_correction == "adam":
-            m = m / float(optimizer.get_slot(var, "m_norm").numpy())
-            v = v / float(optimizer.get_slot(var, "v_norm").numpy())
-        elif optimizer.bias_correction == "constant":
-            m = m / _hyper_at(optimizer, "gamma", step)
-            v = v / _hyper_at(optimizer, "sigma", step)
-        return m / (np.sqrt(v) + optimizer.epsilon), threshold
+    if hasattr(optimizer, "flip_signal"):
+        return optimizer.flip_signal(var, step)
     if isinstance(optimizer, lq.optimizers.Bop):
-        return m, threshold
+        return (np.asarray(optimizer.get_slot(var, "m").numpy(), np.float64),
+                hyper_value(optimizer, "threshold", step))
     return None
 
 
