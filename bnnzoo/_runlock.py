@@ -5,8 +5,8 @@
 writer is refused at once with `DirectoryLockedError` (a `ValueError`, so the CLI
 prints it as one `bnnzoo: error:` line) naming the holder's pid and the folder.
 The kernel drops the lock when its holder exits, SIGKILL included, so a crashed
-run never leaves a directory locked; the lock file itself stays (it is not part
-of the run and nothing reads it but this module).
+run never leaves a directory locked; the lock file itself stays, empty once
+released (it is not part of the run and nothing reads it but this module).
 
 Readers (`bnnzoo evaluate`, `bnnzoo export`) take no lock: writers replace files
 and run directories atomically (`bnnzoo._atomic`).
@@ -118,6 +118,7 @@ def directory_lock(folder: str | os.PathLike, what: str = "run directory") -> It
         yield DirectoryLock(folder, created, fd)
     finally:
         try:
+            os.ftruncate(fd, 0)  # released: the file names no holder (and is the same after every run)
             fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             os.close(fd)
