@@ -11,11 +11,14 @@
 | `metrics.json` | test accuracy/loss, epochs, wall time, parameter and memory counts |
 | `curves.png` | training curves |
 | `checkpoints/` | the resume checkpoint while a run is unfinished (removed at the end) |
+| `recipe.json` | with `bnnzoo train --recipe`: the recipe, for `bnnzoo publish` |
+| `.bnnzoo.lock` | the writer lock a running `train` holds (`bnnzoo._runlock`); not part of the run |
 
 A run that is interrupted (Ctrl-C, SIGTERM, a crash) and started again with the
 same configuration and `out` resumes after its last finished epoch, with model
 *and* optimizer state restored and the same per-epoch data order, so the result
-is the same as an uninterrupted run.
+is the same as an uninterrupted run. A run that replaces a finished one is trained
+in a hidden sibling folder and swapped in whole when complete.
 
 !!! example
     ```python
