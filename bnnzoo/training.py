@@ -719,13 +719,11 @@ def train(
     strategy = strategy or make_strategy(config.strategy)
     run_dir = Path(out) if out is not None else None
     if run_dir is None or not _is_chief(strategy):
-        return _train(config, run_dir, callbacks=callbacks, verbose=verbose, resume=resume, arrays=arrays,
-                      strategy=strategy, overwrite=overwrite, model=model)
+        return _train(config, run_dir, callbacks, verbose, resume, arrays, strategy, overwrite, model)
     _check_not_a_file(run_dir)
     with directory_lock(run_dir) as lock:
         try:
-            result = _train(config, run_dir, callbacks=callbacks, verbose=verbose, resume=resume,
-                            arrays=arrays, strategy=strategy, overwrite=overwrite, model=model)
+            result = _train(config, run_dir, callbacks, verbose, resume, arrays, strategy, overwrite, model)
             for name, value in (record or {}).items():
                 write_json(run_dir / name, value)
         except BaseException:
@@ -739,18 +737,7 @@ def train(
     return result
 
 
-def _train(
-    config: TrainConfig,
-    out: str | os.PathLike | None = None,
-    *,
-    callbacks: Sequence[tf.keras.callbacks.Callback] = (),
-    verbose: int | None = None,
-    resume: bool = True,
-    arrays: _data.ArraySplits | None = None,
-    strategy: tf.distribute.Strategy | None = None,
-    overwrite: bool = False,
-    model: tf.keras.Model | None = None,
-) -> TrainResult:
+def _train(config: TrainConfig, out, callbacks, verbose, resume, arrays, strategy, overwrite, model) -> TrainResult:
     """`train` once `out`'s lock is held (or without `out`, or on a non-chief worker)."""
     config.validate()
     started = time.perf_counter()

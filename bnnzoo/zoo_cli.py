@@ -13,35 +13,22 @@ from bnnzoo.cli_support import fail, one_line
 
 __all__ = ["add_parser", "cmd_publish"]
 
+ARTIFACTS_DIR_HELP = "artifacts folder to publish into (default: $BNNZOO_ARTIFACTS_DIR, else the installed artifacts)"
+FORCE_HELP = ("replace an existing artifact even by a run with lower test accuracy, another recipe or config, "
+              "or a run that differs from its recipe")
+
 
 def add_parser(subparsers) -> None:
-    """Add `bnnzoo publish` to the CLI.
-
-    Args:
-        subparsers: the `bnnzoo` parser's subparsers action.
-    """
-    p = subparsers.add_parser(
-        "publish", help="publish a finished recipe run as a pretrained artifact (weights and card)"
-    )
-    p.add_argument("run_dir", metavar="RUN_DIR", help="run directory of `bnnzoo train --recipe R --out RUN_DIR`")
-    p.add_argument("--artifacts-dir", metavar="DIR",
-                   help="artifacts folder to publish into (default: $BNNZOO_ARTIFACTS_DIR, else the "
-                        "installed artifacts)")
-    p.add_argument("--force", action="store_true",
-                   help="replace an existing artifact even by a run with lower test accuracy, another "
-                        "recipe or config, or a run that differs from its recipe")
+    """Add `bnnzoo publish` to `subparsers`, the `bnnzoo` parser's subcommands (`bnnzoo.cli`)."""
+    p = subparsers.add_parser("publish", help="publish a finished recipe run as a pretrained artifact")
     p.set_defaults(func=cmd_publish)
+    p.add_argument("run_dir", metavar="RUN_DIR", help="run directory of `bnnzoo train --recipe R --out RUN_DIR`")
+    p.add_argument("--artifacts-dir", metavar="DIR", help=ARTIFACTS_DIR_HELP)
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    """Run `bnnzoo publish`.
-
-    Args:
-        args: the parsed `bnnzoo publish` arguments.
-
-    Returns:
-        0; a refused or failed publish exits with status 2 and one `bnnzoo: error:` line.
-    """
+    """Run `bnnzoo publish` (`args`: its parsed arguments); 0, or one `bnnzoo: error:` line and exit 2."""
     from bnnzoo import zoo
 
     try:
