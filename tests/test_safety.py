@@ -250,6 +250,26 @@ def test_no_resume_and_overwrite_replace_the_run_once_complete(capsys, run_copy)
     assert sorted(p.name for p in run_copy.parent.iterdir()) == ["run"]  # no staging or old folder left
 
 
+def test_disk_full_at_the_end_of_an_overwrite_keeps_the_old_run(capsys, run_copy, monkeypatch):
+    import errno
+
+    from bnnzoo import _atomic
+
+    before = run_hashes(run_copy)
+    real_fsync = _atomic._fsync_file
+
+    def full_for_models(path):
+        if "model.keras" in Path(path).name:  # the last big write of the new run
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_fsync(path)
+
+    monkeypatch.setattr(_atomic, "_fsync_file", full_for_models)
+    rc, _, err = run_cli(capsys, "train", *TINY, "--quantizer", "approx_sign", "--overwrite", "--out", run_copy)
+    assert_one_line_error(rc, err, "No space left on device")
+    assert run_hashes(run_copy) == before
+    assert sorted(p.name for p in run_copy.parent.iterdir()) == ["run"]  # the staging folder is gone
+
+
 @pytest.fixture(scope="module")
 def exported(finished, tmp_path_factory, digits):
     """An exported tiny run (`model.tflite`) and a second, different run to export over it."""
