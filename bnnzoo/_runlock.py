@@ -51,10 +51,10 @@ class DirectoryLock:
     created: bool
     fd: int
 
-    def only_the_lock_file(self) -> bool:
-        """Whether the folder holds nothing but the lock file (no run was started in it)."""
+    def holds_only(self, *names: str) -> bool:
+        """Whether the folder holds nothing but the lock file and files among `names`."""
         try:
-            return [p.name for p in self.folder.iterdir()] == [LOCK_FILE]
+            return {p.name for p in self.folder.iterdir()} <= {LOCK_FILE, *names}
         except OSError:
             return False
 

@@ -729,8 +729,9 @@ def train(
         except BaseException:
             # A replacement that did not finish leaves the previous run as it was.
             shutil.rmtree(_staging_dir(run_dir), ignore_errors=True)
-            if lock.created and lock.only_the_lock_file():  # nothing was started in it
-                (run_dir / LOCK_FILE).unlink(missing_ok=True)
+            if lock.created and lock.holds_only("config.json"):  # no epoch was trained in it
+                for name in ("config.json", LOCK_FILE):
+                    (run_dir / name).unlink(missing_ok=True)
                 with contextlib.suppress(OSError):
                     run_dir.rmdir()
             raise

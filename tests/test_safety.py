@@ -213,6 +213,13 @@ def test_api_second_writer_is_a_value_error(run_copy, digits):
     assert run_hashes(run_copy) == before
 
 
+def test_a_run_that_never_trained_leaves_no_directory(tmp_path, digits):
+    out = tmp_path / "run"
+    with pytest.raises((TypeError, ValueError), match="bogus"):
+        training.train(TrainConfig(epochs=1, model_kwargs={"bogus": 1}), out, arrays=digits, verbose=0)
+    assert not out.exists()
+
+
 def test_second_search_on_a_tuning_directory_is_refused(capsys, tmp_path):
     out = tmp_path / "tune"
     with directory_lock(out, "tuning directory"):
