@@ -572,6 +572,26 @@ def _staging_dir(run_dir: Path) -> Path:
     return run_dir.with_name(f".{run_dir.name}.staging")
 
 
+def _link_or_copy(source, target) -> None:
+    try:
+        os.link(source, target, follow_symlinks=False)
+    except OSError:  # a file system without hard links
+        shutil.copy2(source, target, follow_symlinks=False)
+
+
+def _keep_other_files(old: Path, new: Path) -> None:
+    """Hard-link into `new` whatever `old` holds besides a run's own files (e.g. an
+    export written into the run directory), so that swapping `new` in keeps it."""
+    owned = {*_RUN_FILES, "config.json", "checkpoints", "recipe.json", LOCK_FILE}
+    for item in old.iterdir():
+        if item.name in owned or (new / item.name).exists():
+            continue
+        if item.is_dir() and not item.is_symlink():
+            shutil.copytree(item, new / item.name, symlinks=True, copy_function=_link_or_copy)
+        else:
+            _link_or_copy(item, new / item.name)
+
+
 def _holds_a_run(run_dir: Path) -> bool:
     """Whether `run_dir` holds any file of a run (a result a new run must not destroy)."""
     return run_dir.is_dir() and any(
@@ -862,6 +882,7 @@ def _train(config: TrainConfig, out, callbacks, verbose, resume, arrays, strateg
                 _plot_curves(history, tmp, f"{config.model} on {config.dataset}")
     shutil.rmtree(ckpt_dir, ignore_errors=True)
     if run_dir is not None and chief and work_dir == _staging_dir(run_dir):
+        _keep_other_files(run_dir, work_dir)
         replace_directory(work_dir, run_dir)  # the complete new run replaces the previous one
     elif work_dir != run_dir:  # a private temporary folder (no `out`, or a non-chief worker)
         shutil.rmtree(work_dir, ignore_errors=True)

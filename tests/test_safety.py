@@ -248,8 +248,13 @@ def test_killed_no_resume_retraining_keeps_the_finished_run(run_copy, tmp_path, 
 
 def test_no_resume_and_overwrite_replace_the_run_once_complete(capsys, run_copy):
     old_model = (run_copy / "model.keras").read_bytes()
+    (run_copy / "model.tflite").write_bytes(b"an export the user wrote here")
+    (run_copy / "savedmodel").mkdir()
+    (run_copy / "savedmodel" / "saved_model.pb").write_bytes(b"pb")
+    kept = hashes(run_copy / "model.tflite", run_copy / "savedmodel")
     rc, _, err = run_cli(capsys, "train", *TINY, "--quantizer", "approx_sign", "--overwrite", "--out", run_copy)
     assert rc == 0, err
+    assert hashes(run_copy / "model.tflite", run_copy / "savedmodel") == kept  # not the run's: kept
     config = json.loads((run_copy / "config.json").read_text())
     metrics = json.loads((run_copy / "metrics.json").read_text())
     assert config["quantizer"] == metrics["quantizer"] == "approx_sign"
