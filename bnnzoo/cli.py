@@ -151,6 +151,20 @@ def config_from_args(args):
     return TrainConfig.from_dict(values)
 
 
+def _interrupted(out: str, epochs: int) -> str:
+    """The one line for a Ctrl-C'd `bnnzoo train`: what `out` holds now."""
+    import re
+    from pathlib import Path
+
+    index = Path(out) / "checkpoints" / "checkpoint"
+    if index.is_file():
+        done = max(map(int, re.findall(r"ckpt-(\d+)", index.read_text())), default=0)
+        return f"interrupted after epoch {done} of {epochs}; the same command resumes {out} from there"
+    if (Path(out) / "metrics.json").is_file():
+        return f"interrupted; {out} keeps its previous finished run (the unfinished replacement was discarded)"
+    return f"interrupted before the first epoch ended; nothing was kept in {out}"
+
+
 def cmd_train(args) -> int:
     split_logical_cpus(args.logical_cpus)
     try:
@@ -190,6 +204,8 @@ def cmd_train(args) -> int:
                                 record=record)
     except (DataUnavailableError, FileNotFoundError) as err:
         fail(str(err))
+    except KeyboardInterrupt:
+        fail(_interrupted(out, config.epochs))
     # Values read back from metrics.json may be null (a NaN loss is written as null).
     m = {k: float("nan") if v is None else v for k, v in result.metrics.items()}
     print(f"test accuracy: {m['test_accuracy']:.4f}  (loss {m['test_loss']:.4f}, "

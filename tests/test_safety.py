@@ -238,12 +238,30 @@ def test_killed_no_resume_retraining_keeps_the_finished_run(run_copy, tmp_path, 
     proc = bnnzoo_process("train", *TINY, "--no-resume", "--out", run_copy, cwd=tmp_path)
     wait_for(lambda: (staging / "config.json").is_file(), proc, what="the retraining to start")
     proc.send_signal(sig)
-    proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=60)
     assert proc.returncode != 0
     assert run_hashes(run_copy) == before
     assert training.load_model(run_copy).count_params() > 0
     if sig == signal.SIGINT:
         assert not staging.exists()  # the unfinished replacement is removed
+        assert proc.returncode == 2 and "Traceback" not in err, err[-2000:]
+        assert err.strip().splitlines()[-1] == (f"bnnzoo: error: interrupted; {run_copy} keeps its previous "
+                                                "finished run (the unfinished replacement was discarded)")
+
+
+def test_ctrl_c_in_a_new_run_says_where_the_same_command_resumes(tmp_path):
+    out = tmp_path / "run"
+    argv = ("train", "--epochs", "30", "--batch-size", "16", "--model-arg", "units=16", "--out", out)
+    proc = bnnzoo_process(*argv, cwd=tmp_path)
+    wait_for(lambda: (out / "checkpoints" / "checkpoint").is_file(), proc, what="the first checkpoint")
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    line = err.strip().splitlines()[-1]
+    assert proc.returncode == 2 and "Traceback" not in err, err[-2000:]
+    assert line.startswith("bnnzoo: error: interrupted after epoch ") and line.endswith(
+        f" of 30; the same command resumes {out} from there"), line
+    done = int(line.split("after epoch ")[1].split(" ")[0])
+    assert done >= 1 and f"ckpt-{done}" in (out / "checkpoints" / "checkpoint").read_text()
 
 
 def test_no_resume_and_overwrite_replace_the_run_once_complete(capsys, run_copy):
