@@ -342,6 +342,23 @@ def test_disk_full_during_export_keeps_the_old_file(capsys, exported, monkeypatc
     assert hashes(target.parent) == before  # and no temporary file left
 
 
+def test_ctrl_c_during_export_is_one_line_and_keeps_the_old_file(capsys, exported, monkeypatch):
+    from bnnzoo.export import report
+
+    target, other, _ = exported
+    before = hashes(target.parent)
+    real_verify = report.verify_flatbuffer
+
+    def interrupted(*args, **kwargs):  # Ctrl-C while the export is checked
+        real_verify(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(report, "verify_flatbuffer", interrupted)
+    rc, _, err = run_cli(capsys, "export", other, "--format", "tflite", "--out", target, "--num-images", "32")
+    assert_one_line_error(rc, err, "interrupted", f"{target} was not written")
+    assert hashes(target.parent) == before
+
+
 def test_sigkill_during_export_leaves_a_complete_file(exported, tmp_path):
     target, other, reference = exported
     old, new = target.read_bytes(), reference.read_bytes()

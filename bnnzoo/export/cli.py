@@ -53,5 +53,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                               allow_non_binary=args.allow_non_binary)
     except (ExportError, ValueError, FileNotFoundError, DataUnavailableError) as err:
         fail(str(err))
+    except KeyboardInterrupt:
+        fail(f"interrupted; {args.out or 'the output'} was not written (a file already there is unchanged)")
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.summary())
     return 0
