@@ -33,8 +33,8 @@ def add_parser(subparsers) -> None:
                    help="largest allowed |output difference| (default 1e-4)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--allow-non-binary", action="store_true",
-                   help="export a model whose forward is not binary (annealed quantizers not at exact "
-                        "sign yet, or no 1-bit quantizer); refused by default")
+                   help="export a model whose annealed quantizers (bnnpp, ste_warmup, proxconnect) have "
+                        "not reached exact sign; refused by default")
     p.set_defaults(func=cmd_export)
 
 

@@ -111,20 +111,19 @@ def _test_images(model, dataset, images, num_images, data_dir=None) -> np.ndarra
 
 
 def _check_binary(model: tf.keras.Model, source) -> None:
-    """`ExportError` (one line, with the ways out) unless `model`'s forward is binary."""
-    if quantizers.binary_forward(model):
+    """`ExportError` (one line, with the ways out) for a model whose 1-bit quantizers are
+    not binary yet (`bnnzoo.quantizers.binary_forward`): its sign export would be
+    another model. A float model (no 1-bit quantizer) is exported as it is."""
+    unfinished = [q.name for q in quantizers.annealable_quantizers(model) if not q.is_exact_sign()]
+    if not unfinished:
         return
     what = model.name if isinstance(source, tf.keras.Model) else str(source)
-    unfinished = [q.name for q in quantizers.annealable_quantizers(model) if not q.is_exact_sign()]
-    if unfinished:
-        raise ExportError(
-            f"{what} is not binary: {len(unfinished)} annealed quantizer(s) without their exact-sign "
-            f"forward ({', '.join(unfinished[:3])}{', ...' if len(unfinished) > 3 else ''}), so the sign "
-            "export would be another model; finish it with bnnzoo.quantizers.finalize(model) (or train "
-            "with the annealing callback's exact-sign phase, --annealing default), or export it anyway "
-            "with --allow-non-binary (allow_non_binary=True)")
-    raise ExportError(f"{what} is not binary: it has no 1-bit quantizer; export it anyway with "
-                      "--allow-non-binary (allow_non_binary=True)")
+    raise ExportError(
+        f"{what} is not binary: {len(unfinished)} annealed quantizer(s) without their exact-sign "
+        f"forward ({', '.join(unfinished[:3])}{', ...' if len(unfinished) > 3 else ''}), so the sign "
+        "export would be another model; finish it with bnnzoo.quantizers.finalize(model) (or train "
+        "with the annealing callback's exact-sign phase, --annealing default), or export it anyway "
+        "with --allow-non-binary (allow_non_binary=True)")
 
 
 def export_model(
@@ -154,10 +153,10 @@ def export_model(
         data_dir: folder with the dataset files, if not the default.
         atol: largest allowed |output difference| (outputs are softmax probabilities).
         latency_repeats: single-image runs timed for the latency figure (0: skip).
-        allow_non_binary: export a model whose forward is not binary
-            (`bnnzoo.quantizers.binary_forward` False: annealed quantizers not yet at
-            exact sign, or no 1-bit quantizer at all); refused by default, since the
-            export (sign) is then another model than the one trained and measured.
+        allow_non_binary: export a model whose 1-bit quantizers are not binary yet
+            (annealed quantizers not at exact sign, so `bnnzoo.quantizers.binary_forward`
+            is False); refused by default, since the export (sign) is then another
+            model than the one trained and measured.
 
     `out` is written only after the export passed its check: the new file (or
     SavedModel folder) is made beside it and renamed into place, so a failed
@@ -169,8 +168,8 @@ def export_model(
 
     Raises:
         ExportError: a layer that cannot be converted (named), an export that
-            disagrees with the Keras model, or a model that is not binary (without
-            `allow_non_binary`).
+            disagrees with the Keras model, or annealed quantizers not at exact sign
+            (without `allow_non_binary`).
         ValueError: an unknown `format`.
     """
     if format not in FORMATS:
