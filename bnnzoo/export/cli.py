@@ -32,6 +32,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--atol", type=positive_float, default=1e-4,
                    help="largest allowed |output difference| (default 1e-4)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--allow-non-binary", action="store_true",
+                   help="export a model whose annealed quantizers (bnnpp, ste_warmup, proxconnect) have "
+                        "not reached exact sign; refused by default")
     p.set_defaults(func=cmd_export)
 
 
@@ -46,8 +49,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     """
     try:
         report = export_model(args.source, args.format, args.out, dataset=args.dataset,
-                              num_images=args.num_images, data_dir=args.data_dir, atol=args.atol)
+                              num_images=args.num_images, data_dir=args.data_dir, atol=args.atol,
+                              allow_non_binary=args.allow_non_binary)
     except (ExportError, ValueError, FileNotFoundError, DataUnavailableError) as err:
         fail(str(err))
+    except KeyboardInterrupt:
+        fail(f"interrupted; {args.out or 'the output'} was not written (a file already there is unchanged)")
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.summary())
     return 0
