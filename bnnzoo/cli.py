@@ -12,6 +12,7 @@ import sys
 from typing import Sequence
 
 from bnnzoo.cli_support import (
+    ctrl_c_as_interrupt,
     fail,
     is_expected,
     key_value,
@@ -200,8 +201,9 @@ def cmd_train(args) -> int:
     print(f"Training {config.model} on {config.dataset} with {config.optimizer} + {config.quantizer} "
           f"for {config.epochs} epochs -> {out}", flush=True)
     try:
-        result = training.train(config, out, resume=not args.no_resume, overwrite=args.overwrite,
-                                record=record)
+        with ctrl_c_as_interrupt():
+            result = training.train(config, out, resume=not args.no_resume, overwrite=args.overwrite,
+                                    record=record)
     except (DataUnavailableError, FileNotFoundError) as err:
         fail(str(err))
     except KeyboardInterrupt:

@@ -768,7 +768,6 @@ def train(
 
 def _train(config: TrainConfig, out, callbacks, verbose, resume, arrays, strategy, overwrite, model) -> TrainResult:
     """`train` once `out`'s lock is held (or without `out`, or on a non-chief worker)."""
-    config.validate()
     started = time.perf_counter()
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2

@@ -432,3 +432,24 @@ def test_non_binary_run_is_labelled_and_its_export_refused(capsys, tmp_path):
                            "--num-images", "32")
     assert rc == 0, err
     assert "inference form vs trained model" in out and target.read_bytes() != b"an earlier export"
+
+
+def test_an_error_raised_after_ctrl_c_is_reported_as_the_interrupt():
+    """Ctrl-C landing in a Python callback of TensorFlow's C++ code comes back as another
+    error (seen: AttributeError from tf.keras.Input); the CLI reports it as Ctrl-C."""
+    import os
+    import signal as signals
+
+    from bnnzoo.cli_support import ctrl_c_as_interrupt
+
+    before = signals.getsignal(signals.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        with ctrl_c_as_interrupt() as guard:
+            try:
+                os.kill(os.getpid(), signals.SIGINT)
+            except KeyboardInterrupt:
+                raise AttributeError("'list' object has no attribute 'keys'")
+    assert guard.interrupted and signals.getsignal(signals.SIGINT) is before
+    with pytest.raises(AttributeError, match="unrelated"):  # without Ctrl-C: unchanged
+        with ctrl_c_as_interrupt():
+            raise AttributeError("unrelated")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from bnnzoo.cli_support import fail, positive_float, positive_int
+from bnnzoo.cli_support import ctrl_c_as_interrupt, fail, positive_float, positive_int
 from bnnzoo.data import DataUnavailableError
 from bnnzoo.export.errors import ExportError
 from bnnzoo.export.report import FORMATS, export_model
@@ -48,9 +48,10 @@ def cmd_export(args: argparse.Namespace) -> int:
         0; a failed export exits with the error message instead.
     """
     try:
-        report = export_model(args.source, args.format, args.out, dataset=args.dataset,
-                              num_images=args.num_images, data_dir=args.data_dir, atol=args.atol,
-                              allow_non_binary=args.allow_non_binary)
+        with ctrl_c_as_interrupt():
+            report = export_model(args.source, args.format, args.out, dataset=args.dataset,
+                                  num_images=args.num_images, data_dir=args.data_dir, atol=args.atol,
+                                  allow_non_binary=args.allow_non_binary)
     except (ExportError, ValueError, FileNotFoundError, DataUnavailableError) as err:
         fail(str(err))
     except KeyboardInterrupt:
