@@ -8,7 +8,7 @@ Two kinds of weights, one interface (`create_model(name, weights=TAG)`):
   RUN` trains it (and never writes here), then `bnnzoo publish RUN`
   (`bnnzoo.zoo.publish_run`) copies the weights and writes the card from the run.
 - **Remote weights**, e.g. larq-zoo's ImageNet weights (`weights="imagenet"`),
-  fetched once over HTTPS into a cache (`~/.cache/bnnzoo`, or `$BNNZOO_CACHE_DIR`)
+  fetched once over HTTPS into a cache (`~/.cache/bnnzoo`, or `$BNNZOO_CACHE`)
   and checked against the card's sha256 before use.
 
 Either way the weights file's sha256 is compared with the card before loading;
@@ -37,6 +37,7 @@ import re
 import tempfile
 import urllib.parse
 import urllib.request
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,7 +77,10 @@ CARD_FILE = "card.json"
 # The file of a run directory that records the recipe it was trained from (`bnnzoo train --recipe`).
 RECIPE_RECORD = "recipe.json"
 WEIGHTS_FILE = "weights.h5"
-CACHE_ENV = "BNNZOO_CACHE_DIR"
+# One cache variable for weights and datasets (`bnnzoo.datasets_cache.CACHE_ENV`);
+# the weights cache's former name still works, with a DeprecationWarning.
+CACHE_ENV = "BNNZOO_CACHE"
+DEPRECATED_CACHE_ENV = "BNNZOO_CACHE_DIR"
 ARTIFACTS_ENV = "BNNZOO_ARTIFACTS_DIR"
 # Where larq-zoo publishes its release files (larq_zoo.core.utils.download_pretrained_model).
 LARQ_ZOO_RELEASES_ENV = "BNNZOO_LARQ_ZOO_URL"
@@ -267,8 +271,18 @@ def artifacts_dir() -> Path:
 
 
 def cache_dir() -> Path:
-    """Where remote weights are cached: `$BNNZOO_CACHE_DIR` or `~/.cache/bnnzoo`."""
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "bnnzoo")
+    """Where remote weights are cached: bnnzoo's one cache folder, `$BNNZOO_CACHE`
+    (else `$XDG_CACHE_HOME/bnnzoo`, else `~/.cache/bnnzoo`), which also holds the
+    datasets (`bnnzoo.datasets_cache.cache_root`). `$BNNZOO_CACHE_DIR`, its former
+    name for weights, is read when `$BNNZOO_CACHE` is unset, with a DeprecationWarning.
+    """
+    from bnnzoo.datasets_cache import cache_root
+
+    if not os.environ.get(CACHE_ENV) and os.environ.get(DEPRECATED_CACHE_ENV):
+        warnings.warn(f"{DEPRECATED_CACHE_ENV} is deprecated; set {CACHE_ENV} instead (bnnzoo's one "
+                      "cache folder, for weights and datasets)", DeprecationWarning, stacklevel=2)
+        return Path(os.environ[DEPRECATED_CACHE_ENV]).expanduser()
+    return cache_root()
 
 
 def sha256_file(path: str | os.PathLike) -> str:

@@ -346,3 +346,17 @@ def test_cli_evaluate_and_list_show_the_card(capsys):
     out = capsys.readouterr().out
     assert pretrained.format_card_line(card) in out
     assert "quicknet" not in out
+
+
+def test_one_cache_variable_for_weights_and_data_and_the_deprecated_alias(tmp_path, monkeypatch):
+    from bnnzoo import datasets_cache
+
+    assert pretrained.CACHE_ENV == datasets_cache.CACHE_ENV == "BNNZOO_CACHE"
+    monkeypatch.delenv("BNNZOO_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert pretrained.cache_dir() == datasets_cache.cache_root() == tmp_path / "xdg" / "bnnzoo"
+    monkeypatch.setenv("BNNZOO_CACHE_DIR", str(tmp_path / "old"))
+    with pytest.warns(DeprecationWarning, match="BNNZOO_CACHE_DIR is deprecated; set BNNZOO_CACHE"):
+        assert pretrained.cache_dir() == tmp_path / "old"
+    monkeypatch.setenv("BNNZOO_CACHE", str(tmp_path / "new"))  # the new name wins, silently
+    assert pretrained.cache_dir() == datasets_cache.cache_root() == tmp_path / "new"
