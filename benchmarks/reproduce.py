@@ -282,7 +282,7 @@ CLAIMS: dict[str, Claim] = {c.name: c for c in (
 )}
 
 # --quick: seconds-long settings on digits, for the test suite.
-QUICK = dict(dataset="digits", epochs=3, search_epochs=2, float_start_epochs=1, seeds=(0, 1),
+QUICK = dict(dataset="digits", epochs=2, search_epochs=1, float_start_epochs=1, seeds=(0,),
              model_kwargs={"width": 0.0625})
 
 

@@ -14,7 +14,8 @@ def reproduce(load_script):
 @pytest.fixture(scope="module")
 def quick_run(reproduce, tmp_path_factory):
     """One real `--quick` run of two arms of the ProxConnect++ claim on digits: BNN (five
-    learning rates) and BNN++ (a plus design over the learning rate and mu_max)."""
+    learning rates) and BNN++ (a plus design over the learning rate and mu_max); one
+    seed of 2 epochs, 1-epoch search points."""
     root = tmp_path_factory.mktemp("reproduce")
     args = ["--quick", "--claims", "proxconnect", "--arms", "bnn", "bnnpp",
             "--results-dir", str(root / "results"), "--out-dir", str(root / "out")]
@@ -32,17 +33,17 @@ def test_quick_run_writes_every_result_and_the_report(reproduce, quick_run):
         found = entry["search"]
         assert found["complete"] and len(found["points"]) >= reproduce.SEARCH_POINTS
         files = {p.stem for p in (root / "results" / "proxconnect" / arm).glob("*.json")}
-        assert files == set(found["points"]) | {"seed0", "seed1"}  # every search point is stored
-        assert entry["seeds_done"] == [0, 1] and entry["config"]["quantizer"] == arm
+        assert files == set(found["points"]) | {"seed0"}  # every search point is stored
+        assert entry["seeds_done"] == [0] and entry["config"]["quantizer"] == arm
         assert found["chosen"] in [p["values"] for p in found["points"].values()]
         assert all(0 <= a <= 1 for a in entry["final"]["values"] + entry["best_checkpoint"]["values"])
         for history in entry["curves"].values():  # the per-epoch diagnostics are logged
-            assert len(history["test_accuracy"]) == 3 and len(history["load_1min"]) == 3
+            assert len(history["test_accuracy"]) == 2 and len(history["load_1min"]) == 2
     axes = [a["field"] for a in claim["arms"]["bnnpp"]["search_axes"]]
     assert axes == ["learning_rate", "mu_max"]
-    # BNN++ is binary only in its exact-sign phase: the last of its 3 epochs
-    assert claim["arms"]["bnnpp"]["binary_epochs"]["0"] == [False, False, True]
-    assert claim["arms"]["bnn"]["binary_epochs"]["0"] == [True, True, True]
+    # BNN++ is binary only in its exact-sign phase: the last of its 2 epochs
+    assert claim["arms"]["bnnpp"]["binary_epochs"]["0"] == [False, True]
+    assert claim["arms"]["bnn"]["binary_epochs"]["0"] == [True, True]
     assert claim["summary"]["verdict"] == "pending"  # two of the four arms ran
     md = (root / "out" / "reproduce.md").read_text()
     assert "BNN++ (SS_mu, SS'_mu) vs BNN" in md and (root / "out" / "reproduce.png").stat().st_size
@@ -60,14 +61,14 @@ def test_rerun_skips_finished_results(reproduce, quick_run, monkeypatch):
 
 def test_half_written_result_is_discarded_and_redone(reproduce, quick_run, monkeypatch):
     root, args = quick_run
-    path = root / "results" / "proxconnect" / "bnnpp" / "seed1.json"
+    path = root / "results" / "proxconnect" / "bnnpp" / "seed0.json"
     before = json.loads(path.read_text())
     path.write_text(path.read_text()[:40])  # as if killed mid-write without the atomic rename
     calls = []
     real = reproduce._run
     monkeypatch.setattr(reproduce, "_run", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
     assert reproduce.main(args) == 0
-    assert [p.name for p in calls] == ["seed1"]
+    assert [p.name for p in calls] == ["seed0"]
     after = json.loads(path.read_text())
     assert after["finished"] and after["config"] == before["config"]
 
