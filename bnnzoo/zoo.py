@@ -135,8 +135,12 @@ def measure_lce_export(model, dataset: str, data_dir: str | None = None, atol: f
         `file_bytes`, `bits_per_weight`, `test_images`, `top1_agreement`, `max_abs_diff`,
         `ops` and the `larq_compute_engine` version; or `error` when the export fails
         or disagrees with Keras (the card is still written).
+
+    Raises:
+        LceUnavailableError: larq-compute-engine is not installed on this stack (one
+            line naming the stacks that have it).
     """
-    import larq_compute_engine  # only for publishing with lce_export
+    larq_compute_engine = _export.require_lce("the card's LCE measurement (lce_export = true)")
 
     summary: dict[str, Any] = {"format": "lce", "larq_compute_engine": larq_compute_engine.__version__}
     with tempfile.TemporaryDirectory() as tmp:
@@ -168,6 +172,8 @@ def publish_from_recipe(recipe_path: str | os.PathLike, run_dir: str | os.PathLi
     tag = artifact.get("tag", config.dataset)
     if name != config.model:
         raise ValueError(f"artifact name {name!r} differs from the recipe's model {config.model!r}")
+    if artifact.get("lce_export"):
+        _export.require_lce("the card's LCE measurement (lce_export = true)")  # before writing anything
     run_dir = Path(run_dir)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     model = _training.load_model(run_dir)

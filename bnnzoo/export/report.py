@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from bnnzoo import data, training
+from bnnzoo.export.availability import require_lce
 from bnnzoo.export.conversion import convert
 from bnnzoo.export.errors import ExportError
 from bnnzoo.export.flatbuffer import flatbuffer_stats
@@ -143,9 +144,13 @@ def export_model(
         ExportError: a layer that cannot be converted (named), or an export that
             disagrees with the Keras model.
         ValueError: an unknown `format`.
+        LceUnavailableError: `lce` on a stack without larq-compute-engine (an
+            `ExportError`), naming the stacks that have it.
     """
     if format not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
+    if format == "lce":
+        require_lce("the lce format (bnnzoo export --format lce)")  # one line, before any work
     original, source_dataset = load_source(source)
     dataset = dataset or source_dataset
     model = inference_model(original)
