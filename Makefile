@@ -46,8 +46,15 @@ OVERRIDDEN := $(shell sed -E 's/[[:space:]<>=!~;\[#].*//' $(UV_FILES) /dev/null 
 
 .PHONY: demo test test-slow docs install check-deps fashion-mnist wheel-check clean
 
+# uv from PyPI with the running Python's pip (--target: no root, no venv needed); where
+# that Python has no pip (Debian without python3-pip), with a throw-away venv's pip.
 $(UV):
-	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target build/uv-$(UV_VERSION) "uv==$(UV_VERSION)"
+	if $(PYTHON) -m pip --version >/dev/null 2>&1; then \
+	  $(PYTHON) -m pip install --quiet --disable-pip-version-check --target build/uv-$(UV_VERSION) "uv==$(UV_VERSION)"; \
+	else \
+	  $(PYTHON) -m venv build/uv-bootstrap && \
+	  build/uv-bootstrap/bin/python -m pip install --quiet --disable-pip-version-check --target build/uv-$(UV_VERSION) "uv==$(UV_VERSION)"; \
+	fi
 
 $(STAMP): pyproject.toml $(CONSTRAINTS) $(UV_FILES) | $(UV)
 	$(UV) venv --quiet --allow-existing --python $(PYTHON) $(VENV)
