@@ -18,8 +18,8 @@ import re
 import sys
 import tempfile
 
-# absl's prefix: severity letter, date, time, thread, file:line]
-_ABSL_LINE = re.compile(r"^([IWEF])\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ [^ ]+:\d+\] ")
+# absl's prefix: severity letter, date (MMDD), time (before absl starts: seconds since the epoch), thread, file:line]
+_ABSL_LINE = re.compile(r"^([IWEF])\d{4} \S+ +\d+ [^ ]+:\d+\] ")
 _ABSL_PREAMBLE = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
 _LEVELS = "IWEF"
 

@@ -1,8 +1,8 @@
 """Model files (`.keras`, `.h5`) across bnnzoo's stacks: the fallback for files of a newer Keras 2.
 
 A file saved by tf-keras 2.21 (the Python 3.13 stack) records constructor arguments
-that Keras 2.15 (the Python 3.11 stack) does not know, such as `InputLayer`'s
-`optional`, so Keras 2.15's `load_model` refuses it. bnnzoo's loaders
+that Keras 2.15 (the Python 3.11 stack) and tf-keras 2.19 (3.12) do not know, such as
+`InputLayer`'s `optional`, so their `load_model` refuses it. bnnzoo's loaders
 (`bnnzoo.training.load_model`, hence `bnnzoo evaluate`, `bnnzoo export`, run
 directories and tuner trials) then rebuild the model from the file's own saved
 config without those arguments, each only where it holds the value the older Keras
@@ -36,7 +36,7 @@ import tensorflow as tf
 __all__ = ["NEWER_ARGUMENTS", "load_keras_file", "strip_newer_arguments"]
 
 NEWER_ARGUMENTS: dict[str, dict[str, Any]] = {
-    # tf-keras >= 2.20: an input may be declared optional; Keras 2.15 has no such argument.
+    # tf-keras >= 2.20: an input may be declared optional; Keras 2.15 and tf-keras 2.19 have no such argument.
     "InputLayer": {"optional": False},
 }
 """Layer class name -> {argument a newer Keras 2 records: the value an older one assumes}."""

@@ -4,8 +4,8 @@
 MLP, Bop2ndOrder, one epoch on digits) and a shipped artifact (`binarynet_mlp:digits`)
 re-saved whole, each with its outputs on fixed test images. `check(folder)` loads every
 file and returns what does not reproduce those outputs. Files load with plain
-`tf.keras.models.load_model`, except that Keras 2.15 (Python 3.11) reads files of
-tf-keras >= 2.20 (Python 3.13) through bnnzoo's fallback (`bnnzoo.model_files`, what
+`tf.keras.models.load_model`, except that Keras 2.15 (Python 3.11) and tf-keras 2.19
+(3.12) read files of tf-keras >= 2.20 (Python 3.13) through bnnzoo's fallback (`bnnzoo.model_files`, what
 bnnzoo's own loaders use); a fallback anywhere else is a problem. Run as a script by
 the other stack's Python, so every direction goes through the same code:
 
@@ -43,8 +43,8 @@ def _version(text: str) -> tuple[int, ...]:
 
 def needs_fallback(writer_tensorflow: str) -> bool:
     """Whether this stack reads the files of a stack on TF `writer_tensorflow` through
-    bnnzoo's fallback: Keras 2.15 (TF 2.15) reading tf-keras >= 2.20."""
-    return _version(tf.__version__) < (2, 16) and _version(writer_tensorflow) >= (2, 20)
+    bnnzoo's fallback: Keras 2.15 or tf-keras 2.19 reading tf-keras >= 2.20's files."""
+    return _version(tf.__version__) < (2, 20) <= _version(writer_tensorflow)
 
 
 def _images() -> np.ndarray:
