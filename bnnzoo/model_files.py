@@ -117,7 +117,7 @@ def load_keras_file(path: str | os.PathLike, compile: bool = False) -> tf.keras.
         The model.
 
     Raises:
-        Whatever `tf.keras.models.load_model` raises when the fallback does not apply.
+        Exception: what `tf.keras.models.load_model` raised, when the fallback does not apply.
     """
     path = Path(path)
     try:
