@@ -24,14 +24,19 @@ it on its own.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import json
 import math
 import os
+import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "json_safe"]
+__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "json_safe",
+           "replace_directory"]
 
 
 def _umask() -> int:
@@ -128,3 +133,46 @@ def atomic_write_json(path: str | os.PathLike, obj: Any, default: Callable[[Any]
     """
     text = json.dumps(json_safe(obj, default), indent=2, allow_nan=False) + "\n"
     atomic_write_text(path, text)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (Linux `renameat2(RENAME_EXCHANGE)`); False where unsupported."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):  # not supported by this file system
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def replace_directory(new: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Put the complete folder `new` in the place of `target` (a folder, or missing).
+
+    `new` must be on the same file system (a sibling). On Linux the two are swapped
+    in one atomic step, so a reader sees the old folder or the new one, never a mix
+    and never neither; elsewhere `target` is renamed aside, `new` renamed in, and
+    the old one deleted. The old folder is deleted only after the new one is in place.
+
+    Args:
+        new: the finished replacement.
+        target: the folder it replaces.
+    """
+    new, target = Path(new), Path(target)
+    if not target.exists():
+        os.rename(new, target)
+    elif _exchange(new, target):
+        shutil.rmtree(new)  # now the old folder
+    else:
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        os.rename(target, old)
+        os.rename(new, target)
+        shutil.rmtree(old)
+    _fsync_dir(target.parent)

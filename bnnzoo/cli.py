@@ -12,6 +12,7 @@ import sys
 from typing import Sequence
 
 from bnnzoo.cli_support import (
+    ctrl_c_as_interrupt,
     fail,
     is_expected,
     key_value,
@@ -33,6 +34,7 @@ __all__ = ["main", "build_parser"]
 SUBCOMMAND_MODULES: Registry[str] = Registry("subcommand")
 SUBCOMMAND_MODULES.register("tune", "bnnzoo.tuning.cli")
 SUBCOMMAND_MODULES.register("export", "bnnzoo.export.cli")
+SUBCOMMAND_MODULES.register("publish", "bnnzoo.zoo_cli")
 
 
 # ----------------------------------------------------------------- list
@@ -87,7 +89,8 @@ def add_train_parser(sub) -> None:
     from bnnzoo.training import STRATEGIES
 
     p = sub.add_parser("train", help="train a binary model and write a run directory")
-    p.add_argument("--recipe", help="a .json/.toml recipe; flags given here override it")
+    p.add_argument("--recipe", help="a .json/.toml recipe; flags given here override it (the run records "
+                                    "it; `bnnzoo publish RUN_DIR` makes an artifact of the finished run)")
     p.add_argument("--model", "-m", help="model family (default binarynet_mlp)")
     p.add_argument("--dataset", "-d", help="dataset name (default digits)")
     p.add_argument("--optimizer", "-o", help="optimizer name (default adam)")
@@ -149,6 +152,20 @@ def config_from_args(args):
     return TrainConfig.from_dict(values)
 
 
+def _interrupted(out: str, epochs: int) -> str:
+    """The one line for a Ctrl-C'd `bnnzoo train`: what `out` holds now."""
+    import re
+    from pathlib import Path
+
+    index = Path(out) / "checkpoints" / "checkpoint"
+    if index.is_file():
+        done = max(map(int, re.findall(r"ckpt-(\d+)", index.read_text())), default=0)
+        return f"interrupted after epoch {done} of {epochs}; the same command resumes {out} from there"
+    if (Path(out) / "metrics.json").is_file():
+        return f"interrupted; {out} keeps its previous finished run (the unfinished replacement was discarded)"
+    return f"interrupted before the first epoch ended; nothing was kept in {out}"
+
+
 def cmd_train(args) -> int:
     split_logical_cpus(args.logical_cpus)
     try:
@@ -160,12 +177,21 @@ def cmd_train(args) -> int:
     # Validate optimizer and quantizer arguments before loading any data.
     from bnnzoo import data, optimizers
 
+    record = None
     try:
         optimizers.get_optimizer(config.optimizer, config.learning_rate, **config.optimizer_kwargs)
         config.quantizer_objects()
         data.check_dataset_name(config.dataset)
+        if args.recipe:
+            # The artifact the run may be published as: refused now, not after training.
+            from bnnzoo import pretrained
+            from bnnzoo.training import read_recipe
+
+            values = read_recipe(args.recipe)
+            record = {pretrained.RECIPE_RECORD: pretrained.recipe_record(args.recipe, values)}
+            pretrained.recipe_artifact(values, config.model, config.dataset)
     except (ValueError, TypeError) as err:
-        fail(str(err))
+        fail((f"recipe {args.recipe}: " if record else "") + one_line(err))
     out = args.out or os.path.join(
         "runs", f"{config.model}-{config.dataset}-{config.optimizer}-{config.quantizer}".replace("/", "_")
     )
@@ -175,19 +201,24 @@ def cmd_train(args) -> int:
     print(f"Training {config.model} on {config.dataset} with {config.optimizer} + {config.quantizer} "
           f"for {config.epochs} epochs -> {out}", flush=True)
     try:
-        result = training.train(config, out, resume=not args.no_resume, overwrite=args.overwrite)
+        with ctrl_c_as_interrupt():
+            result = training.train(config, out, resume=not args.no_resume, overwrite=args.overwrite,
+                                    record=record)
     except (DataUnavailableError, FileNotFoundError) as err:
         fail(str(err))
-    if args.recipe:
-        from bnnzoo import zoo
-
-        zoo.publish_from_recipe(args.recipe, out)
+    except KeyboardInterrupt:
+        fail(_interrupted(out, config.epochs))
     # Values read back from metrics.json may be null (a NaN loss is written as null).
     m = {k: float("nan") if v is None else v for k, v in result.metrics.items()}
     print(f"test accuracy: {m['test_accuracy']:.4f}  (loss {m['test_loss']:.4f}, "
           f"{m['wall_seconds']:.1f} s, weights {m['weight_memory_bytes'] / 1024:.1f} KiB = "
           f"{m['memory_ratio_vs_float32']:.3f} of float32)")
     print(f"run directory: {out}")
+    if m.get("binary_forward") is False:
+        print(f"bnnzoo: warning: {out} is not binary (binary_forward: false in metrics.json): annealed "
+              "quantizers without their exact-sign forward, or no 1-bit quantizer; the accuracy above is "
+              "not that of a binary model (bnnzoo.quantizers.finalize(model), or --annealing default)",
+              file=sys.stderr)
     return 0
 
 

@@ -11,9 +11,11 @@ import argparse
 import json
 import math
 import os
+import signal
 import sys
 
 __all__ = [
+    "ctrl_c_as_interrupt",
     "fail",
     "is_expected",
     "key_value",
@@ -107,6 +109,37 @@ def fail(message: str) -> None:
         raise  # noqa: PLE0704  (--debug: the exception being handled, with its traceback)
     print(f"bnnzoo: error: {message}", file=sys.stderr)
     raise SystemExit(2)
+
+
+class ctrl_c_as_interrupt:
+    """Context manager: an exception raised after Ctrl-C (SIGINT) is reported as the
+    `KeyboardInterrupt` it is.
+
+    Python raises `KeyboardInterrupt` at the next bytecode, which may be inside a
+    Python callback of TensorFlow's C++ code; that code then turns it into another
+    error (e.g. an `AttributeError` from `tf.keras.Input`), and the one-line
+    "interrupted" message would become a traceback. Off the main thread it does nothing.
+    """
+
+    def __enter__(self):
+        self.interrupted = False
+        self._previous = None
+        try:
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        except ValueError:  # not the main thread: signals cannot be caught here
+            pass
+        return self
+
+    def _handler(self, signum, frame):
+        self.interrupted = True
+        raise KeyboardInterrupt
+
+    def __exit__(self, kind, value, traceback):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        if self.interrupted and kind is not None and not issubclass(kind, (KeyboardInterrupt, SystemExit)):
+            raise KeyboardInterrupt from value
+        return False
 
 
 def one_line(err: BaseException) -> str:

@@ -4,9 +4,9 @@ Two kinds of weights, one interface (`create_model(name, weights=TAG)`):
 
 - **Shipped artifacts**, `artifacts/<name>/<tag>/{weights.h5, card.json}` in the
   source tree, installed as the data package `bnnzoo._artifacts`. Each was made
-  by a recipe in `recipes/` (`bnnzoo train --recipe recipes/<name>-<tag>.toml`),
-  which trains through `bnnzoo.training.train` and then calls
-  `bnnzoo.zoo.publish_from_recipe` to copy the weights and write the card.
+  by a recipe in `recipes/`: `bnnzoo train --recipe recipes/<name>-<tag>.toml --out
+  RUN` trains it (and never writes here), then `bnnzoo publish RUN`
+  (`bnnzoo.zoo.publish_run`) copies the weights and writes the card from the run.
 - **Remote weights**, e.g. larq-zoo's ImageNet weights (`weights="imagenet"`),
   fetched once over HTTPS into a cache (`~/.cache/bnnzoo`, or `$BNNZOO_CACHE_DIR`)
   and checked against the card's sha256 before use.
@@ -54,6 +54,9 @@ __all__ = [
     "check_download_url",
     "check_safe_name",
     "fetch",
+    "recipe_artifact",
+    "recipe_record",
+    "recipe_reference",
     "format_bytes",
     "format_card_line",
     "get_card",
@@ -70,6 +73,8 @@ __all__ = [
 # choices for its families, `ste_sign` for bnnzoo's).
 FAMILY_DEFAULT = "family_default"
 CARD_FILE = "card.json"
+# The file of a run directory that records the recipe it was trained from (`bnnzoo train --recipe`).
+RECIPE_RECORD = "recipe.json"
 WEIGHTS_FILE = "weights.h5"
 CACHE_ENV = "BNNZOO_CACHE_DIR"
 ARTIFACTS_ENV = "BNNZOO_ARTIFACTS_DIR"
@@ -132,6 +137,8 @@ class Card:
     history_file: str | None = None
     curves_file: str | None = None
     lce_export: dict[str, Any] | None = None
+    # `bnnzoo.quantizers.binary_forward` of the published model (None: not recorded).
+    binary_forward: bool | None = None
 
     @property
     def memory_ratio_vs_float32(self) -> float | None:
@@ -198,6 +205,45 @@ def inside_folder(root: Path, *parts: str) -> Path:
     except ValueError:
         raise ValueError(f"{path} resolves outside {root}; refusing to use it") from None
     return path
+
+
+def recipe_artifact(recipe: dict[str, Any], model: str, dataset: str) -> tuple[str, str]:
+    """The `(name, tag)` a recipe's `[artifact]` table publishes to.
+
+    `name` defaults to the recipe's model, `tag` to its dataset. Raises `ValueError`
+    for a name other than the model (the weights would not fit the family) or an
+    unsafe name or tag, so `bnnzoo train --recipe` refuses it before training.
+
+    Args:
+        recipe: the recipe file's values (`bnnzoo.training.read_recipe`).
+        model: the model the recipe (with any overrides) trains.
+        dataset: the dataset it trains on.
+    """
+    artifact = recipe.get("artifact", {})
+    if not isinstance(artifact, dict):
+        raise ValueError(f"the recipe's artifact must be a table, got {artifact!r}")
+    name, tag = artifact.get("name", model), artifact.get("tag", dataset)
+    if name != model:
+        raise ValueError(f"the recipe's artifact name {name!r} differs from its model {model!r}; "
+                         f"set [artifact] name = {model!r} or leave it out")
+    check_safe_name("artifact name", name)
+    check_safe_name("artifact tag", tag)
+    return name, tag
+
+
+def recipe_reference(path: str | os.PathLike) -> str:
+    """How a card names its recipe: relative to the source tree when inside it, else as given."""
+    path = Path(path)
+    try:
+        return path.resolve().relative_to(Path(__file__).resolve().parent.parent).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def recipe_record(path: str | os.PathLike, values: dict[str, Any]) -> dict[str, Any]:
+    """What `bnnzoo train --recipe` records in its run (`RECIPE_RECORD`) for `bnnzoo publish`:
+    the recipe's reference as a card names it (`path`) and the recipe's values (`recipe`)."""
+    return {"path": recipe_reference(path), "recipe": values}
 
 
 # --------------------------------------------------------------------------- locations

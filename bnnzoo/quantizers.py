@@ -39,8 +39,10 @@ __all__ = [
     "ProxConnect",
     "SteWarmup",
     "annealable_quantizers",
+    "binary_forward",
     "clone_quantizer",
     "DoReFaWeights",
+    "finalize",
     "get_quantizer",
     "list_quantizers",
     "quantizer_class",
@@ -588,6 +590,11 @@ class BNNPlus(_NamedPair):
 class BNNPlusPlus(_NamedPair):
     r"""BNN++: sign-Swish forward and its exact derivative backward, \\(\mu\\) annealed up.
 
+    Not binary until finalized: the forward is the smooth \\(SS_\mu\\), not \\(\pm 1\\),
+    until `exact_sign` is set (the annealing callback's last phase, which
+    `bnnzoo.training.train` attaches, or `bnnzoo.quantizers.finalize(model)`);
+    `binary_forward(model)` says which a model has.
+
     \\[
     q(x) = SS_\mu(x) = 2\sigma(\mu x)[1 + \mu x(1 - \sigma(\mu x))] - 1, \qquad
     \frac{\partial q}{\partial x} = 2\mu\sigma(\mu x)(1-\sigma(\mu x))\,[2 + \mu x (1 - 2\sigma(\mu x))]
@@ -626,6 +633,11 @@ class BNNPlusPlus(_NamedPair):
 @lq.utils.register_keras_custom_object
 class ProxConnect(_NamedPair):
     r"""ProxConnect: proximal-map forward, identity backward.
+
+    Not binary until finalized: the forward \\(P^\mu\\) is not \\(\pm 1\\) off
+    \\([-1, 1]\\) until `exact_sign` is set (the annealing callback's last phase, which
+    `bnnzoo.training.train` attaches, or `bnnzoo.quantizers.finalize(model)`);
+    `binary_forward(model)` says which a model has.
 
     \\[
     q(x) = P^\mu(x) = \operatorname{sign}(x)\,\bigl(1 + \operatorname{shrink}_\mu(\lvert x\rvert - 1)\bigr),
@@ -670,6 +682,11 @@ class ProxConnect(_NamedPair):
 @lq.utils.register_keras_custom_object
 class SteWarmup(_NamedPair):
     r"""STE-Warmup (Hyper-BinaryNet): hardtanh(x / T) forward, clipped identity backward.
+
+    Not binary until finalized: the forward \\(\operatorname{clip}(x / T, -1, 1)\\) takes
+    every value in \\([-1, 1]\\) until `exact_sign` is set (the annealing callback's last
+    phase, which `bnnzoo.training.train` attaches, or
+    `bnnzoo.quantizers.finalize(model)`); `binary_forward(model)` says which a model has.
 
     \\[
     q(x) = \operatorname{clip}\left(\frac{x}{T}, -1, 1\right), \qquad
@@ -724,6 +741,89 @@ def annealable_quantizers(model) -> list[ForwardBackwardQuantizer]:
             seen.add(id(module))
             found.append(module)
     return found
+
+
+def finalize(model):
+    """Switch every annealed quantizer of `model` to its exact-sign forward; returns `model`.
+
+    What the annealing callback's last phase does (`QuantizerAnnealing`), for a model
+    trained without it (`annealing="none"`, a plain Keras `fit`) or stopped early.
+    The backward pass is unchanged. Afterwards `binary_forward(model)` is True unless
+    another quantizer is not binary.
+
+    !!! example
+        ```python
+        import numpy as np
+        import bnnzoo
+
+        model = bnnzoo.models.create_model("binarynet_mlp", input_shape=(8, 8, 1), units=16,
+                                           input_quantizer="bnnpp", kernel_quantizer="bnnpp")
+        assert not bnnzoo.quantizers.binary_forward(model)  # smooth SS_mu forward
+        bnnzoo.quantizers.finalize(model)
+        assert bnnzoo.quantizers.binary_forward(model)
+        ```
+
+    Args:
+        model: a Keras model (nested models and wrappers included).
+    """
+    for quantizer in annealable_quantizers(model):
+        quantizer.set_annealed(exact_sign=True)
+    return model
+
+
+# Layer attributes that hold a larq quantizer.
+_QUANTIZER_ATTRS = ("input_quantizer", "kernel_quantizer", "depthwise_quantizer", "pointwise_quantizer")
+# larq's quantizer functions with a sign forward (a layer keeps a function given to it as it is).
+_SIGN_FUNCTIONS = frozenset({"ste_sign", "approx_sign", "swish_sign", "sign", "magnitude_aware_sign"})
+
+
+def _model_quantizers(model) -> list:
+    found, seen = [], set()
+    for module in [model, *getattr(model, "submodules", ())]:
+        for attr in _QUANTIZER_ATTRS:
+            quantizer = getattr(module, attr, None)
+            if quantizer is not None and id(quantizer) not in seen:
+                seen.add(id(quantizer))
+                found.append(quantizer)
+    return found
+
+
+def _binary_now(quantizer) -> bool | None:
+    """True/False: a 1-bit quantizer whose forward is/is not binary now; None: not 1-bit."""
+    if isinstance(quantizer, ForwardBackwardQuantizer):
+        if quantizer.annealed_parameter is not None:
+            return quantizer.is_exact_sign()
+        return True if _FORWARDS[quantizer.forward].binary else None
+    # larq's 1-bit quantizers (objects, and functions larq tags with `precision`).
+    if getattr(quantizer, "precision", None) == 1 or getattr(quantizer, "__name__", None) in _SIGN_FUNCTIONS:
+        return True
+    return None
+
+
+def binary_forward(model) -> bool:
+    """Whether `model` is binary as it stands: it has 1-bit quantizers and each has a binary forward now.
+
+    False for a model with an annealed quantizer (BNN++, STE-Warmup, ProxConnect)
+    whose `exact_sign` is still off: its forward is smooth, so its accuracy is not
+    that of the binary model an export makes (`finalize` switches them). Also False
+    for a model with no 1-bit quantizer at all (a float model). Multi-bit
+    quantizers (e.g. DoReFa's k-bit activations) are neither: they are not counted
+    as binary anywhere, so they do not make this False.
+
+    !!! example
+        ```python
+        import bnnzoo
+
+        model = bnnzoo.models.create_model("binarynet_mlp", input_shape=(8, 8, 1), units=16)
+        assert bnnzoo.quantizers.binary_forward(model)  # ste_sign: sign forward
+        ```
+
+    Args:
+        model: a Keras model (nested models and wrappers included).
+    """
+    states = [_binary_now(q) for q in _model_quantizers(model)]
+    states = [state for state in states if state is not None]
+    return bool(states) and all(states)
 
 
 @lq.utils.register_alias("dorefa_weights")

@@ -11,11 +11,14 @@
 | `metrics.json` | test accuracy/loss, epochs, wall time, parameter and memory counts |
 | `curves.png` | training curves |
 | `checkpoints/` | the resume checkpoint while a run is unfinished (removed at the end) |
+| `recipe.json` | with `bnnzoo train --recipe`: the recipe, for `bnnzoo publish` |
+| `.bnnzoo.lock` | the writer lock a running `train` holds (`bnnzoo._runlock`); not part of the run |
 
 A run that is interrupted (Ctrl-C, SIGTERM, a crash) and started again with the
 same configuration and `out` resumes after its last finished epoch, with model
 *and* optimizer state restored and the same per-epoch data order, so the result
-is the same as an uninterrupted run.
+is the same as an uninterrupted run. A run that replaces a finished one is trained
+in a hidden sibling folder and swapped in whole when complete.
 
 !!! example
     ```python
@@ -28,6 +31,7 @@ is the same as an uninterrupted run.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import json
@@ -48,7 +52,8 @@ import tensorflow as tf
 
 from bnnzoo import callbacks as _callbacks
 from bnnzoo import data as _data
-from bnnzoo._atomic import atomic_path, atomic_write_json, json_safe
+from bnnzoo._atomic import atomic_path, atomic_write_json, json_safe, replace_directory
+from bnnzoo._runlock import LOCK_FILE, directory_lock
 from bnnzoo import models as _models
 from bnnzoo import optimizers as _optimizers
 from bnnzoo import quantizers as _quantizers
@@ -566,6 +571,43 @@ def _config_differences(previous: dict[str, Any], config: TrainConfig) -> list[s
     return sorted(k for k in keys if previous.get(k, defaults.get(k, missing)) != current.get(k, missing))
 
 
+def _check_not_a_file(run_dir: Path) -> None:
+    if run_dir.exists() and not run_dir.is_dir():
+        raise NotADirectoryError(f"out {run_dir} is a file, not a run directory; give a folder path")
+
+
+def _staging_dir(run_dir: Path) -> Path:
+    """Where a run that replaces `run_dir`'s previous one is trained (a hidden sibling,
+    on the same file system) until it is complete and swapped in."""
+    return run_dir.with_name(f".{run_dir.name}.staging")
+
+
+def _link_or_copy(source, target) -> None:
+    try:
+        os.link(source, target, follow_symlinks=False)
+    except OSError:  # a file system without hard links
+        shutil.copy2(source, target, follow_symlinks=False)
+
+
+def _keep_other_files(old: Path, new: Path) -> None:
+    """Hard-link into `new` whatever `old` holds besides a run's own files (e.g. an
+    export written into the run directory), so that swapping `new` in keeps it."""
+    owned = {*_RUN_FILES, "config.json", "checkpoints", "recipe.json", LOCK_FILE}
+    for item in old.iterdir():
+        if item.name in owned or (new / item.name).exists():
+            continue
+        if item.is_dir() and not item.is_symlink():
+            shutil.copytree(item, new / item.name, symlinks=True, copy_function=_link_or_copy)
+        else:
+            _link_or_copy(item, new / item.name)
+
+
+def _holds_a_run(run_dir: Path) -> bool:
+    """Whether `run_dir` holds any file of a run (a result a new run must not destroy)."""
+    return run_dir.is_dir() and any(
+        (run_dir / name).exists() for name in (*_RUN_FILES, "config.json", "checkpoints"))
+
+
 def _existing_run(run_dir: Path, config: TrainConfig, *, resume: bool, overwrite: bool) -> str:
     """What `run_dir` holds for a new run of `config`: `"finished"` (the same config,
     done), `"resume"` (the same config, unfinished) or `"fresh"` (start over).
@@ -573,8 +615,7 @@ def _existing_run(run_dir: Path, config: TrainConfig, *, resume: bool, overwrite
     Raises `ValueError` (one line: the differing keys and the ways out) rather than
     replace a finished run of another config, or resume one of another config.
     """
-    if run_dir.exists() and not run_dir.is_dir():
-        raise NotADirectoryError(f"out {run_dir} is a file, not a run directory; give a folder path")
+    _check_not_a_file(run_dir)
     config_path, ckpt_dir = run_dir / "config.json", run_dir / "checkpoints"
     finished = (run_dir / MODEL_FILE).is_file() and not ckpt_dir.exists()
     if overwrite or not run_dir.is_dir():
@@ -618,17 +659,24 @@ def _finished_result(run_dir: Path) -> TrainResult:
     return TrainResult(model=load_model(run_dir), history=history, metrics=metrics, run_dir=run_dir)
 
 
-def _prepare_run_dir(work_dir: Path, config: TrainConfig, state: str) -> None:
-    """Create `work_dir`, clear what a fresh run replaces, write `config.json`."""
+def _prepare_run_dir(work_dir: Path, config: TrainConfig, state: str) -> Path:
+    """Make the folder a run of `config` writes into and write its `config.json` there.
+
+    Returns `work_dir` itself, except for a fresh run over a previous one (`--no-resume`
+    of a finished run, `--overwrite`): that run is trained in `_staging_dir(work_dir)`,
+    and `train` swaps it in only once it is complete, so a crash, Ctrl-C or full disk
+    leaves the previous run as it was.
+    """
+    target = work_dir
     try:
+        if state == "fresh" and _holds_a_run(work_dir):
+            work_dir = _staging_dir(work_dir)
+            shutil.rmtree(work_dir, ignore_errors=True)  # one a killed run left behind
         work_dir.mkdir(parents=True, exist_ok=True)
-        if state == "fresh":
-            shutil.rmtree(work_dir / "checkpoints", ignore_errors=True)
-            for name in _RUN_FILES:
-                (work_dir / name).unlink(missing_ok=True)
         write_json(work_dir / "config.json", config.to_dict())
     except OSError as err:
-        raise type(err)(f"cannot write the run directory {work_dir}: {err.strerror or err}") from err
+        raise type(err)(f"cannot write the run directory {target}: {err.strerror or err}") from err
+    return work_dir
 
 
 def _check_fully_restored(status, path: str) -> None:
@@ -663,6 +711,7 @@ def train(
     strategy: tf.distribute.Strategy | None = None,
     overwrite: bool = False,
     model: tf.keras.Model | None = None,
+    record: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Train `config` and, when `out` is given, write its run directory.
 
@@ -670,7 +719,14 @@ def train(
     same config is returned as it is (no training; `resume=False` trains it again),
     one holding a run of another config is refused with a `ValueError` naming the
     differing keys unless `overwrite=True` (an unfinished one also with
-    `resume=False`). Every file of the run is written atomically.
+    `resume=False`). Every file of the run is written atomically, and a run that
+    replaces a previous one (`resume=False` on a finished run, `overwrite=True`) is
+    trained in a hidden sibling folder and swapped in only when complete: until
+    then `out` keeps the previous run, whatever happens to this one.
+
+    One writer per run directory: the run holds `out`'s lock (`bnnzoo._runlock`)
+    from start to end; a second `train` on the same `out` is refused at once with
+    a `ValueError` naming the holder's pid.
 
     Args:
         config: the run's configuration.
@@ -682,11 +738,38 @@ def train(
             per epoch otherwise.
         arrays: preloaded data (saves reloading in loops over configs).
         strategy: a ready `tf.distribute` strategy; default: built from `config.strategy`.
+        record: extra JSON files written into the run directory with the result,
+            `{file name: value}` (e.g. the recipe of `bnnzoo train --recipe`, which
+            `bnnzoo publish` reads).
         model: a model already built for `config` (e.g. by keras-tuner's
             `HyperModel.build(hp)`), trained instead of a new one from
             `build_model`; build it under `strategy`'s scope when there is one.
     """
     config.validate()
+    strategy = strategy or make_strategy(config.strategy)
+    run_dir = Path(out) if out is not None else None
+    if run_dir is None or not _is_chief(strategy):
+        return _train(config, run_dir, callbacks, verbose, resume, arrays, strategy, overwrite, model)
+    _check_not_a_file(run_dir)
+    with directory_lock(run_dir) as lock:
+        try:
+            result = _train(config, run_dir, callbacks, verbose, resume, arrays, strategy, overwrite, model)
+            for name, value in (record or {}).items():
+                write_json(run_dir / name, value)
+        except BaseException:
+            # A replacement that did not finish leaves the previous run as it was.
+            shutil.rmtree(_staging_dir(run_dir), ignore_errors=True)
+            if lock.created and lock.holds_only("config.json"):  # no epoch was trained in it
+                for name in ("config.json", LOCK_FILE):
+                    (run_dir / name).unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    run_dir.rmdir()
+            raise
+    return result
+
+
+def _train(config: TrainConfig, out, callbacks, verbose, resume, arrays, strategy, overwrite, model) -> TrainResult:
+    """`train` once `out`'s lock is held (or without `out`, or on a non-chief worker)."""
     started = time.perf_counter()
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
@@ -708,7 +791,7 @@ def train(
         )
     # Non-chief workers write their (identical) state to a private folder.
     work_dir = run_dir if (run_dir is not None and chief) else Path(tempfile.mkdtemp(prefix="bnnzoo-"))
-    _prepare_run_dir(work_dir, config, state)
+    work_dir = _prepare_run_dir(work_dir, config, state)
     ckpt_dir = work_dir / "checkpoints"
 
     tf.keras.utils.set_random_seed(config.seed)
@@ -791,6 +874,9 @@ def train(
         "input_shape": list(arrays.input_shape),
         "num_classes": arrays.num_classes,
         **model_memory(model),
+        # Whether every 1-bit quantizer's forward is exactly binary now (annealed ones
+        # at exact sign): False means the accuracy above is not that of a binary model.
+        "binary_forward": _quantizers.binary_forward(model),
         "versions": {"tensorflow": tf.__version__, "larq": lq.__version__},
     }
     if run_dir is not None:
@@ -804,7 +890,10 @@ def train(
             with atomic_path(work_dir / "curves.png") as tmp:
                 _plot_curves(history, tmp, f"{config.model} on {config.dataset}")
     shutil.rmtree(ckpt_dir, ignore_errors=True)
-    if work_dir != run_dir:  # a private temporary folder (no `out`, or a non-chief worker)
+    if run_dir is not None and chief and work_dir == _staging_dir(run_dir):
+        _keep_other_files(run_dir, work_dir)
+        replace_directory(work_dir, run_dir)  # the complete new run replaces the previous one
+    elif work_dir != run_dir:  # a private temporary folder (no `out`, or a non-chief worker)
         shutil.rmtree(work_dir, ignore_errors=True)
     return TrainResult(model=model, history=history, metrics=metrics, run_dir=run_dir)
 

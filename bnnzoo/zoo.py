@@ -3,8 +3,9 @@ from a recipe's finished run, and the zoo table of the docs.
 
 `bnnzoo.pretrained` holds the cards and weights as plain data (it imports nothing
 from bnnzoo's models or training); this module joins them with `bnnzoo.models`,
-`bnnzoo.training` and `bnnzoo.export`. `bnnzoo train --recipe` calls
-`publish_from_recipe` after the run.
+`bnnzoo.training` and `bnnzoo.export`. Training never publishes: `bnnzoo train
+--recipe R --out RUN` records the recipe in the run (`recipe.json`) and `bnnzoo
+publish RUN` (`publish_run`) turns the finished run into an artifact.
 
 !!! example
     ```python
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -30,13 +32,15 @@ from bnnzoo import export as _export
 from bnnzoo import models as _models
 from bnnzoo import pretrained as _pretrained
 from bnnzoo import training as _training
-from bnnzoo._atomic import atomic_path, atomic_write_bytes, atomic_write_json
+from bnnzoo import quantizers as _quantizers
+from bnnzoo._atomic import atomic_write_bytes, atomic_write_json, replace_directory
 
 __all__ = [
     "copy_training_curves",
     "evaluate_pretrained",
     "measure_lce_export",
     "publish_from_recipe",
+    "publish_run",
     "zoo_table_markdown",
 ]
 
@@ -153,71 +157,166 @@ def measure_lce_export(model, dataset: str, data_dir: str | None = None, atol: f
     return {**summary, **{k: getattr(report, k) for k in keys}}
 
 
+def publish_run(run_dir: str | os.PathLike, destination: str | os.PathLike | None = None, *,
+                force: bool = False) -> _pretrained.Card:
+    """Publish a finished run of a recipe (`bnnzoo publish RUN_DIR`) as `<name>/<tag>/` artifacts.
+
+    The recipe is the one recorded in the run (`recipe.json`, written by `bnnzoo train
+    --recipe`); see `publish_from_recipe` for what is written and refused.
+
+    Args:
+        run_dir: the run directory.
+        destination: the artifacts folder (default `bnnzoo.pretrained.artifacts_dir()`,
+            i.e. `$BNNZOO_ARTIFACTS_DIR` or the installed artifacts).
+        force: replace an existing artifact even with a worse or different run.
+    """
+    run_dir = Path(run_dir)
+    path = run_dir / _pretrained.RECIPE_RECORD
+    if not path.is_file():
+        raise FileNotFoundError(f"{run_dir} records no recipe ({_pretrained.RECIPE_RECORD}): publish a run trained with "
+                                f"bnnzoo train --recipe RECIPE --out {run_dir}")
+    try:
+        record = json.loads(path.read_text())
+        if not isinstance(record, dict) or not isinstance(record.get("recipe"), dict):
+            raise ValueError("not an object with a 'recipe' table")
+    except ValueError as err:
+        raise ValueError(f"{path} is not a valid recipe record ({' '.join(str(err).split())[:200]})") from None
+    return _publish(record["recipe"], str(record.get("path", path)), run_dir, destination, force)
+
+
 def publish_from_recipe(recipe_path: str | os.PathLike, run_dir: str | os.PathLike,
-                        destination: str | os.PathLike | None = None) -> _pretrained.Card:
-    """Turn a finished run of a recipe into `artifacts/<name>/<tag>/{weights.h5, card.json}`.
+                        destination: str | os.PathLike | None = None, *,
+                        force: bool = False) -> _pretrained.Card:
+    """Turn a finished run of a recipe into `<destination>/<name>/<tag>/{weights.h5, card.json}`.
 
     The recipe's `[artifact]` table names the artifact (`name` defaults to the
     recipe's model, `tag` to its dataset) and may give `data_license`; its
-    top-level `description` goes on the card. Called by `bnnzoo train --recipe`.
-    The run's `history.json`/`curves.png` are copied next to the weights; with
-    `lce_export = true` in `[artifact]` the card also records the LCE flatbuffer's
-    size and its agreement with Keras on the whole test set (`measure_lce_export`).
+    top-level `description` goes on the card. The card describes the run as it was
+    run (its `config.json` and `metrics.json`: epochs, test accuracy,
+    `binary_forward`). The run's `history.json`/`curves.png` are copied next to the
+    weights; with `lce_export = true` in `[artifact]` the card also records the LCE
+    flatbuffer's size and its agreement with Keras on the whole test set
+    (`measure_lce_export`).
+
+    Refused with a one-line `ValueError` unless `force`: a run whose config differs
+    from the recipe's (e.g. `--epochs 1`), or one that would replace an artifact
+    with a lower test accuracy, another recipe or another config. The new folder
+    is written beside the old one and swapped in complete.
+
+    Args:
+        recipe_path: the recipe file.
+        run_dir: its finished run directory.
+        destination: the artifacts folder (default `bnnzoo.pretrained.artifacts_dir()`).
+        force: publish despite the refusals above.
     """
     recipe_path = Path(recipe_path)
-    recipe = _training.read_recipe(recipe_path)
-    config = _training.TrainConfig.from_file(recipe_path)
-    artifact = dict(recipe.get("artifact", {}))
-    name = artifact.get("name", config.model)
-    tag = artifact.get("tag", config.dataset)
-    if name != config.model:
-        raise ValueError(f"artifact name {name!r} differs from the recipe's model {config.model!r}")
-    if artifact.get("lce_export"):
-        _export.require_lce("the card's LCE measurement (lce_export = true)")  # before writing anything
+    return _publish(_training.read_recipe(recipe_path), _pretrained.recipe_reference(recipe_path),
+                    run_dir, destination, force)
+
+
+def _read_run(run_dir: Path) -> tuple[_training.TrainConfig, dict[str, Any]]:
+    """The config and metrics of a finished run directory; `ValueError` naming what is missing."""
+    for name in ("config.json", "metrics.json", _training.MODEL_FILE):
+        if not (run_dir / name).is_file():
+            raise FileNotFoundError(f"{run_dir} is not a finished run (no {name}); train it to the end first")
+    if (run_dir / "checkpoints").exists():
+        raise ValueError(f"{run_dir} is an unfinished run (it has checkpoints/); train it to the end first")
+    values = []
+    for name in ("config.json", "metrics.json"):
+        try:
+            values.append(json.loads((run_dir / name).read_text()))
+            if not isinstance(values[-1], dict):
+                raise ValueError("not a JSON object")
+        except ValueError as err:
+            raise ValueError(f"{run_dir / name} is not valid ({' '.join(str(err).split())[:200]})") from None
+    return _training.TrainConfig.from_dict(values[0]), values[1]
+
+
+def _differences(previous: dict[str, Any], config: _training.TrainConfig) -> list[str]:
+    # data_dir is where this machine keeps the data, not part of the recipe.
+    return [k for k in _training._config_differences(previous, config) if k != "data_dir"]
+
+
+def _publish(recipe: dict[str, Any], recipe_ref: str, run_dir, destination, force: bool) -> _pretrained.Card:
+    if dict(recipe.get("artifact", {})).get("lce_export"):
+        _export.require_lce("the card's LCE measurement (lce_export = true)")  # before reading or writing anything
     run_dir = Path(run_dir)
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+    config, metrics = _read_run(run_dir)
+    name, tag = _pretrained.recipe_artifact(recipe, config.model, config.dataset)
+    recipe_config = _training.TrainConfig.from_dict(
+        {k: v for k, v in recipe.items() if k not in _training.RECIPE_EXTRA_KEYS})
+    root = Path(destination) if destination is not None else _pretrained.artifacts_dir()
+    folder = _pretrained.inside_folder(root, name, tag)
+    problems = []
+    differ = _differences(recipe_config.to_dict(), config)
+    if differ:
+        problems.append(f"the run differs from its recipe {recipe_ref} in: {', '.join(differ)}")
+    card_path = folder / _pretrained.CARD_FILE
+    if card_path.is_file():
+        try:
+            old = _pretrained.Card.from_dict(json.loads(card_path.read_text()))
+        except (ValueError, TypeError, AttributeError) as err:
+            raise ValueError(f"model card {card_path} is malformed: {' '.join(str(err).split())[:200]}; "
+                             "move it away to publish here") from None
+        accuracy = metrics.get("test_accuracy")
+        if not isinstance(accuracy, (int, float)) or accuracy < old.test_accuracy:
+            problems.append(f"its test accuracy {accuracy} is below the published {old.test_accuracy:.4f}")
+        if old.recipe != recipe_ref:
+            problems.append(f"the published artifact comes from recipe {old.recipe}, this run from {recipe_ref}")
+        old_differ = _differences(old.train_config, config) if old.train_config else []
+        if old_differ:
+            problems.append(f"its config differs from the published artifact's in: {', '.join(old_differ)}")
+    if problems and not force:
+        raise ValueError(f"not publishing {run_dir} as {name}/{tag} in {root}: {'; '.join(problems)}; "
+                         "publish a better or matching run, or replace it anyway with --force (force=True)")
     model = _training.load_model(run_dir)
-    _pretrained.check_safe_name("artifact name", name)
-    _pretrained.check_safe_name("artifact tag", tag)
-    folder = _pretrained.inside_folder(Path(destination) if destination is not None else _pretrained.artifacts_dir(), name, tag)
-    folder.mkdir(parents=True, exist_ok=True)
-    weights = folder / _pretrained.WEIGHTS_FILE
-    with atomic_path(weights) as tmp:
-        model.save_weights(str(tmp))
-    input_q, kernel_q = _trained_quantizers(model)
+    artifact = recipe.get("artifact", {})
+    root.mkdir(parents=True, exist_ok=True)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = folder.with_name(f".{tag}.staging-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
     try:
-        recipe_ref = recipe_path.resolve().relative_to(Path(__file__).resolve().parent.parent).as_posix()
-    except ValueError:
-        recipe_ref = recipe_path.as_posix()
-    card = _pretrained.Card(
-        name=name,
-        tag=tag,
-        dataset=config.dataset,
-        input_shape=tuple(metrics["input_shape"]),
-        num_classes=int(metrics["num_classes"]),
-        test_accuracy=float(metrics["test_accuracy"]),
-        test_loss=float(metrics["test_loss"]),
-        test_size=int(metrics["test_size"]),
-        params=int(metrics["params"]),
-        binary_params=int(metrics["binary_params"]),
-        weight_memory_bytes=float(metrics["weight_memory_bytes"]),
-        float32_memory_bytes=float(metrics["float32_memory_bytes"]),
-        recipe=recipe_ref,
-        sha256=_pretrained.sha256_file(weights),
-        weights_file=_pretrained.WEIGHTS_FILE,
-        data_license=artifact.get("data_license", _pretrained.DATA_LICENSES.get(config.dataset, "see the dataset's source")),
-        model_kwargs=dict(config.model_kwargs),
-        input_quantizer=input_q,
-        kernel_quantizer=kernel_q,
-        description=str(recipe.get("description", "")),
-        optimizer=config.optimizer,
-        quantizer=config.quantizer,
-        epochs=config.epochs,
-        train_config=config.to_dict(),
-        lce_export=measure_lce_export(model, config.dataset, config.data_dir) if artifact.get("lce_export") else None,
-        **copy_training_curves(run_dir, folder),
-    )
-    atomic_write_json(folder / _pretrained.CARD_FILE, card.to_dict())
+        weights = staging / _pretrained.WEIGHTS_FILE
+        model.save_weights(str(weights))
+        input_q, kernel_q = _trained_quantizers(model)
+        card = _pretrained.Card(
+            name=name,
+            tag=tag,
+            dataset=config.dataset,
+            input_shape=tuple(metrics["input_shape"]),
+            num_classes=int(metrics["num_classes"]),
+            test_accuracy=float(metrics["test_accuracy"]),
+            test_loss=float(metrics["test_loss"]),
+            test_size=int(metrics["test_size"]),
+            params=int(metrics["params"]),
+            binary_params=int(metrics["binary_params"]),
+            weight_memory_bytes=float(metrics["weight_memory_bytes"]),
+            float32_memory_bytes=float(metrics["float32_memory_bytes"]),
+            recipe=recipe_ref,
+            sha256=_pretrained.sha256_file(weights),
+            weights_file=_pretrained.WEIGHTS_FILE,
+            data_license=artifact.get("data_license",
+                                      _pretrained.DATA_LICENSES.get(config.dataset, "see the dataset's source")),
+            model_kwargs=dict(config.model_kwargs),
+            input_quantizer=input_q,
+            kernel_quantizer=kernel_q,
+            description=str(recipe.get("description", "")),
+            optimizer=config.optimizer,
+            quantizer=config.quantizer,
+            epochs=config.epochs,
+            train_config=config.to_dict(),
+            lce_export=(measure_lce_export(model, config.dataset, config.data_dir)
+                        if artifact.get("lce_export") else None),
+            binary_forward=_quantizers.binary_forward(model),
+            **copy_training_curves(run_dir, staging),
+        )
+        atomic_write_json(staging / _pretrained.CARD_FILE, card.to_dict())
+        replace_directory(staging, folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     print(f"published {name}/{tag}: top-1 {100 * card.test_accuracy:.2f} %, "
           f"sha256 {card.sha256[:12]}... -> {folder}")
+    if not card.binary_forward:
+        print(f"warning: {name}/{tag} is not binary (binary_forward: false on its card)")
     return card

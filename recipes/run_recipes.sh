@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Regenerate pretrained artifacts: trains each recipe with `bnnzoo train --recipe`
-# (which publishes artifacts/<name>/<tag>/ with its card when training ends).
+# (which never writes artifacts/), then publishes the finished run with `bnnzoo publish`,
+# which writes artifacts/<name>/<tag>/ and its card from the run (and refuses to
+# replace an artifact with a worse or different one; pass PUBLISH_FLAGS=--force to).
 # Usage: recipes/run_recipes.sh [recipes/<name>-<tag>.toml ...]   (default: all)
 # Long runs on a shared machine are serialized with flock on /tmp/bnnzoo-long.lock.
 set -euo pipefail
@@ -12,4 +14,6 @@ for recipe in "${recipes[@]}"; do
     stem=$(basename "${recipe%.*}")
     echo "== $recipe -> runs/zoo/$stem"
     flock /tmp/bnnzoo-long.lock "$PY" -m bnnzoo train --recipe "$recipe" --out "runs/zoo/$stem"
+    # shellcheck disable=SC2086  # PUBLISH_FLAGS is a list of flags
+    "$PY" -m bnnzoo publish "runs/zoo/$stem" ${PUBLISH_FLAGS:-}
 done

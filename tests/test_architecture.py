@@ -24,16 +24,17 @@ PACKAGE = REPO / "bnnzoo"
 # Layers of the library, lowest first. A module may import modules of its own layer
 # or of lower layers only ("dependencies point one way").
 LAYERS = [
-    {"bnnzoo._atomic", "bnnzoo.registry", "bnnzoo.validation", "bnnzoo.datasets_cache", "bnnzoo.cli_support"},
+    {"bnnzoo._atomic", "bnnzoo._runlock", "bnnzoo.registry", "bnnzoo.validation", "bnnzoo.datasets_cache",
+     "bnnzoo.cli_support"},
     {"bnnzoo.quantizers", "bnnzoo.pretrained", "bnnzoo.data"},
     {"bnnzoo.layers", "bnnzoo.callbacks", "bnnzoo.optimizers", "bnnzoo.fsg"},
     {"bnnzoo.models"},
     {"bnnzoo.training"},
     {"bnnzoo.export", "bnnzoo.zoo", "bnnzoo.tuning"},
-    {"bnnzoo.cli", "bnnzoo.__main__"},
+    {"bnnzoo.cli", "bnnzoo.__main__", "bnnzoo.zoo_cli"},
 ]
 # What the model-building layers must never reach, even through other modules.
-TRAINING_SIDE = {"bnnzoo.training", "bnnzoo.zoo", "bnnzoo.tuning", "bnnzoo.cli", "bnnzoo.export"}
+TRAINING_SIDE = {"bnnzoo.training", "bnnzoo.zoo", "bnnzoo.tuning", "bnnzoo.cli", "bnnzoo.export", "bnnzoo.zoo_cli"}
 BUILDING_SIDE = ("bnnzoo.quantizers", "bnnzoo.layers", "bnnzoo.optimizers", "bnnzoo.models",
                  "bnnzoo.fsg", "bnnzoo.callbacks", "bnnzoo.pretrained")
 

@@ -160,7 +160,7 @@ def test_learned_gradient_models_export_plain_sign_layers(tmp_path):
                   if getattr(l, a, None) is not None]
     assert quantizers and all(isinstance(q, lq.quantizers.SteSign) for q in quantizers)
     report = export_model(model, "lce", tmp_path / "hyper.tflite", images=images_for(model),
-                          latency_repeats=0, atol=1e-3)
+                          latency_repeats=0, atol=1e-3, allow_non_binary=True)  # not annealed: smooth forward
     binary_layers = [l for l in inference.layers if isinstance(l, (lq.layers.QuantConv2D, lq.layers.QuantDense))
                      and l.input_quantizer is not None]
     assert report.top1_agreement == 1.0 and report.ops.get("LceBconv2d", 0) == len(binary_layers)

@@ -18,10 +18,16 @@ is the `sign` that training anneals towards. LCE recognises `sign` and emits
 binary kernels for it. For `lce`, `lce_compatible_model` then rewrites the two
 layer kinds LCE 0.16 gets wrong or stores as float.
 
+A model whose annealed quantizers have not reached exact sign yet
+(`bnnzoo.quantizers.binary_forward` False; `inference_model` would change its
+outputs) is refused unless `allow_non_binary=True`; `bnnzoo.quantizers.finalize`
+finishes one. A float model (no 1-bit quantizer) is exported as it is.
+
 The export is then checked: the converted model runs in its interpreter on test
 images and its outputs are compared with the Keras inference model (top-1
 agreement must be 100 %, outputs within `atol`). A layer that cannot be
-converted raises `ExportError` naming the layer.
+converted raises `ExportError` naming the layer. The file is written only after
+the check passed (beside `out`, then renamed over it).
 
 Larq Compute Engine is optional (`availability`): it is imported only for an `lce`
 conversion or the LCE interpreter, and the Python 3.13 stack, which has no LCE

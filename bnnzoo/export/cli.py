@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from bnnzoo.cli_support import fail, positive_float, positive_int
+from bnnzoo.cli_support import ctrl_c_as_interrupt, fail, positive_float, positive_int
 from bnnzoo.data import DataUnavailableError
 from bnnzoo.export.errors import ExportError
 from bnnzoo.export.report import FORMATS, export_model
@@ -32,6 +32,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--atol", type=positive_float, default=1e-4,
                    help="largest allowed |output difference| (default 1e-4)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--allow-non-binary", action="store_true",
+                   help="export a model whose annealed quantizers (bnnpp, ste_warmup, proxconnect) have "
+                        "not reached exact sign; refused by default")
     p.set_defaults(func=cmd_export)
 
 
@@ -45,9 +48,13 @@ def cmd_export(args: argparse.Namespace) -> int:
         0; a failed export exits with the error message instead.
     """
     try:
-        report = export_model(args.source, args.format, args.out, dataset=args.dataset,
-                              num_images=args.num_images, data_dir=args.data_dir, atol=args.atol)
+        with ctrl_c_as_interrupt():
+            report = export_model(args.source, args.format, args.out, dataset=args.dataset,
+                                  num_images=args.num_images, data_dir=args.data_dir, atol=args.atol,
+                                  allow_non_binary=args.allow_non_binary)
     except (ExportError, ValueError, FileNotFoundError, DataUnavailableError) as err:
         fail(str(err))
+    except KeyboardInterrupt:
+        fail(f"interrupted; {args.out or 'the output'} was not written (a file already there is unchanged)")
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.summary())
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -12,7 +13,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from bnnzoo import data, training
+from bnnzoo import data, quantizers, training
+from bnnzoo._atomic import atomic_write_bytes, replace_directory
 from bnnzoo.export.availability import require_lce
 from bnnzoo.export.conversion import convert
 from bnnzoo.export.errors import ExportError
@@ -109,6 +111,22 @@ def _test_images(model, dataset, images, num_images, data_dir=None) -> np.ndarra
     return images
 
 
+def _check_binary(model: tf.keras.Model, source) -> None:
+    """`ExportError` (one line, with the ways out) for a model whose 1-bit quantizers are
+    not binary yet (`bnnzoo.quantizers.binary_forward`): its sign export would be
+    another model. A float model (no 1-bit quantizer) is exported as it is."""
+    unfinished = [q.name for q in quantizers.annealable_quantizers(model) if not q.is_exact_sign()]
+    if not unfinished:
+        return
+    what = model.name if isinstance(source, tf.keras.Model) else str(source)
+    raise ExportError(
+        f"{what} is not binary: {len(unfinished)} annealed quantizer(s) without their exact-sign "
+        f"forward ({', '.join(unfinished[:3])}{', ...' if len(unfinished) > 3 else ''}), so the sign "
+        "export would be another model; finish it with bnnzoo.quantizers.finalize(model) (or train "
+        "with the annealing callback's exact-sign phase, --annealing default), or export it anyway "
+        "with --allow-non-binary (allow_non_binary=True)")
+
+
 def export_model(
     source,
     format: str = "lce",
@@ -120,6 +138,7 @@ def export_model(
     data_dir: str | None = None,
     atol: float = 1e-4,
     latency_repeats: int = 50,
+    allow_non_binary: bool = False,
 ) -> ExportReport:
     """Export `source` to `format`, write it to `out` and check it against Keras.
 
@@ -135,14 +154,23 @@ def export_model(
         data_dir: folder with the dataset files, if not the default.
         atol: largest allowed |output difference| (outputs are softmax probabilities).
         latency_repeats: single-image runs timed for the latency figure (0: skip).
+        allow_non_binary: export a model whose 1-bit quantizers are not binary yet
+            (annealed quantizers not at exact sign, so `bnnzoo.quantizers.binary_forward`
+            is False); refused by default, since the export (sign) is then another
+            model than the one trained and measured.
+
+    `out` is written only after the export passed its check: the new file (or
+    SavedModel folder) is made beside it and renamed into place, so a failed
+    check, a crash or a full disk leaves a previous `out` as it was.
 
     Returns:
         The report: file size, bits per weight, the check's agreement and the
         latency figure.
 
     Raises:
-        ExportError: a layer that cannot be converted (named), or an export that
-            disagrees with the Keras model.
+        ExportError: a layer that cannot be converted (named), an export that
+            disagrees with the Keras model, or annealed quantizers not at exact sign
+            (without `allow_non_binary`).
         ValueError: an unknown `format`.
         LceUnavailableError: `lce` on a stack without larq-compute-engine (an
             `ExportError`), naming the stacks that have it.
@@ -152,6 +180,8 @@ def export_model(
     if format == "lce":
         require_lce("the lce format (bnnzoo export --format lce)")  # one line, before any work
     original, source_dataset = load_source(source)
+    if not allow_non_binary:
+        _check_binary(original, source)
     dataset = dataset or source_dataset
     model = inference_model(original)
     images = _test_images(model, dataset, images, num_images, data_dir)
@@ -168,14 +198,19 @@ def export_model(
     common = dict(format=format, path=str(out), params=params, binary_params=memory["binary_params"],
                   test_images=len(images), dataset=dataset, inference_vs_original_agreement=same)
     if format == "savedmodel":
-        tf.saved_model.save(model, str(out))
-        agreement, diff = verify_savedmodel(out, model, images, atol)
-        size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+        staging = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+        try:
+            tf.saved_model.save(model, str(staging))
+            agreement, diff = verify_savedmodel(staging, model, images, atol)
+            size = sum(f.stat().st_size for f in staging.rglob("*") if f.is_file())
+            replace_directory(staging, out)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
         return ExportReport(**common, file_bytes=size, bits_per_weight=8 * size / max(params, 1),
                             top1_agreement=agreement, max_abs_diff=diff, latency_ms=None, latency_note="")
     flatbuffer = convert(model, format)
-    out.write_bytes(flatbuffer)
     agreement, diff = verify_flatbuffer(flatbuffer, model, images, format, atol)
+    atomic_write_bytes(out, flatbuffer)  # only a checked export replaces `out`
     stats = flatbuffer_stats(flatbuffer)
     latency = (_latency_ms(FlatbufferRunner(flatbuffer, format), images[0], latency_repeats)
                if latency_repeats else None)

@@ -155,7 +155,7 @@ def blocked_fraction(w: np.ndarray, s: np.ndarray, threshold: float) -> tuple[in
 
         w = np.array([1.0, -1.0, 1.0, -1.0, 1.0])
         s = np.array([0.5, 0.5, 1e-9, -2.0, 2e-9])
-        assert blocked_fraction(w, s, threshold=1e-8) == (3, 2)
+        assert blocked_fraction(w, s, threshold=1e-8) == (4, 2)  # w*s = .5, -.5, 1e-9, 2, 2e-9
         ```
     """
     product = np.asarray(w, np.float64) * np.asarray(s, np.float64)

@@ -10,11 +10,13 @@ Layout of the output directory `out`:
 | `results.md` | the same as a ranked Markdown table |
 | `results.png` | score per trial, and each searched hyperparameter vs score |
 | `best/` | the best configuration as a normal bnnzoo run directory (`bnnzoo evaluate out/best`) |
+| `.bnnzoo.lock` | the writer lock a running search holds (`bnnzoo._runlock`; a second `bnnzoo tune` on `out` is refused) |
 | `baseline/` | with `baseline=True`: the default hyperparameters trained the same way |
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import json
@@ -28,6 +30,7 @@ from typing import Any, Callable, Sequence
 
 from bnnzoo import data as _data
 from bnnzoo import training as _training
+from bnnzoo._runlock import LOCK_FILE, directory_lock
 from bnnzoo.tuning import distributed as _distributed
 from bnnzoo.tuning import report as _report
 from bnnzoo.tuning.hypermodel import OBJECTIVE, BNNHyperModel
@@ -79,7 +82,7 @@ def _train_or_reuse(config: _training.TrainConfig, run_dir: Path, arrays, candid
         if metrics_path.exists() and config_path.exists() and json.loads(config_path.read_text()) == wanted:
             if source != run_dir:
                 shutil.rmtree(run_dir, ignore_errors=True)
-                shutil.copytree(source, run_dir)
+                shutil.copytree(source, run_dir, ignore=shutil.ignore_patterns(LOCK_FILE))
             return json.loads(metrics_path.read_text())
     # Not an identical finished run (checked above): replace whatever run_dir holds.
     return _training.train(config, run_dir, arrays=arrays, verbose=0, overwrite=True).metrics
@@ -152,41 +155,45 @@ def run_search(
             _distributed.wait_for_chief(oracle_ip, oracle_port, connect_timeout)
             _distributed.set_rpc_timeout(rpc_timeout)
 
-    settings = {"base": base.to_dict(), "space": space, "tuner": tuner, "max_trials": max_trials,
-                "optimizers": list(optimizers or []), "quantizers": list(quantizers or [])}
-    if distributed != "worker":
-        _check_settings(out, settings)
-    arrays = _data.load_arrays(base.dataset, validation_fraction=base.validation_fraction,
-                               data_dir=base.data_dir)
-    hypermodel = BNNHyperModel(base, preset, optimizers=optimizers, quantizers=quantizers, arrays=arrays)
-    kt_tuner = make_tuner(tuner, hypermodel, max_trials=max_trials, directory=str(out),
-                          project_name=PROJECT, seed=base.seed)
-    done_before = sum(1 for t in kt_tuner.oracle.trials.values() if t.status == "COMPLETED") \
-        if distributed != "worker" else 0
-    if done_before:
-        say(f"[tune] resuming {out}: {done_before} finished trial(s) kept")
+    # One writer per tuning directory (workers write only their trials, through the chief).
+    lock = (directory_lock(out, "tuning directory") if distributed != "worker"
+            else contextlib.nullcontext())
+    with lock:
+        settings = {"base": base.to_dict(), "space": space, "tuner": tuner, "max_trials": max_trials,
+                    "optimizers": list(optimizers or []), "quantizers": list(quantizers or [])}
+        if distributed != "worker":
+            _check_settings(out, settings)
+        arrays = _data.load_arrays(base.dataset, validation_fraction=base.validation_fraction,
+                                   data_dir=base.data_dir)
+        hypermodel = BNNHyperModel(base, preset, optimizers=optimizers, quantizers=quantizers, arrays=arrays)
+        kt_tuner = make_tuner(tuner, hypermodel, max_trials=max_trials, directory=str(out),
+                              project_name=PROJECT, seed=base.seed)
+        done_before = sum(1 for t in kt_tuner.oracle.trials.values() if t.status == "COMPLETED") \
+            if distributed != "worker" else 0
+        if done_before:
+            say(f"[tune] resuming {out}: {done_before} finished trial(s) kept")
 
-    owners: dict[str, str] = {}
-    if distributed == "chief":
+        owners: dict[str, str] = {}
+        if distributed == "chief":
 
-        def chief_line(trial, owner):
-            metrics = {k: h.get_last_value() for k, h in trial.metrics.metrics.items()}
-            values = "  ".join(f"{k} {metrics[k]:.4f}" for k in (OBJECTIVE, "test_accuracy") if k in metrics)
-            say(f"[tune] trial {trial.trial_id}/{max_trials} {trial.status.lower()} on {owner}: {values}")
+            def chief_line(trial, owner):
+                metrics = {k: h.get_last_value() for k, h in trial.metrics.metrics.items()}
+                values = "  ".join(f"{k} {metrics[k]:.4f}" for k in (OBJECTIVE, "test_accuracy") if k in metrics)
+                say(f"[tune] trial {trial.trial_id}/{max_trials} {trial.status.lower()} on {owner}: {values}")
 
-        kt_tuner.chief_options = {"worker_timeout": worker_timeout, "on_trial_end": chief_line, "say": say}
-    if distributed == "worker":
-        kt_tuner.heartbeat_seconds = _distributed.HEARTBEAT_SECONDS
+            kt_tuner.chief_options = {"worker_timeout": worker_timeout, "on_trial_end": chief_line, "say": say}
+        if distributed == "worker":
+            kt_tuner.heartbeat_seconds = _distributed.HEARTBEAT_SECONDS
 
-    kt_tuner.search(verbose=0)
-    if distributed == "worker":
-        say(f"[tune] worker {kt_tuner.tuner_id}: the chief says the search is over")
-        return None
-    servicer = getattr(kt_tuner, "chief_servicer", None)
-    if servicer is not None:
-        owners = dict(servicer.trial_owner)
-    return _finish(kt_tuner, hypermodel, out, base, space, tuner, max_trials, final_epochs, baseline,
-                   owners, started, command, say)
+        kt_tuner.search(verbose=0)
+        if distributed == "worker":
+            say(f"[tune] worker {kt_tuner.tuner_id}: the chief says the search is over")
+            return None
+        servicer = getattr(kt_tuner, "chief_servicer", None)
+        if servicer is not None:
+            owners = dict(servicer.trial_owner)
+        return _finish(kt_tuner, hypermodel, out, base, space, tuner, max_trials, final_epochs, baseline,
+                       owners, started, command, say)
 
 
 def _finish(kt_tuner, hypermodel: BNNHyperModel, out: Path, base, space, tuner, max_trials,
