@@ -17,7 +17,7 @@ def _use_keras_2() -> None:
 
     larq needs Keras 2. TensorFlow <= 2.15 has it as `tf.keras`; from 2.16 `tf.keras`
     is Keras 3 unless `TF_USE_LEGACY_KERAS=1` is set before TensorFlow is imported and
-    the `tf-keras` package is installed (the Python 3.12 stack). TensorFlow reads the
+    the `tf-keras` package is installed (the Python 3.12 and 3.13 stacks). TensorFlow reads the
     variable at import, so a TensorFlow imported earlier without it stays on Keras 3.
     """
     if _find_spec("tf_keras") is None:

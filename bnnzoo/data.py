@@ -267,7 +267,8 @@ def _check_labels(name: str, key: str, y: np.ndarray, n: int) -> np.ndarray:
         bad = ~np.isfinite(y) | (y != np.round(y))
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise ValueError(f"dataset {name!r}: {key} must hold integer class labels, got {y[i]!r} at index {i}")
+            value = y[i].item()  # a Python float: numpy 2 would show np.float64(0.5)
+            raise ValueError(f"dataset {name!r}: {key} must hold integer class labels, got {value!r} at index {i}")
     if y.min() < 0 or y.max() >= 2**31:
         i = int(np.argmin(y)) if y.min() < 0 else int(np.argmax(y))
         raise ValueError(f"dataset {name!r}: {key} labels must be in [0, num_classes), got {y[i]} at index {i}")

@@ -467,7 +467,9 @@ def load_model(path: str | os.PathLike) -> tf.keras.Model:
     # Every custom object is registered: bnnzoo/__init__ has run before this module.
 
     try:
-        return tf.keras.models.load_model(path, compile=False)
+        from bnnzoo.model_files import load_keras_file  # files of a newer Keras 2: bnnzoo/model_files.py
+
+        return load_keras_file(path, compile=False)
     except (zipfile.BadZipFile, OSError, ValueError, KeyError, EOFError) as err:
         detail = " ".join(str(err).split())[:300]
         raise ValueError(f"cannot load the model file {path}: truncated, corrupted or not a Keras model "

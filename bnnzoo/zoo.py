@@ -139,8 +139,12 @@ def measure_lce_export(model, dataset: str, data_dir: str | None = None, atol: f
         `file_bytes`, `bits_per_weight`, `test_images`, `top1_agreement`, `max_abs_diff`,
         `ops` and the `larq_compute_engine` version; or `error` when the export fails
         or disagrees with Keras (the card is still written).
+
+    Raises:
+        LceUnavailableError: larq-compute-engine is not installed on this stack (one
+            line naming the stacks that have it).
     """
-    import larq_compute_engine  # only for publishing with lce_export
+    larq_compute_engine = _export.require_lce("the card's LCE measurement (lce_export = true)")
 
     summary: dict[str, Any] = {"format": "lce", "larq_compute_engine": larq_compute_engine.__version__}
     with tempfile.TemporaryDirectory() as tmp:
@@ -234,6 +238,8 @@ def _differences(previous: dict[str, Any], config: _training.TrainConfig) -> lis
 
 
 def _publish(recipe: dict[str, Any], recipe_ref: str, run_dir, destination, force: bool) -> _pretrained.Card:
+    if dict(recipe.get("artifact", {})).get("lce_export"):
+        _export.require_lce("the card's LCE measurement (lce_export = true)")  # before reading or writing anything
     run_dir = Path(run_dir)
     config, metrics = _read_run(run_dir)
     name, tag = _pretrained.recipe_artifact(recipe, config.model, config.dataset)

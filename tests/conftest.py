@@ -64,3 +64,16 @@ def mirrored_strategy():
     devices = [d.name for d in tf.config.list_logical_devices("CPU")]
     assert len(devices) >= 2, "conftest must split the CPU into 2 logical devices"
     return tf.distribute.MirroredStrategy(devices[:2])
+
+
+def pytest_terminal_summary(terminalreporter):
+    """One line per run that CI reads (.ci/run): how the tests marked `lce` (they need
+    larq-compute-engine) ended here. On the Python 3.13 stack, which has no LCE, `make
+    test` deselects them explicitly and says how many; elsewhere they must run."""
+    outcomes: dict[str, str] = {}
+    for outcome in ("passed", "failed", "error", "skipped"):
+        for report in terminalreporter.stats.get(outcome, []):
+            if "lce" in getattr(report, "keywords", {}) and outcomes.get(report.nodeid) not in ("failed", "error"):
+                outcomes[report.nodeid] = outcome
+    counts = {k: list(outcomes.values()).count(k) for k in ("passed", "failed", "error", "skipped")}
+    terminalreporter.write_line("lce tests: " + ", ".join(f"{v} {k}" for k, v in counts.items()))

@@ -25,7 +25,7 @@ PACKAGE = REPO / "bnnzoo"
 # or of lower layers only ("dependencies point one way").
 LAYERS = [
     {"bnnzoo._atomic", "bnnzoo._runlock", "bnnzoo.registry", "bnnzoo.validation", "bnnzoo.datasets_cache",
-     "bnnzoo.cli_support"},
+     "bnnzoo.cli_support", "bnnzoo.model_files"},
     {"bnnzoo.quantizers", "bnnzoo.pretrained", "bnnzoo.data"},
     {"bnnzoo.layers", "bnnzoo.callbacks", "bnnzoo.optimizers", "bnnzoo.fsg"},
     {"bnnzoo.models"},

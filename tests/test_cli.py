@@ -89,3 +89,18 @@ def test_console_script_keeps_tensorflow_quiet(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "cpu_feature_guard" not in done.stderr and "oneDNN" not in done.stderr
     assert "binarynet_mlp" in done.stdout
+
+
+def test_console_script_filters_only_tensorflows_early_notices_below_the_level():
+    """TF >= 2.20 writes some notices (oneDNN's) before absl logging starts, past
+    TF_CPP_MIN_LOG_LEVEL; the console script drops absl lines below the level only."""
+    import _bnnzoo_cli
+
+    onednn = ("I0000 00:00:1796531667.322472   29969 port.cc:153] oneDNN custom operations are on. You may see "
+              "slightly different numerical results")
+    assert _bnnzoo_cli._is_startup_noise(onednn, 2)
+    assert _bnnzoo_cli._is_startup_noise(
+        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR", 2)
+    assert not _bnnzoo_cli._is_startup_noise("E0000 00:00:1796531667.3 29969 x.cc:1] a real error", 2)
+    assert not _bnnzoo_cli._is_startup_noise(onednn, 0)
+    assert not _bnnzoo_cli._is_startup_noise("UserWarning: something from Python", 3)

@@ -1,5 +1,8 @@
 """Export: every registered family converts with LCE and agrees with Keras.
 
+Tests that convert with LCE are marked `lce` (larq-compute-engine: the Python 3.11 and
+3.12 stacks); the plain TFLite and SavedModel paths run on every stack.
+
 Models are built small with random weights *and random batch-norm statistics*: with
 the initial statistics (mean 0, variance 1) a binary layer's integer outputs sit
 exactly on the sign threshold, where any runtime may break ties differently.
@@ -77,6 +80,7 @@ def check_family(name, tmp_path):
     return report
 
 
+@pytest.mark.lce
 @pytest.mark.parametrize("name", FAST)
 def test_export_small_family_agrees_with_keras(name, tmp_path):
     assert name in bnnzoo.models.list_models()
@@ -84,6 +88,7 @@ def test_export_small_family_agrees_with_keras(name, tmp_path):
     assert "reference kernels" in report.latency_note or "aarch64" in report.latency_note
 
 
+@pytest.mark.lce
 @pytest.mark.slow
 @pytest.mark.parametrize("name", [n for n in bnnzoo.models.list_models() if n not in FAST])
 def test_export_every_registered_family(name, tmp_path):
@@ -124,6 +129,7 @@ def test_binary_dense_as_1x1_conv_is_exact(use_bias, activation):
     assert conv.kernel.shape == (1, 1, 40, 24)
     clone = export.BinaryDenseAsConv2D.from_config(conv.get_config())
     assert clone.get_config() == conv.get_config()
+@pytest.mark.lce
 
 
 def test_binary_dense_layers_export_bit_packed(tmp_path):
@@ -140,6 +146,7 @@ def test_binary_dense_layers_export_bit_packed(tmp_path):
     assert report.ops.get("FULLY_CONNECTED", 0) <= 1
     plain = export.convert(model, "tflite")
     assert report.file_bytes < len(plain) / 3
+@pytest.mark.lce
 
 
 def test_learned_gradient_models_export_plain_sign_layers(tmp_path):
@@ -170,6 +177,7 @@ def test_annealed_quantizer_at_exact_sign_has_identical_inference_form():
     inference = export.inference_model(model)
     assert inference is not model
     np.testing.assert_allclose(inference.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+@pytest.mark.lce
 
 
 def test_unconvertible_layer_is_named(tmp_path):
@@ -189,7 +197,7 @@ def test_bad_arguments():
     with pytest.raises(ExportError, match="neither a run directory"):
         export.load_source("no/such/run")
     with pytest.raises(ExportError, match="test images have shape"):
-        export_model(model, "lce", images=np.zeros((2, 4, 4, 1), np.float32))
+        export_model(model, "tflite", images=np.zeros((2, 4, 4, 1), np.float32))
 
 
 def test_cli_exports_a_run_directory(tmp_path, capsys):
@@ -207,7 +215,7 @@ def test_cli_exports_a_run_directory(tmp_path, capsys):
     assert cli.main(["export", str(run), "--format", "savedmodel", "--out", str(tmp_path / "sm")]) == 0
     assert "top-1 agreement 100.00 %" in capsys.readouterr().out
     with pytest.raises(SystemExit):
-        cli.main(["export", str(tmp_path / "missing"), "--format", "lce"])
+        cli.main(["export", str(tmp_path / "missing"), "--format", "tflite"])
     assert "neither a run directory" in capsys.readouterr().err
 
 

@@ -222,6 +222,7 @@ def test_trains_on_digits_in_seconds(digits_run):
     assert cpu_seconds < 60, cpu_seconds
 
 
+@pytest.mark.lce
 def test_published_card_carries_curves_and_lce_export(digits_run, tmp_path):
     recipe, result, _ = digits_run
     card = zoo.publish_from_recipe(recipe, result.run_dir, destination=tmp_path)

@@ -1,11 +1,15 @@
-"""The two supported stacks (docs/install.md): Python 3.11 + TF 2.15 and Python 3.12 +
-TF 2.19 + tf-keras. Both give Keras 2 as tf.keras, read each other's model files, and
-run keras-tuner searches over tf.keras models.
+"""The three supported stacks (docs/install.md): Python 3.11 + TF 2.15 (Keras 2 built
+in), Python 3.12 + TF 2.19 + tf-keras and Python 3.13 + TF 2.21 + tf-keras + numpy 2.
+All give Keras 2 as tf.keras, read each other's model files, and run keras-tuner
+searches over tf.keras models. Checks key on the Keras flavour (tf-keras installed or
+not) and the stack's pinned TensorFlow, not on the Python version alone.
 
-The cross-stack test runs the other stack's venv in a subprocess when it exists
+The cross-stack test runs each other stack's venv in a subprocess when it exists
 (`make install PYTHON=...`); otherwise it reads the files that stack wrote into
 tests/fixtures/stacks/ (regenerate with `<venv>/bin/python tests/stack_models.py save
 tests/fixtures/stacks/py3XX`, then drop shipped.h5 to keep the fixture small).
+Keras 2.15 and tf-keras 2.19 read tf-keras 2.21's files through bnnzoo's fallback
+(bnnzoo.model_files).
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import os
 import subprocess
 import sys
 import types
+import zipfile
+from importlib.util import find_spec
 from pathlib import Path
 
 import numpy as np
@@ -23,14 +29,17 @@ import tensorflow as tf
 
 import bnnzoo
 import stack_models
+from bnnzoo import model_files
 from bnnzoo.training import TrainConfig
 from bnnzoo.tuning import BNNHyperModel, make_tuner
 
 REPO = Path(__file__).resolve().parents[1]
-VENVS = {"3.11": ".venv", "3.12": ".venv-py312"}
+# Python -> (venv, the TensorFlow series it pins)
+STACKS = {"3.11": (".venv", "2.15."), "3.12": (".venv-py312", "2.19."), "3.13": (".venv-py313", "2.21.")}
 THIS = "%d.%d" % sys.version_info[:2]
-OTHER = "3.12" if THIS == "3.11" else "3.11"
-TF_KERAS_STACK = THIS == "3.12"
+OTHERS = [v for v in STACKS if v != THIS]
+# The Keras flavour: tf-keras (TF >= 2.16, TF_USE_LEGACY_KERAS) or Keras 2 built into TF 2.15.
+TF_KERAS_STACK = find_spec("tf_keras") is not None
 
 
 def _clean_env() -> dict[str, str]:
@@ -42,7 +51,8 @@ def _clean_env() -> dict[str, str]:
 
 def test_tf_keras_is_keras_2_on_this_stack():
     assert tf.keras.Model.__module__.split(".")[0] == ("tf_keras" if TF_KERAS_STACK else "keras")
-    assert tf.__version__.startswith("2.19." if TF_KERAS_STACK else "2.15.")
+    assert TF_KERAS_STACK == (not tf.__version__.startswith("2.15."))  # tf-keras exactly where TF >= 2.16
+    assert tf.__version__.startswith(STACKS[THIS][1]), (THIS, tf.__version__)
     assert hasattr(tf.keras.optimizers, "legacy")  # what larq's optimizers build on
 
 
@@ -66,7 +76,7 @@ def test_an_inherited_selection_is_dropped_where_tf_keras_is_absent(monkeypatch)
 
 
 def test_importing_tensorflow_first_in_a_fresh_process():
-    """TF 2.19 chose Keras 3 once TensorFlow is imported, so bnnzoo refuses with its
+    """TF >= 2.16 chose Keras 3 once TensorFlow is imported, so bnnzoo refuses with its
     error; TF 2.15's tf.keras is Keras 2 whatever the import order, so it just works."""
     done = subprocess.run([sys.executable, "-c", "import tensorflow as tf, bnnzoo; print(tf.keras.Model.__module__)"],
                           env=_clean_env(), capture_output=True, text=True, timeout=600)
@@ -78,24 +88,64 @@ def test_importing_tensorflow_first_in_a_fresh_process():
         assert done.stdout.split()[-1].split(".")[0] == "keras"
 
 
-def _other_python() -> Path | None:
-    venv = REPO / VENVS[OTHER]
+def _python_of(stack: str) -> Path | None:
+    venv = REPO / STACKS[stack][0]
     return venv / "bin" / "python" if (venv / ".installed-stamp").is_file() else None
 
 
-def test_model_files_load_on_the_other_stack(tmp_path):
+@pytest.mark.parametrize("other", OTHERS, ids=[f"py{v.replace('.', '')}" for v in OTHERS])
+def test_model_files_load_on_the_other_stacks(other, tmp_path):
     """`.keras` and `.h5` of a fresh model and of a shipped artifact, both directions."""
-    here, there = tmp_path / f"py{THIS.replace('.', '')}", tmp_path / f"py{OTHER.replace('.', '')}"
+    here, there = tmp_path / f"py{THIS.replace('.', '')}", tmp_path / f"py{other.replace('.', '')}"
     stack_models.save(here)
-    other = _other_python()
-    if other is not None:
-        done = subprocess.run([str(other), str(REPO / "tests" / "stack_models.py"), "check", str(here), "save",
+    python = _python_of(other)
+    if python is not None:
+        done = subprocess.run([str(python), str(REPO / "tests" / "stack_models.py"), "check", str(here), "save",
                                str(there)], env=_clean_env(), capture_output=True, text=True, timeout=900)
         assert done.returncode == 0, done.stdout + done.stderr[-3000:]
     else:
         there = REPO / "tests" / "fixtures" / "stacks" / there.name
-    assert json.loads((there / "stack.json").read_text())["python"] == OTHER
+    assert json.loads((there / "stack.json").read_text())["python"] == other
     assert stack_models.check(there) == []
+    # bnnzoo's own loader (evaluate, export, run directories) reads them too, fallback included
+    for path in sorted(there.glob("*.keras")) + sorted(there.glob("*.h5")):
+        model = bnnzoo.training.load_model(path)
+        np.testing.assert_allclose(model.predict(stack_models._images(), verbose=0),
+                                   np.load(there / f"{path.stem}_outputs.npy"), atol=1e-5, err_msg=path.name)
+
+
+def _with_newer_input_layer(config):
+    """A saved config as tf-keras >= 2.20 writes it: InputLayer records `optional`."""
+    for layer in config["config"]["layers"]:
+        if layer["class_name"] == "InputLayer":
+            layer["config"]["optional"] = False
+    return config
+
+
+def test_a_newer_keras_2_file_loads_through_bnnzoo_on_every_stack(digits, tmp_path):
+    """The fallback of bnnzoo.model_files, on a file of this stack given tf-keras 2.21's
+    InputLayer argument: plain load_model refuses it before tf-keras 2.20, bnnzoo's loader reads
+    it everywhere with the same outputs; an argument it cannot drop is refused."""
+    model = bnnzoo.models.create_model("binarynet_mlp", weights="digits")
+    expected = model.predict(digits.x_test[:16], verbose=0)
+    model.save(tmp_path / "plain.keras")
+    with zipfile.ZipFile(tmp_path / "plain.keras") as zin, zipfile.ZipFile(tmp_path / "newer.keras", "w") as zout:
+        for item in zin.infolist():
+            data = zin.read(item)
+            if item.filename == "config.json":
+                data = json.dumps(_with_newer_input_layer(json.loads(data))).encode()
+            zout.writestr(item, data)
+    if stack_models.needs_fallback("2.21.0"):
+        with pytest.raises(Exception):
+            tf.keras.models.load_model(tmp_path / "newer.keras")
+    loaded = bnnzoo.training.load_model(tmp_path / "newer.keras")
+    np.testing.assert_allclose(loaded.predict(digits.x_test[:16], verbose=0), expected, atol=1e-6)
+
+    config = _with_newer_input_layer(json.loads(model.to_json()))
+    assert model_files.strip_newer_arguments(config) == ["InputLayer.optional"]
+    config["config"]["layers"][0]["config"]["optional"] = True
+    with pytest.raises(ValueError, match="optional=True"):
+        model_files.strip_newer_arguments(config)
 
 
 def test_keras_tuner_builds_trains_resumes_and_returns_best_models(digits, tmp_path):

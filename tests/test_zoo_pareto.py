@@ -56,6 +56,7 @@ def test_every_shipped_card_records_a_matching_lce_export(zoo_pareto):
         assert 0 < lce["file_bytes"] < card.float32_memory_bytes, where
 
 
+@pytest.mark.lce
 def test_measure_and_report_one_artifact(zoo_pareto, tmp_path, capsys):
     """A real LCE conversion of a small shipped card: stored, reused on a rerun,
     and tabulated."""
@@ -92,6 +93,7 @@ def test_unknown_dataset_lists_the_ones_with_artifacts(zoo_pareto):
 
 
 @pytest.mark.slow
+@pytest.mark.lce
 def test_every_shipped_card_exports_again_with_full_agreement(zoo_pareto, tmp_path):
     """Re-export every shipped artifact now (minutes) and check it on its whole test set."""
     for card in zoo_pareto.shipped_cards():

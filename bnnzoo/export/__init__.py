@@ -29,12 +29,17 @@ agreement must be 100 %, outputs within `atol`). A layer that cannot be
 converted raises `ExportError` naming the layer. The file is written only after
 the check passed (beside `out`, then renamed over it).
 
+Larq Compute Engine is optional (`availability`): it is imported only for an `lce`
+conversion or the LCE interpreter, and the Python 3.13 stack, which has no LCE
+wheel, raises `LceUnavailableError` for those in one line; `tflite` and
+`savedmodel` work on every stack.
+
 The package's modules, in the order an export uses them: `source` (what to
 export), `inference` (the inference form), `lce` (LCE layer rewrites),
 `conversion` (the converter, naming the layer at fault), `flatbuffer` (reading
 the result), `interpreter` (running it), `verify` (the check), `report`
 (`export_model` and its report), `cli` (`bnnzoo export`); `errors` holds
-`ExportError`. Everything public is importable from `bnnzoo.export`.
+`ExportError`, `availability` whether LCE is installed. Everything public is importable from `bnnzoo.export`.
 
 !!! example
     ```python
@@ -51,12 +56,13 @@ the result), `interpreter` (running it), `verify` (the check), `report`
 
 from __future__ import annotations
 
+from bnnzoo.export.availability import LCE_STACKS, LceUnavailableError, lce_available, require_lce
 from bnnzoo.export.cli import add_parser, cmd_export
 from bnnzoo.export.conversion import convert
 from bnnzoo.export.errors import ExportError
 from bnnzoo.export.flatbuffer import LCE_CUSTOM_OPS, custom_ops, flatbuffer_stats
 from bnnzoo.export.inference import inference_model
-from bnnzoo.export.interpreter import FlatbufferRunner, run_flatbuffer
+from bnnzoo.export.interpreter import FlatbufferRunner, run_flatbuffer, tflite_interpreter_class
 from bnnzoo.export.lce import BinaryDenseAsConv2D, OnePadCorrectedQuantConv2D, lce_compatible_model
 from bnnzoo.export.report import FORMATS, ExportReport, export_model
 from bnnzoo.export.source import load_source
@@ -65,9 +71,11 @@ from bnnzoo.export.verify import verify_flatbuffer, verify_savedmodel
 __all__ = [
     "FORMATS",
     "LCE_CUSTOM_OPS",
+    "LCE_STACKS",
     "BinaryDenseAsConv2D",
     "ExportError",
     "ExportReport",
+    "LceUnavailableError",
     "FlatbufferRunner",
     "OnePadCorrectedQuantConv2D",
     "add_parser",
@@ -77,9 +85,12 @@ __all__ = [
     "export_model",
     "flatbuffer_stats",
     "inference_model",
+    "lce_available",
     "lce_compatible_model",
     "load_source",
+    "require_lce",
     "run_flatbuffer",
+    "tflite_interpreter_class",
     "verify_flatbuffer",
     "verify_savedmodel",
 ]

@@ -8,8 +8,8 @@ each layer is then converted on its own to find the first one at fault.
 from __future__ import annotations
 
 import tensorflow as tf
-from larq_compute_engine import convert_keras_model
 
+from bnnzoo.export.availability import require_lce
 from bnnzoo.export.errors import ExportError
 from bnnzoo.export.flatbuffer import LCE_CUSTOM_OPS, custom_ops
 from bnnzoo.export.inference import inference_model
@@ -20,7 +20,7 @@ __all__ = ["convert"]
 
 def _convert_raw(model: tf.keras.Model, fmt: str) -> bytes:
     if fmt == "lce":
-        return convert_keras_model(model)
+        return require_lce("an lce conversion").convert_keras_model(model)
     return tf.lite.TFLiteConverter.from_keras_model(model).convert()
 
 
@@ -86,10 +86,13 @@ def convert(model: tf.keras.Model, format: str = "lce") -> bytes:
 
     Raises:
         ExportError: naming the first layer that cannot be converted.
+        LceUnavailableError: `lce` on a stack without larq-compute-engine.
         ValueError: `format` is not a flatbuffer format.
     """
     if format not in ("lce", "tflite"):
         raise ValueError(f"format must be 'lce' or 'tflite' for a flatbuffer, got {format!r}")
+    if format == "lce":
+        require_lce("an lce conversion")  # before any work, in one line
     model = inference_model(model)
     if format == "lce":
         model = lce_compatible_model(model)

@@ -1,13 +1,16 @@
 """Reading a TFLite flatbuffer: its custom ops, operator counts and constant bytes.
 
-Parsed with the TFLite schema bindings that ship with Larq Compute Engine.
+Parsed with TensorFlow's own TFLite schema bindings
+(`tensorflow.lite.python.schema_py_generated`, on every stack: the same generated
+code as the copy in Larq Compute Engine, which is optional). LCE's ops are custom
+ops, read by name.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from larq_compute_engine.mlir.python import tflite_schema
+from tensorflow.lite.python import schema_py_generated as tflite_schema
 
 __all__ = ["LCE_CUSTOM_OPS", "custom_ops", "flatbuffer_stats"]
 

@@ -1,12 +1,30 @@
-"""Running a flatbuffer: LCE's interpreter for `lce`, TFLite's for `tflite`."""
+"""Running a flatbuffer: LCE's interpreter for `lce`, TFLite's for `tflite`.
+
+TFLite's is LiteRT's (`ai_edge_litert`) where that is installed, else
+`tf.lite.Interpreter`; LCE's is imported only for an `lce` flatbuffer.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import tensorflow as tf
-from larq_compute_engine.tflite.python.interpreter import Interpreter as LceInterpreter
 
-__all__ = ["FlatbufferRunner", "run_flatbuffer"]
+from bnnzoo.export.availability import require_lce
+
+__all__ = ["FlatbufferRunner", "run_flatbuffer", "tflite_interpreter_class"]
+
+
+def tflite_interpreter_class() -> type:
+    """LiteRT's `Interpreter` (`ai_edge_litert`) where installed, else `tf.lite.Interpreter`.
+
+    TensorFlow's own interpreter is deprecated in favour of LiteRT from TF 2.20 but still
+    runs plain TFLite flatbuffers; both take `model_content=` and `num_threads=`.
+    """
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        return tf.lite.Interpreter
+    return Interpreter
 
 
 class FlatbufferRunner:
@@ -24,9 +42,12 @@ class FlatbufferRunner:
     def __init__(self, flatbuffer: bytes, fmt: str, num_threads: int = 1):
         self.fmt = fmt
         if fmt == "lce":
+            require_lce("the LCE interpreter")
+            from larq_compute_engine.tflite.python.interpreter import Interpreter as LceInterpreter
+
             self.lce = LceInterpreter(flatbuffer, num_threads=num_threads)
         else:
-            self.tfl = tf.lite.Interpreter(model_content=flatbuffer, num_threads=num_threads)
+            self.tfl = tflite_interpreter_class()(model_content=flatbuffer, num_threads=num_threads)
             self.tfl.allocate_tensors()
             self.inp = self.tfl.get_input_details()[0]["index"]
             self.out = self.tfl.get_output_details()[0]["index"]

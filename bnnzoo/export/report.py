@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from bnnzoo import data, quantizers, training
 from bnnzoo._atomic import atomic_write_bytes, replace_directory
+from bnnzoo.export.availability import require_lce
 from bnnzoo.export.conversion import convert
 from bnnzoo.export.errors import ExportError
 from bnnzoo.export.flatbuffer import flatbuffer_stats
@@ -171,9 +172,13 @@ def export_model(
             disagrees with the Keras model, or annealed quantizers not at exact sign
             (without `allow_non_binary`).
         ValueError: an unknown `format`.
+        LceUnavailableError: `lce` on a stack without larq-compute-engine (an
+            `ExportError`), naming the stacks that have it.
     """
     if format not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
+    if format == "lce":
+        require_lce("the lce format (bnnzoo export --format lce)")  # one line, before any work
     original, source_dataset = load_source(source)
     if not allow_non_binary:
         _check_binary(original, source)
