@@ -50,7 +50,13 @@ def test_docs_have_snippets_on_the_main_pages():
         assert page in names, f"{page} has no Python snippet"
 
 
-@pytest.mark.parametrize("name,code", SNIPPETS, ids=[name for name, _ in SNIPPETS])
+def _needs_lce(code: str) -> bool:
+    return '"lce"' in code or "'lce'" in code or "larq_compute_engine" in code
+
+
+@pytest.mark.parametrize("name,code", [
+    pytest.param(name, code, marks=pytest.mark.lce) if _needs_lce(code) else (name, code)
+    for name, code in SNIPPETS], ids=[name for name, _ in SNIPPETS])
 def test_snippet_runs(name, code, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # snippets that write files write them here
     exec(compile(code, name, "exec"), {"__name__": "__snippet__"})
