@@ -580,13 +580,15 @@ def search(claim: Claim, arm: Arm, settings: Settings, store: ResultStore, run_p
         scores[point] = None if result is None else selection_score(result)
         return scores[point]
 
+    def best(candidates):  # the highest score; on ties the point nearest the centre
+        return max(candidates, key=lambda p: (scores[p], -sum(map(abs, p))))
+
     for point in points:
         score(point)
     extended = None
     complete = all(v is not None for v in scores.values())
     if complete:
-        winner = max(points, key=lambda p: (scores[p], -sum(map(abs, p))))
-        extended = extension(arm, points, winner)
+        extended = extension(arm, points, best(points))
         if extended is not None:
             points.append(extended)
             complete = score(extended) is not None
@@ -595,7 +597,7 @@ def search(claim: Claim, arm: Arm, settings: Settings, store: ResultStore, run_p
            "extended": None if extended is None else point_name(arm, extended),
            "complete": complete, "chosen": None, "chosen_on_edge": None}
     if complete:
-        winner = max(points, key=lambda p: (scores[p], -sum(map(abs, p))))
+        winner = best(points)
         out["chosen"] = point_values(arm, winner)
         out["chosen_point"] = point_name(arm, winner)
         out["chosen_on_edge"] = extension(arm, points, winner) is not None or any(

@@ -158,7 +158,11 @@ def blocked_fraction(w: np.ndarray, s: np.ndarray, threshold: float) -> tuple[in
         assert blocked_fraction(w, s, threshold=1e-8) == (4, 2)  # w*s = .5, -.5, 1e-9, 2, 2e-9
         ```
     """
-    product = np.asarray(w, np.float64) * np.asarray(s, np.float64)
+    return _would_and_blocked(np.asarray(w, np.float64) * np.asarray(s, np.float64), threshold)
+
+
+def _would_and_blocked(product: np.ndarray, threshold: float) -> tuple[int, int]:
+    """`blocked_fraction` from the products w * s."""
     would = product > 0
     return int(would.sum()), int((would & (product <= threshold)).sum())
 
@@ -287,8 +291,8 @@ class ThresholdBlocking(tf.keras.callbacks.Callback):
             s, threshold = found
             before = self._before[name]
             flipped = (before >= 0) != (np.asarray(var.numpy()) >= 0)
-            would, blocked = blocked_fraction(before, s, threshold)
             product = before.astype(np.float64) * s
+            would, blocked = _would_and_blocked(product, threshold)
             binary_before = np.abs(before) == 1  # a latent start is binarized on the first step
             mismatch = int(np.sum((flipped != (product > threshold)) & binary_before))
             if mismatch > max(2, 1e-4 * before.size):  # float32 vs float64 ties at tau aside
