@@ -29,8 +29,9 @@ made by Keras's softmax carries the logits it came from, and those are used, as
 Keras's own cross-entropy does (exact, and a saturated softmax keeps its gradient);
 other probabilities enter as \\(\\log \\max(p, \\epsilon)\\), \\(\\epsilon\\) =
 `tf.keras.backend.epsilon()` (1e-7), which a softmax turns back into \\(p\\).
-Use `from_logits=True` for models that end in a linear layer. Labels are integer
-class indices, as for `sparse_categorical_crossentropy`.
+Use `from_logits=True` for models that end in a linear layer. Either way the
+outputs are one distribution over the classes (a softmax, not independent
+sigmoids). Labels are integer class indices, as for `sparse_categorical_crossentropy`.
 
 **Training.** `wrap_for_distillation(student, teacher)` (or `Distiller(student,
 teacher, loss)`) returns a `tf.keras.Model` whose `fit` runs the teacher in inference
