@@ -44,6 +44,7 @@ from bnnzoo import data, quantizers, optimizers, models, training  # noqa: E402,
 from bnnzoo import callbacks  # noqa: E402,F401
 from bnnzoo import layers, fsg  # noqa: E402,F401
 from bnnzoo import datasets_cache  # noqa: E402,F401
+from bnnzoo import distillation  # noqa: E402,F401
 
 
 def _load_tf_keras_files() -> None:

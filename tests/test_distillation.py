@@ -1,0 +1,340 @@
+"""Knowledge distillation (`bnnzoo.distillation`): the loss against a hand computation,
+the student's gradient against NumPy and finite differences, a frozen teacher,
+serialization, the student as the saved artifact, MirroredStrategy, and digits
+training where the knowledge demonstrably comes from the teacher."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import bnnzoo
+from bnnzoo.distillation import DistillationLoss, Distiller, distillation_loss, unwrap, wrap_for_distillation
+from bnnzoo.fsg import wrap as fsg_wrap
+
+from _base import _without_build_config, run_model_saving_test
+
+CASES = [(1.0, 1.0), (1.0, 0.0), (4.0, 0.9), (2.0, 0.5), (0.5, 0.3), (8.0, 1.0)]
+
+
+# --------------------------------------------------------------------------- NumPy references
+# Written from the formula on probabilities (softening by p^(1/T), no log-softmax), a
+# different route from the implementation's logits.
+
+def _soften(p, temperature):
+    q = np.power(p, 1.0 / temperature)
+    return q / q.sum(-1, keepdims=True)
+
+
+def reference_loss(labels, student_p, teacher_p, temperature, alpha):
+    """Per-example loss, float64, from probabilities."""
+    s, t = student_p.astype(np.float64), teacher_p.astype(np.float64)
+    ps, pt = _soften(s, temperature), _soften(t, temperature)
+    kl = np.sum(pt * np.log(pt / ps), axis=-1)
+    ce = -np.log(s[np.arange(len(s)), np.asarray(labels).reshape(-1)])
+    return alpha * temperature**2 * kl + (1 - alpha) * ce
+
+
+def _softmax(z):
+    e = np.exp(z - z.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def _batch(seed=0, n=6, classes=4):
+    rng = np.random.default_rng(seed)
+    student = _softmax(rng.normal(scale=2.0, size=(n, classes))).astype("float32")
+    teacher = _softmax(rng.normal(scale=2.0, size=(n, classes))).astype("float32")
+    labels = rng.integers(0, classes, size=(n, 1))
+    return labels, student, teacher
+
+
+@pytest.mark.parametrize("temperature,alpha", CASES)
+def test_loss_matches_hand_computation(temperature, alpha):
+    labels, student, teacher = _batch()
+    expected = reference_loss(labels, student, teacher, temperature, alpha)
+    got = distillation_loss(labels, student, teacher, temperature=temperature, alpha=alpha).numpy()
+    np.testing.assert_allclose(got, expected, rtol=2e-5, atol=1e-6)
+    # the same from logits (log-probabilities are logits up to a constant)
+    got_logits = distillation_loss(labels, np.log(student), np.log(teacher), temperature=temperature,
+                                   alpha=alpha, from_logits=True).numpy()
+    np.testing.assert_allclose(got_logits, expected, rtol=2e-5, atol=1e-6)
+    # the Keras loss: the (weighted) batch mean
+    weights = np.linspace(0.5, 2.0, len(labels)).astype("float32")
+    loss = DistillationLoss(temperature=temperature, alpha=alpha)
+    assert float(loss((labels, teacher), student)) == pytest.approx(expected.mean(), rel=2e-5)
+    assert float(loss((labels, teacher), student, sample_weight=weights)) == pytest.approx(
+        np.sum(expected * weights) / len(labels), rel=2e-5)
+
+
+def test_special_cases_are_keras_cross_entropy_and_kl():
+    labels, student, teacher = _batch(seed=3)
+    ce = tf.keras.losses.sparse_categorical_crossentropy(labels, student).numpy()
+    np.testing.assert_allclose(distillation_loss(labels, student, teacher, alpha=0.0).numpy(), ce, rtol=1e-5)
+    kl = tf.keras.losses.kl_divergence(teacher, student).numpy()
+    np.testing.assert_allclose(distillation_loss(labels, student, teacher).numpy(), kl, rtol=1e-5)
+    # alpha = 1 does not use the labels; the teacher matters
+    assert np.all(distillation_loss(labels, teacher, teacher).numpy() < 1e-6)
+
+
+def test_saturated_softmax_keeps_its_logits():
+    """A Keras softmax output is turned back into its logits: a wrong class at
+    probability e^-60 costs 60 nats, not the -log(1e-7) = 16.1 of a clipped log."""
+    inputs = tf.keras.Input((1,))
+    logits = tf.keras.layers.Dense(3, name="logits")(inputs)
+    model = tf.keras.Model(inputs, tf.keras.layers.Activation("softmax")(logits))
+    model.get_layer("logits").set_weights([np.array([[30.0, 0.0, -30.0]], "float32"), np.zeros(3, "float32")])
+    x, label = np.ones((1, 1), "float32"), np.array([2])
+    teacher = np.array([[0.2, 0.3, 0.5]], "float32")
+
+    @tf.function
+    def traced(x):
+        return distillation_loss(label, model(x), teacher, alpha=0.0)
+
+    for value in (distillation_loss(label, model(x), teacher, alpha=0.0), traced(x)):
+        assert float(value[0]) == pytest.approx(60.0, rel=1e-4)
+    assert float(distillation_loss(label, model(x).numpy(), teacher, alpha=0.0)[0]) == pytest.approx(
+        -np.log(1e-7), rel=1e-4)  # a plain array carries no logits: the documented clipped log
+
+
+# --------------------------------------------------------------------------- gradients
+
+def _tiny_models(classes=4, features=5, seed=0):
+    tf.keras.utils.set_random_seed(seed)
+    student = tf.keras.Sequential([tf.keras.Input((features,)), tf.keras.layers.Dense(classes, name="dense"),
+                                   tf.keras.layers.Activation("softmax")], name="student")
+    teacher = tf.keras.Sequential([tf.keras.Input((features,)), tf.keras.layers.Dense(8, activation="tanh"),
+                                   tf.keras.layers.Dense(classes, activation="softmax")], name="teacher")
+    return student, teacher
+
+
+@pytest.mark.parametrize("temperature,alpha", [(1.0, 1.0), (3.0, 0.6), (2.0, 0.0)])
+def test_one_training_step_follows_the_hand_gradient(temperature, alpha):
+    """One SGD step of `Distiller.fit` moves the student's kernel by -lr times the
+    gradient of the NumPy loss: analytically (dL/ds = alpha T (q_T - p_T) + (1 -
+    alpha)(q - onehot)) and by central finite differences of `reference_loss`."""
+    student, teacher = _tiny_models()
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(6, 5)).astype("float32")
+    y = rng.integers(0, 4, size=6)
+    kernel, bias = (w.astype(np.float64) for w in student.get_layer("dense").get_weights())
+    t_probs = teacher.predict(x, verbose=0).astype(np.float64)
+
+    def loss_of(k, b):
+        z = x.astype(np.float64) @ k + b
+        return reference_loss(y, _softmax(z), t_probs, temperature, alpha).mean()
+
+    z = x.astype(np.float64) @ kernel + bias
+    dz = (alpha * temperature * (_softmax(z / temperature) - _soften(t_probs, temperature))
+          + (1 - alpha) * (_softmax(z) - np.eye(4)[y])) / len(x)
+    analytic = x.T.astype(np.float64) @ dz
+    eps, numeric = 1e-6, np.zeros_like(kernel)
+    for index in np.ndindex(*kernel.shape):
+        step = np.zeros_like(kernel)
+        step[index] = eps
+        numeric[index] = (loss_of(kernel + step, bias) - loss_of(kernel - step, bias)) / (2 * eps)
+    np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-8)
+
+    lr = 0.5
+    distiller = Distiller(student, teacher, DistillationLoss(temperature=temperature, alpha=alpha))
+    distiller.compile(optimizer=tf.keras.optimizers.legacy.SGD(lr))
+    logs = distiller.fit(x, y, batch_size=len(x), epochs=1, shuffle=False, verbose=0).history
+    assert logs["loss"][0] == pytest.approx(loss_of(kernel, bias), rel=1e-5)
+    moved = (kernel - student.get_layer("dense").get_weights()[0]) / lr
+    np.testing.assert_allclose(moved, analytic, rtol=1e-4, atol=1e-6)
+
+
+def test_teacher_is_frozen_and_student_trains(digits):
+    student = bnnzoo.models.create("binarynet", input_shape=(8, 8, 1), num_classes=10, width=0.125)
+    teacher = _float_teacher(digits, epochs=1)  # has batch norm: its statistics must not move either
+    before = [w.copy() for w in teacher.get_weights()]
+    student_before = [w.copy() for w in student.get_weights()]
+    distiller = wrap_for_distillation(student, teacher, temperature=2.0, alpha=0.5)
+    distiller.compile(optimizer="adam", metrics=["accuracy"])
+    distiller.fit(digits.x_train[:256], digits.y_train[:256], batch_size=64, epochs=1, verbose=0)
+    assert not teacher.trainable
+    assert {id(v) for v in distiller.trainable_variables} == {id(v) for v in student.trainable_variables}
+    for old, new in zip(before, teacher.get_weights()):
+        np.testing.assert_array_equal(old, new)
+    assert any(not np.array_equal(a, b) for a, b in zip(student_before, student.get_weights()))
+
+
+# --------------------------------------------------------------------------- serialization, artifact
+
+def test_loss_config_round_trip():
+    loss = DistillationLoss(temperature=3.5, alpha=0.25, from_logits=True, name="kd")
+    config = loss.get_config()
+    assert config["temperature"] == 3.5 and config["alpha"] == 0.25 and config["from_logits"] is True
+    again = tf.keras.losses.deserialize(tf.keras.losses.serialize(loss))
+    assert isinstance(again, DistillationLoss) and again.get_config() == config
+    assert tf.keras.losses.get("DistillationLoss").__class__ is DistillationLoss
+
+
+def test_distiller_config_round_trip_and_student_artifact(tmp_path):
+    student = bnnzoo.models.create("binarynet", input_shape=(8, 8, 1), num_classes=10, width=0.125)
+    teacher = tf.keras.Sequential([tf.keras.Input((8, 8, 1)), tf.keras.layers.Flatten(),
+                                   tf.keras.layers.Dense(10, activation="softmax")], name="teacher")
+    distiller = wrap_for_distillation(student, teacher, temperature=3.0, alpha=0.8)
+    config = distiller.get_config()
+    clone = Distiller.from_config(json.loads(json.dumps(config)))
+    def same(config):  # Keras adds build records to layers once called
+        return json.dumps(_without_build_config(config), sort_keys=True)
+
+    assert same(clone.get_config()) == same(config)
+    assert clone.distillation_loss.get_config() == distiller.distillation_loss.get_config()
+    assert not clone.teacher.trainable
+    clone.set_weights(distiller.get_weights())
+    x = np.random.default_rng(0).normal(size=(3, 8, 8, 1)).astype("float32")
+    np.testing.assert_array_equal(clone.predict(x, verbose=0), student.predict(x, verbose=0))
+    # the artifact: the student alone, an ordinary functional model in .keras and .h5
+    loaded = run_model_saving_test(unwrap(distiller), tmp_path)
+    assert not isinstance(loaded, Distiller) and loaded.name == student.name
+
+
+def test_checkpoint_restores_student_teacher_and_optimizer(tmp_path):
+    """What `train()` checkpoints per epoch: a fresh distiller restored from it has the
+    trained student, the teacher and the optimizer's step and slots."""
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=(16, 5)).astype("float32"), rng.integers(0, 4, size=16)
+
+    def build(seed):
+        student, teacher = _tiny_models(seed=seed)
+        distiller = wrap_for_distillation(student, teacher, temperature=2.0, alpha=0.5)
+        distiller.compile(optimizer=tf.keras.optimizers.legacy.Adam(1e-2))
+        return distiller
+
+    trained = build(0)
+    trained.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    path = tf.train.Checkpoint(model=trained, optimizer=trained.optimizer).save(str(tmp_path / "ckpt"))
+    fresh = build(1)
+    bnnzoo.training.create_training_variables(fresh, x[:1], y[:1])  # train() creates them so too
+    tf.train.Checkpoint(model=fresh, optimizer=fresh.optimizer).restore(path).assert_existing_objects_matched()
+    for role in ("student", "teacher"):
+        for a, b in zip(getattr(trained, role).get_weights(), getattr(fresh, role).get_weights()):
+            np.testing.assert_array_equal(a, b, err_msg=role)
+    assert int(fresh.optimizer.iterations) == 2
+    for a, b in zip(trained.optimizer.get_weights(), fresh.optimizer.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+# --------------------------------------------------------------------------- arguments
+
+def test_shape_mismatch_is_refused_naming_both_shapes():
+    student = bnnzoo.models.create("binarynet", input_shape=(8, 8, 1), num_classes=10, width=0.125)
+    teacher = tf.keras.Sequential([tf.keras.Input((8, 8, 1)), tf.keras.layers.Flatten(),
+                                   tf.keras.layers.Dense(5, activation="softmax")])
+    with pytest.raises(ValueError) as error:
+        wrap_for_distillation(student, teacher)
+    message = str(error.value)
+    assert "\n" not in message
+    assert "teacher output shape (None, 5)" in message and "student output shape (None, 10)" in message
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"temperature": 0.0}, r"^temperature must be a finite number > 0, got 0.0$"),
+    ({"temperature": float("nan")}, r"^temperature must be a finite number > 0, got nan$"),
+    ({"alpha": -0.1}, r"^alpha must be in \[0, 1\], got -0.1$"),
+    ({"alpha": 1.5}, r"^alpha must be in \[0, 1\], got 1.5$"),
+    ({"from_logits": "yes"}, r"^from_logits must be True or False, got 'yes'$"),
+])
+def test_bad_hyperparameters_are_refused(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        DistillationLoss(**kwargs)
+    if "from_logits" not in kwargs:
+        with pytest.raises(ValueError, match=match):
+            distillation_loss([0], [[0.5, 0.5]], [[0.5, 0.5]], **kwargs)
+
+
+def test_other_misuse_is_refused():
+    student, teacher = _tiny_models()
+    with pytest.raises(ValueError, match="teacher must be another model than the student"):
+        Distiller(student, student)
+    with pytest.raises(ValueError, match="loss must be a bnnzoo.distillation.DistillationLoss, got "
+                                         "SparseCategoricalCrossentropy"):
+        Distiller(student, teacher, tf.keras.losses.SparseCategoricalCrossentropy())
+    with pytest.raises(ValueError, match="has its own training step"):
+        Distiller(fsg_wrap(bnnzoo.models.create("binarynet_mlp", input_shape=(5, 1, 1), num_classes=4,
+                                                units=8, hidden_layers=1)), teacher)
+    with pytest.raises(ValueError, match="student 'unbuilt' must be built"):
+        Distiller(tf.keras.Sequential([tf.keras.layers.Dense(4)], name="unbuilt"), teacher)
+    distiller = Distiller(student, teacher)
+    with pytest.raises(ValueError, match="loss must be None in Distiller.compile"):
+        distiller.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    with pytest.raises(ValueError, match=r"y_true must be the pair \(labels, teacher_outputs\)"):
+        DistillationLoss()(np.array([0]), np.array([[0.5, 0.5]], "float32"))
+
+
+# --------------------------------------------------------------------------- strategy
+
+def test_mirrored_step_equals_single_device_step(mirrored_strategy):
+    """One SGD step on 2 replicas (4 examples each) equals the same step on one device:
+    the loss is each replica's share of the global mean, the metric the global mean."""
+    import larq as lq
+
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(8, 6)).astype("float32")
+    y = rng.integers(0, 3, size=8)
+    results = []
+    for strategy in (tf.distribute.get_strategy(), mirrored_strategy):
+        with strategy.scope():
+            tf.keras.utils.set_random_seed(5)
+            student = tf.keras.Sequential([
+                tf.keras.Input((6,)),
+                lq.layers.QuantDense(3, kernel_quantizer="ste_sign", kernel_constraint="weight_clip",
+                                     name="binary"),
+                tf.keras.layers.Activation("softmax")])
+            teacher = tf.keras.Sequential([tf.keras.Input((6,)), tf.keras.layers.Dense(3, activation="softmax")])
+            distiller = wrap_for_distillation(student, teacher, temperature=2.0, alpha=0.5)
+            distiller.compile(optimizer=tf.keras.optimizers.legacy.SGD(0.1), metrics=["accuracy"])
+        logs = distiller.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0).history
+        results.append((logs["loss"][0], student.get_weights()[0]))
+    (loss_one, kernel_one), (loss_two, kernel_two) = results
+    assert loss_two == pytest.approx(loss_one, rel=1e-5)
+    np.testing.assert_allclose(kernel_two, kernel_one, rtol=1e-5, atol=1e-6)
+
+
+# --------------------------------------------------------------------------- digits
+
+def _float_teacher(digits, epochs):
+    tf.keras.utils.set_random_seed(0)
+    teacher = tf.keras.Sequential([
+        tf.keras.Input(digits.input_shape), tf.keras.layers.Flatten(),
+        tf.keras.layers.Dense(64), tf.keras.layers.BatchNormalization(), tf.keras.layers.ReLU(),
+        tf.keras.layers.Dense(digits.num_classes, activation="softmax")], name="float_teacher")
+    teacher.compile(tf.keras.optimizers.legacy.Adam(1e-2), "sparse_categorical_crossentropy", ["accuracy"])
+    teacher.fit(digits.x_train, digits.y_train, batch_size=64, epochs=epochs, verbose=0)
+    return teacher
+
+
+# The distilled student must reach this test accuracy without seeing one true label;
+# trained on the same wrong labels by cross-entropy it must stay below CHANCE_BAR.
+DISTILLED_BAR = 0.80
+CHANCE_BAR = 0.30
+
+
+def test_student_learns_from_the_teacher_not_the_labels(digits):
+    """alpha = 1 (ReActNet's distributional loss): a binary student fitted to randomly
+    permuted labels still learns digits, because only the float teacher's outputs
+    enter its loss; the same student fitted with alpha = 0 (cross-entropy on those
+    labels) does not. The run goes through `bnnzoo.training.create_training_variables`
+    as `train()` would."""
+    teacher = _float_teacher(digits, epochs=10)
+    teacher_accuracy = teacher.evaluate(digits.x_test, digits.y_test, verbose=0)[1]
+    assert teacher_accuracy >= 0.9, teacher_accuracy
+    wrong = np.random.default_rng(0).permutation(digits.y_train)
+    assert np.mean(wrong == digits.y_train) < 0.2
+    accuracy = {}
+    for alpha in (1.0, 0.0):
+        tf.keras.utils.set_random_seed(1)
+        student = bnnzoo.models.create("binarynet", input_shape=(8, 8, 1), num_classes=10, width=0.125)
+        distiller = wrap_for_distillation(student, teacher, alpha=alpha)
+        distiller.compile(optimizer=tf.keras.optimizers.legacy.Adam(1e-2), metrics=["accuracy"])
+        bnnzoo.training.create_training_variables(distiller, digits.x_train[:1], wrong[:1])
+        history = distiller.fit(digits.x_train, wrong, batch_size=64, epochs=4, verbose=0).history
+        assert np.all(np.isfinite(history["loss"]))
+        _, accuracy[alpha] = distiller.evaluate(digits.x_test, digits.y_test, verbose=0)
+        assert distiller.metrics_names == ["loss", "accuracy"]
+    assert accuracy[1.0] >= DISTILLED_BAR, accuracy
+    assert accuracy[0.0] < CHANCE_BAR, accuracy
