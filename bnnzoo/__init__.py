@@ -64,4 +64,4 @@ def _load_tf_keras_files() -> None:
 
 _load_tf_keras_files()
 
-__all__ = ["data", "datasets_cache", "models", "optimizers", "quantizers", "training", "__version__"]
+__all__ = ["data", "datasets_cache", "distillation", "models", "optimizers", "quantizers", "training", "__version__"]

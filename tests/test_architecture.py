@@ -27,7 +27,7 @@ LAYERS = [
     {"bnnzoo._atomic", "bnnzoo._runlock", "bnnzoo.registry", "bnnzoo.validation", "bnnzoo.datasets_cache",
      "bnnzoo.cli_support", "bnnzoo.model_files"},
     {"bnnzoo.quantizers", "bnnzoo.pretrained", "bnnzoo.data"},
-    {"bnnzoo.layers", "bnnzoo.callbacks", "bnnzoo.optimizers", "bnnzoo.fsg"},
+    {"bnnzoo.layers", "bnnzoo.callbacks", "bnnzoo.optimizers", "bnnzoo.fsg", "bnnzoo.distillation"},
     {"bnnzoo.models"},
     {"bnnzoo.training"},
     {"bnnzoo.export", "bnnzoo.zoo", "bnnzoo.tuning"},

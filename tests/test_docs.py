@@ -121,7 +121,8 @@ def test_mkdocs_config_pages_and_api_modules_exist():
         assert f"api/{path.name}" in pages
     # every public bnnzoo module has an API page
     for module in ("quantizers", "optimizers", "models", "data", "training", "pretrained",
-                   "tuning", "export", "layers", "callbacks", "fsg", "zoo", "registry", "validation"):
+                   "tuning", "export", "layers", "callbacks", "fsg", "zoo", "registry", "validation",
+                   "distillation"):
         if importlib.util.find_spec(f"bnnzoo.{module}") is not None:
             assert (DOCS / "api" / f"{module}.md").is_file(), module
     assert os.path.exists(REPO / "docs" / "hooks.py")
