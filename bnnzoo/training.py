@@ -151,7 +151,7 @@ class TrainConfig:
             raise ValueError(f"validation_fraction must be a number in [0, 1), got {self.validation_fraction!r}")
         STRATEGIES.get(self.strategy)
         _models.get_model_spec(self.model)
-        _optimizers.optimizer_builder(self.optimizer)
+        _optimizers.optimizer_spec(self.optimizer)
         for q in (self.quantizer, self.input_quantizer, self.kernel_quantizer):
             if q is not None and q != "none":
                 _quantizers.quantizer_class(q)
@@ -263,8 +263,7 @@ def make_strategy(name: str = "default") -> tf.distribute.Strategy:
 def wrap_for_optimizer(model: tf.keras.Model, optimizer: str) -> tf.keras.Model:
     """`model` as optimizer `optimizer` trains it: wrapped by the builder's `wrap_model`
     when it declares one (FSG's own training step, `bnnzoo.fsg.wrap`), else unchanged."""
-    wrap_model = getattr(_optimizers.optimizer_builder(optimizer), "wrap_model", None)
-    return model if wrap_model is None else wrap_model(model)
+    return _optimizers.optimizer_spec(optimizer).wrap(model)
 
 
 def run_callbacks(model: tf.keras.Model, config: "TrainConfig", steps_per_epoch: int) -> list:
@@ -277,10 +276,7 @@ def run_callbacks(model: tf.keras.Model, config: "TrainConfig", steps_per_epoch:
       `FlipRate`; `bnnzoo.optimizers.builders.BUILDER_HOOKS`).
     """
     found = list(_callbacks.default_annealing(model, config, steps_per_epoch))
-    declared = getattr(_optimizers.optimizer_builder(config.optimizer), "training_callbacks", None)
-    if declared is not None:
-        found += list(declared(model, config, steps_per_epoch))
-    return found
+    return found + _optimizers.optimizer_spec(config.optimizer).callbacks(model, config, steps_per_epoch)
 
 
 def _is_chief(strategy: tf.distribute.Strategy) -> bool:
@@ -388,16 +384,6 @@ def learning_rate_schedule(name: str, learning_rate: float, epochs: int, steps_p
     return tf.keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
 
 
-def _sub_optimizers(optimizer) -> list:
-    """The optimizers that apply gradients themselves (inside a `CaseOptimizer` or FSG)."""
-    if isinstance(optimizer, lq.optimizers.CaseOptimizer):
-        return [o for inner in optimizer.optimizers for o in _sub_optimizers(inner)]
-    inner = getattr(optimizer, "inner", None)
-    if isinstance(inner, tf.keras.optimizers.legacy.Optimizer):
-        return _sub_optimizers(inner)
-    return [optimizer]
-
-
 def build_optimizer(config: TrainConfig, steps_per_epoch: int):
     """The optimizer of `config`: its builder with `optimizer_kwargs`, the learning
     rate of `lr_schedule`, and `clipnorm` set on every sub-optimizer.
@@ -407,15 +393,14 @@ def build_optimizer(config: TrainConfig, steps_per_epoch: int):
     gives it.
     """
     kwargs = dict(config.optimizer_kwargs)
-    builder = _optimizers.optimizer_builder(config.optimizer)
-    if "decay_steps" in inspect.signature(builder).parameters and "decay_steps" not in kwargs:
+    if _optimizers.optimizer_spec(config.optimizer).accepts("decay_steps") and "decay_steps" not in kwargs:
         kwargs["decay_steps"] = config.epochs * steps_per_epoch
     learning_rate = learning_rate_schedule(
         config.lr_schedule, config.learning_rate, config.epochs, steps_per_epoch
     )
     optimizer = _optimizers.get_optimizer(config.optimizer, learning_rate, **kwargs)
     if config.clipnorm is not None:
-        for sub in _sub_optimizers(optimizer):
+        for sub in _optimizers.applying_optimizers(optimizer):
             sub.global_clipnorm = float(config.clipnorm)
     return optimizer
 
