@@ -130,12 +130,15 @@ _TRAIN_FIELDS = ("model", "dataset", "optimizer", "quantizer", "input_quantizer"
                  "strategy", "annealing", "lr_schedule", "clipnorm", "init_from")
 
 
-def config_from_args(args):
+def config_from_args(args, recipe: dict | None = None):
+    """The `TrainConfig` of `bnnzoo train`'s arguments: the recipe's values (`recipe`,
+    else read from `args.recipe`), overridden by the flags given."""
     from bnnzoo.training import TrainConfig, read_recipe, RECIPE_EXTRA_KEYS
 
     values = {}
     if args.recipe:
-        values = {k: v for k, v in read_recipe(args.recipe).items() if k not in RECIPE_EXTRA_KEYS}
+        recipe = read_recipe(args.recipe) if recipe is None else recipe
+        values = {k: v for k, v in recipe.items() if k not in RECIPE_EXTRA_KEYS}
     for name in _TRAIN_FIELDS:
         value = getattr(args, name, None)
         if value is not None:
@@ -168,28 +171,25 @@ def _interrupted(out: str, epochs: int) -> str:
 
 def cmd_train(args) -> int:
     split_logical_cpus(args.logical_cpus)
+    from bnnzoo import data, pretrained
+    from bnnzoo.training import read_recipe
+
+    recipe = record = None
     try:
-        config = config_from_args(args)
+        recipe = read_recipe(args.recipe) if args.recipe else None  # read once, here
+        config = config_from_args(args, recipe)
     except (ValueError, TypeError, OSError) as err:
         # TOML/JSON decode errors give the line but not the file.
         where = f"recipe {args.recipe}: " if args.recipe and args.recipe not in str(err) else ""
         fail(where + one_line(err))
-    # Validate optimizer and quantizer arguments before loading any data.
-    from bnnzoo import data, optimizers
-
-    record = None
+    # Names are checked by TrainConfig; the optimizer and quantizers are built once,
+    # by `train`, after the data loads and before anything is written.
     try:
-        optimizers.get_optimizer(config.optimizer, config.learning_rate, **config.optimizer_kwargs)
-        config.quantizer_objects()
         data.check_dataset_name(config.dataset)
-        if args.recipe:
+        if recipe is not None:
             # The artifact the run may be published as: refused now, not after training.
-            from bnnzoo import pretrained
-            from bnnzoo.training import read_recipe
-
-            values = read_recipe(args.recipe)
-            record = {pretrained.RECIPE_RECORD: pretrained.recipe_record(args.recipe, values)}
-            pretrained.recipe_artifact(values, config.model, config.dataset)
+            record = {pretrained.RECIPE_RECORD: pretrained.recipe_record(args.recipe, recipe)}
+            pretrained.recipe_artifact(recipe, config.model, config.dataset)
     except (ValueError, TypeError) as err:
         fail((f"recipe {args.recipe}: " if record else "") + one_line(err))
     out = args.out or os.path.join(

@@ -126,7 +126,8 @@ def test_the_graph_is_read():
     """Sanity: the parser sees known edges (a broken parser would pass every check)."""
     assert "bnnzoo.registry" in GRAPH["bnnzoo.quantizers"]
     assert "bnnzoo.optimizers.builders" in GRAPH["bnnzoo.optimizers.bop2ndorder"]
-    assert "bnnzoo.callbacks" in GRAPH["bnnzoo.training"]
+    assert "bnnzoo.callbacks" in GRAPH["bnnzoo.training.parts"]
+    assert _folder("bnnzoo.fsg.model") == "bnnzoo.fsg" and _folder("bnnzoo.cli") == "bnnzoo.cli"
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 
@@ -217,16 +218,71 @@ def imports_of_stmt(name: str, stmt: ast.stmt) -> list[str]:
     return out
 
 
-def test_optimizer_builders_declare_their_needs_on_the_builder():
-    """`train` finds FSG's wrapping and Bop's callbacks on the builders, not by import side effects."""
-    # (That builders carry no attribute outside BUILDER_HOOKS is checked for every
-    # registered optimizer in test_every_optimizer.py.)
-    from bnnzoo.optimizers import optimizer_builder
+def test_optimizers_declare_their_needs_on_their_spec():
+    """`train` finds FSG's wrapping and Bop's callbacks on the registered `OptimizerSpec`,
+    not on the builder function and not by import side effects."""
+    from bnnzoo.optimizers import optimizer_spec
 
-    assert optimizer_builder("fsg").wrap_model.__module__ == "bnnzoo.fsg.model"
-    assert optimizer_builder("bop2ndorder").training_callbacks is optimizer_builder("bop").training_callbacks
-    assert {f.name for f in optimizer_builder("bop2ndorder").cli_flags} == {
+    assert optimizer_spec("fsg").wrap_model.__module__ == "bnnzoo.fsg.model"
+    assert optimizer_spec("adam").wrap_model is None and optimizer_spec("adam").training_callbacks is None
+    assert optimizer_spec("bop2ndorder").training_callbacks is optimizer_spec("bop").training_callbacks
+    assert {f.name for f in optimizer_spec("bop2ndorder").cli_flags} == {
         "threshold", "gamma", "sigma", "epsilon", "bias_correction"}
+
+
+SPEC_FIELDS = {"search_space", "training_callbacks", "wrap_model", "cli_flags"}
+
+
+def _builder_attribute_uses(tree: ast.AST) -> list[int]:
+    """Lines that read a spec field off an object by name (`getattr(x, "wrap_model")`)
+    or set one on a function (`builder.wrap_model = ...`): the former builder protocol."""
+    lines = []
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("getattr", "hasattr", "setattr")
+                and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant)
+                and node.args[1].value in SPEC_FIELDS):
+            lines.append(node.lineno)
+        elif isinstance(node, ast.Assign):
+            lines += [t.lineno for t in node.targets if isinstance(t, ast.Attribute) and t.attr in SPEC_FIELDS]
+    return lines
+
+
+def test_no_getattr_on_optimizer_builders():
+    found = {n: lines for n, p in MODULES.items() if (lines := _builder_attribute_uses(ast.parse(p.read_text())))}
+    # One exception: tuning.spaces asks a quantizer class for its `search_space`
+    # classmethod (a method of the class, not a builder attribute).
+    assert set(found) <= {"bnnzoo.tuning.spaces"} and len(found.get("bnnzoo.tuning.spaces", [])) <= 1, found
+    assert sorted(_builder_attribute_uses(ast.parse('getattr(b, "wrap_model", None)\nb.cli_flags = ()'))) == [1, 2]
+
+
+def _folder(name: str) -> str:
+    """The top-level folder (subpackage) of module `name`, or `name` itself for a
+    module directly in `bnnzoo/`."""
+    parts = name.split(".")
+    top = ".".join(parts[:2])
+    return top if _is_package(top) else name
+
+
+def folder_graph() -> dict[str, set[str]]:
+    """Imports between the folders and top-level modules of `bnnzoo/` (the root
+    package, which imports everything to register custom objects, left out)."""
+    graph: dict[str, set[str]] = {}
+    for a, targets in GRAPH.items():
+        if a == "bnnzoo":
+            continue
+        graph.setdefault(_folder(a), set()).update(_folder(b) for b in targets if b != "bnnzoo")
+    for node, targets in graph.items():
+        targets.discard(node)
+    return graph
+
+
+def test_no_import_circle_between_folders():
+    """A module-level acyclic graph can still join two folders in a loop
+    (as `optimizers/__init__` -> `fsg` and `fsg/builders` -> `optimizers/builders` did)."""
+    graph = folder_graph()
+    assert "bnnzoo.optimizers" in graph["bnnzoo.training"] and "bnnzoo.fsg" in graph["bnnzoo.optimizers"]
+    assert _cycles(graph) == []
+    assert "bnnzoo.optimizers" not in graph["bnnzoo.fsg"]
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from _base import run_resume_test
 from bnnzoo import cli, training
-from bnnzoo.optimizers import Bop2ndOrder, get_optimizer, list_optimizers, optimizer_builder
+from bnnzoo.optimizers import Bop2ndOrder, get_optimizer, list_optimizers, optimizer_spec
 from bnnzoo.training import TrainConfig
 
 SCHEDULES = tf.keras.optimizers.schedules
@@ -442,13 +442,13 @@ def test_search_space_yields_builder_kwargs():
     import keras_tuner as kt
 
     hp = kt.HyperParameters()
-    builder = optimizer_builder("bop2ndorder")
-    kwargs = builder.search_space(hp)
+    spec = optimizer_spec("bop2ndorder")
+    kwargs = spec.search_space(hp)
     assert set(kwargs) == {"threshold", "gamma", "sigma", "bias_correction"}
     assert hp.get("gamma") == kwargs["gamma"]
     for name in ("threshold", "gamma", "sigma"):
         assert hp._hps[name][0].sampling == "log"
-    case = builder(1e-3, **kwargs)
+    case = spec.build(1e-3, **kwargs)
     assert isinstance(case.optimizers[0], Bop2ndOrder)
 
 

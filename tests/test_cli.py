@@ -104,3 +104,22 @@ def test_console_script_filters_only_tensorflows_early_notices_below_the_level()
     assert not _bnnzoo_cli._is_startup_noise("E0000 00:00:1796531667.3 29969 x.cc:1] a real error", 2)
     assert not _bnnzoo_cli._is_startup_noise(onednn, 0)
     assert not _bnnzoo_cli._is_startup_noise("UserWarning: something from Python", 3)
+
+
+def test_train_reads_the_recipe_once_and_builds_the_optimizer_once(capsys, tmp_path, monkeypatch):
+    import bnnzoo
+    from bnnzoo import training
+    from bnnzoo.optimizers.builders import OPTIMIZERS
+
+    reads, builds = [], []
+    real_read = training.read_recipe
+    monkeypatch.setattr(training, "read_recipe", lambda path: reads.append(path) or real_read(path))
+    adam = OPTIMIZERS.get("adam")
+    counted = bnnzoo.optimizers.OptimizerSpec(
+        "adam", lambda learning_rate, **kw: builds.append(learning_rate) or adam.builder(learning_rate, **kw))
+    monkeypatch.setitem(OPTIMIZERS._entries, "adam", counted)
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('model = "binarynet_mlp"\nepochs = 1\n[model_kwargs]\nunits = 16\n')
+    code, _, _ = run(capsys, "train", "--recipe", str(recipe), "--out", str(tmp_path / "run"))
+    assert code == 0 and (tmp_path / "run" / "recipe.json").is_file()
+    assert len(reads) == 1 and len(builds) == 1

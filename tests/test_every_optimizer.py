@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from _base import run_mirrored_test, run_model_saving_test, run_resume_test
 from bnnzoo import training
-from bnnzoo.optimizers import BUILDER_HOOKS, get_optimizer, list_optimizers, optimizer_builder
+from bnnzoo.optimizers import OptimizerSpec, get_optimizer, list_optimizers, optimizer_spec
 from bnnzoo.training import TrainConfig
 
 OPTIMIZERS = list_optimizers()
@@ -54,10 +54,14 @@ def test_config_round_trip(name):
 
 
 @pytest.mark.parametrize("name", OPTIMIZERS)
-def test_builder_declares_only_known_hooks(name):
-    builder = optimizer_builder(name)
-    extra = {a for a in vars(builder) if not a.startswith("_")} - set(BUILDER_HOOKS)
-    assert not extra, f"{name}: unknown builder attributes {extra}"
+def test_registered_as_a_spec_with_nothing_on_the_builder(name):
+    """What a run needs is declared on the `OptimizerSpec`; the builder carries no
+    public attributes (the former `builder.wrap_model = ...` protocol) that code could
+    depend on instead."""
+    spec = optimizer_spec(name)
+    assert isinstance(spec, OptimizerSpec) and spec.name == name
+    extra = {a for a in vars(spec.builder) if not a.startswith("_")}
+    assert not extra, f"{name}: attributes on the builder {extra}; declare them on register_optimizer"
 
 
 @pytest.mark.parametrize("name", OPTIMIZERS)

@@ -61,7 +61,7 @@ def test_registered_and_built_like_fsg():
     assert isinstance(optimizer, FSGAuthors) and isinstance(optimizer, FSG)
     assert optimizer.slow_net_name == "gru"
     assert bnnzoo.optimizers.get_optimizer("fsg_authors", 1e-3, slow_net="attention").slow_net_name == "attention"
-    assert bnnzoo.optimizers.optimizer_builder("fsg_authors").wrap_model is wrap
+    assert bnnzoo.optimizers.optimizer_spec("fsg_authors").wrap_model is wrap
 
 
 def test_linear_fast_net_is_exact():

@@ -228,3 +228,95 @@ def test_run_without_out_leaves_no_temporary_folder(tmp_path, monkeypatch, digit
     result = training.train(_small(epochs=1, model_kwargs={"units": 16}), arrays=digits, verbose=0)
     assert result.run_dir is None and result.history["loss"]
     assert list(tmp_path.glob("bnnzoo-*")) == []
+
+
+# ------------------------------------------------------------ the four phases of train
+
+
+def test_train_reads_as_its_four_phases():
+    """`train` is short and calls the phases in order; each is importable on its own."""
+    import ast
+    import inspect
+    import textwrap
+
+    source = textwrap.dedent(inspect.getsource(training.train))
+    assert len(source.splitlines()) <= 60
+    calls = [node.func.id for node in ast.walk(ast.parse(source))
+             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)]
+    phases = ["resolve_run_directory", "assemble_run", "restore_and_fit", "write_results"]
+    assert [c for c in calls if c in phases] == phases
+    assert "validate" not in calls + [getattr(n.func, "attr", "") for n in ast.walk(ast.parse(source))
+                                      if isinstance(n, ast.Call)]  # TrainConfig validates itself once
+
+
+def test_phase_resolve_run_directory(tmp_path, digits):
+    strategy = tf.distribute.get_strategy()
+    config = _small(epochs=1, model_kwargs={"units": 16})
+    with training.resolve_run_directory(config, tmp_path / "new", strategy) as run:
+        assert (run.state, run.out, run.chief) == ("fresh", tmp_path / "new", True)
+        assert (tmp_path / "new" / ".bnnzoo.lock").exists()  # held while the block runs
+    with pytest.raises(RuntimeError, match="boom"):  # a failed run leaves no folder it created
+        with training.resolve_run_directory(config, tmp_path / "failed", strategy) as run:
+            run.prepare(config)
+            raise RuntimeError("boom")
+    assert not (tmp_path / "failed").exists()
+    training.train(config, tmp_path / "done", arrays=digits, verbose=0)
+    with training.resolve_run_directory(config, tmp_path / "done", strategy) as run:
+        assert run.state == "finished"
+    with training.resolve_run_directory(config, tmp_path / "done", strategy, resume=False) as run:
+        assert run.state == "fresh"
+    with pytest.raises(ValueError, match="differs in: seed"):
+        with training.resolve_run_directory(_small(epochs=1, seed=3, model_kwargs={"units": 16}),
+                                            tmp_path / "done", strategy):
+            pass
+
+
+def test_phase_assemble_run_builds_parts_and_writes_nothing(tmp_path, monkeypatch, digits):
+    monkeypatch.chdir(tmp_path)
+    config = _small(optimizer="bop", epochs=3, batch_size=100, model_kwargs={"units": 16})
+    parts = training.assemble_run(config, arrays=digits)
+    assert parts.steps_per_epoch == -(-len(digits.x_train) // 100)
+    assert isinstance(parts.optimizer, __import__("larq").optimizers.CaseOptimizer)
+    assert parts.model.optimizer is parts.optimizer and int(parts.epoch.numpy()) == 0
+    assert [type(c).__name__ for c in parts.callbacks] == ["FlipRate"]  # asked of bop's OptimizerSpec
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ValueError, match="gamma"):  # values are checked when the part is built
+        training.assemble_run(_small(optimizer="bop", optimizer_kwargs={"gamma": 2.0}), arrays=digits)
+
+
+def test_phases_restore_and_fit_then_write_results(tmp_path, digits):
+    """Fit phase: checkpoints and history per epoch; a second fit of the same run
+    resumes (nothing left to train); results phase: files written, checkpoints gone."""
+    import time
+
+    config = _small(epochs=2, model_kwargs={"units": 16})
+    run = training.RunDirectory(tmp_path / "run")
+    parts = training.assemble_run(config, arrays=digits)
+    history = training.restore_and_fit(parts, run, verbose=0)
+    assert len(history["loss"]) == 2 and (run.checkpoints / "checkpoint").is_file()
+    assert json.loads((run.out / "history.json").read_text()) == history
+
+    again = training.assemble_run(config, arrays=digits)
+    resumed = training.restore_and_fit(again, training.RunDirectory(tmp_path / "run", state="resume"), verbose=0)
+    assert resumed == history and int(again.epoch.numpy()) == 2
+    for a, b in zip(parts.model.get_weights(), again.model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+    result = training.write_results(parts, run, history, started=time.perf_counter())
+    assert not run.checkpoints.exists()
+    assert {p.name for p in run.out.iterdir()} >= {"config.json", "history.json", "metrics.json",
+                                                   "model.keras", "curves.png"}
+    assert result.metrics["epochs"] == 2 and result.run_dir == run.out
+
+
+def test_config_validated_once_and_optimizer_argument_names_checked_when_made(monkeypatch, digits):
+    config = _small(epochs=1, model_kwargs={"units": 16})
+
+    def no_second_validation(self):
+        raise AssertionError("validated again")
+
+    monkeypatch.setattr(TrainConfig, "validate", no_second_validation)
+    assert training.train(config, arrays=digits, verbose=0).metrics["epochs"] == 1
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match=r"optimizer_kwargs has 'tresh'.*optimizer 'bop'.*threshold"):
+        _small(optimizer="bop", optimizer_kwargs={"tresh": 1e-6})

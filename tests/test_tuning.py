@@ -68,16 +68,16 @@ def _fake_optimizer(learning_rate, momentum: float = 0.9, nesterov: bool = False
     return tf.keras.optimizers.legacy.SGD(learning_rate, momentum=momentum, nesterov=nesterov)
 
 
-_fake_optimizer.search_space = lambda hp: {
+_FAKE_OPTIMIZER = bnnzoo.optimizers.OptimizerSpec("fakeopt", _fake_optimizer, search_space=lambda hp: {
     "momentum": hp.Float("momentum", 0.5, 0.99, default=0.9),
     "nesterov": hp.Boolean("nesterov", default=False),
-}
+})
 
 
 @pytest.fixture
 def fake_registry(monkeypatch):
     monkeypatch.setitem(bnnzoo.quantizers._QUANTIZERS._entries, "fakeq", _FakeQuantizer)
-    monkeypatch.setitem(bnnzoo.optimizers.builders.OPTIMIZERS._entries, "fakeopt", _fake_optimizer)
+    monkeypatch.setitem(bnnzoo.optimizers.builders.OPTIMIZERS._entries, "fakeopt", _FAKE_OPTIMIZER)
 
 
 def test_presets_read_the_registries(fake_registry):
@@ -87,11 +87,11 @@ def test_presets_read_the_registries(fake_registry):
     assert set(full.optimizers) == set(bnnzoo.optimizers.list_optimizers())
     assert get_search_space("quantizers").resolve().quantizers == tuple(bnnzoo.quantizers.list_quantizers())
     assert get_search_space("bop2ndorder").resolve().optimizers == ("bop2ndorder",)
-    # Spaces come from the objects: classmethod, builder attribute, larq mapping, none.
+    # Spaces come from the objects: classmethod, OptimizerSpec field, larq mapping, none.
     assert object_search_space(_FakeQuantizer, "fakeq") == _FakeQuantizer.search_space
-    assert object_search_space(bnnzoo.optimizers.optimizer_builder("bop"), "bop") is not None
+    assert object_search_space(bnnzoo.optimizers.optimizer_spec("bop"), "bop") is not None
     assert object_search_space(bnnzoo.quantizers.quantizer_class("swish_sign"), "swish_sign") is not None
-    assert object_search_space(bnnzoo.optimizers.optimizer_builder("adam"), "adam") is None
+    assert object_search_space(bnnzoo.optimizers.optimizer_spec("adam"), "adam") is None
 
 
 def test_hypermodel_conditional_object_spaces(fake_registry):

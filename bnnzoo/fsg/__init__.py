@@ -48,8 +48,8 @@ Implementation notes (details and the deviations from the paper are in
   (`FSG.history_memory_bytes()`), the generator a few thousand floats.
 
 The model must run FSG's training step: wrap it with `bnnzoo.fsg.wrap(model)` before
-`compile` (`bnnzoo.training.train` does this for `--optimizer fsg`: the builder
-declares `wrap_model`).
+`compile` (`bnnzoo.training.train` does this for `--optimizer fsg`: its
+`OptimizerSpec` declares `wrap_model`).
 
 **The authors' form.** The authors' public code (github.com/two-tiger/FSG) updates
 the latent weight with \(c_l \odot g^{\text{fast}}_l\) only (the slow gradient
@@ -59,7 +59,8 @@ their own: `FSGAuthors` (`bnnzoo.fsg.authors`, registered as `fsg_authors`).
 
 The package: `nets` (history store, fast and slow nets, `SLOW_NETS`), `optimizer`
 (`FSG`), `authors` (`FSGAuthors`), `model` (`FSGModel`, `wrap`, `unwrap`: the
-training step), `builders` (the registered `fsg`, `fsg_attention` and `fsg_authors`).
+training step). The registered builders `fsg`, `fsg_attention` and `fsg_authors` live in
+`bnnzoo.optimizers.fsg_builders`: this package imports nothing of `bnnzoo.optimizers`.
 
 !!! example
     ```python
@@ -88,7 +89,6 @@ References:
 
 from bnnzoo.fsg import nets
 from bnnzoo.fsg.authors import FSGAuthors
-from bnnzoo.fsg.builders import fsg, fsg_attention, fsg_authors
 from bnnzoo.fsg.model import FSGModel, unwrap, wrap
 from bnnzoo.fsg.nets import (
     SLOW_NETS,
@@ -102,4 +102,4 @@ from bnnzoo.fsg.nets import (
 )
 from bnnzoo.fsg.optimizer import FSG
 
-__all__ = ["FSG", "FSGAuthors", "FSGModel", "wrap", "unwrap", "fsg", "fsg_attention", "fsg_authors"] + nets.__all__
+__all__ = ["FSG", "FSGAuthors", "FSGModel", "wrap", "unwrap"] + nets.__all__

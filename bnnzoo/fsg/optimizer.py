@@ -2,7 +2,7 @@
 
 The method and its formulas: `bnnzoo.fsg`. `FSG` needs the model's FSG training step
 (`bnnzoo.fsg.wrap`); the registered builders `fsg` / `fsg_attention`
-(`bnnzoo.fsg.builders`) declare that wrapping for `bnnzoo.training.train`.
+(`bnnzoo.optimizers.fsg_builders`) declare that wrapping for `bnnzoo.training.train`.
 """
 
 from __future__ import annotations

@@ -13,12 +13,12 @@ get Adam with `learning_rate` and binary variables get the binary optimizer.
 | `fsg`, `fsg_attention` | `FSG`: Adam on latent weights with learned gradients (`bnnzoo.fsg`) | Adam |
 | `fsg_authors` | `FSGAuthors`: the form of the FSG authors' code (latent update by the fast gradient only, generators with their own Adams) | Adam |
 
-A builder is `builder(learning_rate, **kwargs) -> optimizer`, registered with
-`@register_optimizer(name)`. `bnnzoo.training.train`, the tuner and the CLI ask the
-builder, never the optimizer module, for what a run with it needs, through optional
-attributes (`BUILDER_HOOKS`):
+An optimizer is registered as data: `@register_optimizer(name, **fields)` on a builder
+`builder(learning_rate, **kwargs) -> optimizer` stores an `OptimizerSpec` whose fields
+say what a run with it needs. `bnnzoo.training.train`, the tuner and the CLI read
+these fields (`optimizer_spec(name)`), never the optimizer module or the builder:
 
-| attribute | called as | used by |
+| field | called as | used by |
 | --- | --- | --- |
 | `search_space` | `search_space(hp) -> dict` of builder kwargs | `bnnzoo.tuning` |
 | `training_callbacks` | `training_callbacks(model, config, steps_per_epoch) -> list[Callback]` | `train` (`bop`, `bop2ndorder`: `FlipRate`) |
@@ -28,20 +28,20 @@ attributes (`BUILDER_HOOKS`):
 !!! example
     ```python
     import bnnzoo
-    from bnnzoo.optimizers import get_optimizer, optimizer_builder
+    from bnnzoo.optimizers import get_optimizer, optimizer_spec
 
     opt = get_optimizer("bop2ndorder", 1e-3, threshold=1e-6, gamma=1e-3)
-    print(type(opt).__name__, [f.name for f in optimizer_builder("bop2ndorder").cli_flags])
+    print(type(opt).__name__, [f.name for f in optimizer_spec("bop2ndorder").cli_flags])
     ```
 """
 
-from bnnzoo.fsg import FSG, FSGAuthors, fsg, fsg_attention, fsg_authors
+from bnnzoo.fsg import FSG, FSGAuthors
 from bnnzoo.optimizers.bop2ndorder import BIAS_CORRECTIONS, Bop2ndOrder, bop2ndorder
 from bnnzoo.optimizers.builders import (
-    BUILDER_HOOKS,
     PAPER_SCHEDULES,
     SCHEDULES,
     BuilderFlag,
+    OptimizerSpec,
     adam,
     bop,
     builder_flags,
@@ -49,11 +49,13 @@ from bnnzoo.optimizers.builders import (
     get_optimizer,
     list_optimizers,
     optimizer_builder,
+    optimizer_spec,
     paper_schedule,
     register_optimizer,
 )
 from bnnzoo.optimizers.flip_rate import FlipRate, ThresholdBlocking, binary_kernels
-from bnnzoo.optimizers.variables import create_optimizer_variables
+from bnnzoo.optimizers.fsg_builders import fsg, fsg_attention, fsg_authors
+from bnnzoo.optimizers.variables import applying_optimizers, create_optimizer_variables
 
 __all__ = [
     "Bop2ndOrder",
@@ -62,11 +64,12 @@ __all__ = [
     "FlipRate",
     "ThresholdBlocking",
     "BIAS_CORRECTIONS",
-    "BUILDER_HOOKS",
     "BuilderFlag",
+    "OptimizerSpec",
     "PAPER_SCHEDULES",
     "SCHEDULES",
     "adam",
+    "applying_optimizers",
     "binary_kernels",
     "bop",
     "bop2ndorder",
@@ -79,6 +82,7 @@ __all__ = [
     "get_optimizer",
     "list_optimizers",
     "optimizer_builder",
+    "optimizer_spec",
     "paper_schedule",
     "register_optimizer",
 ]

@@ -272,7 +272,30 @@ class Bop2ndOrder(_Optimizer):
 DEFAULTS = dict(threshold=1e-3, gamma=1e-5, sigma=1e-2, epsilon=1e-10, bias_correction="adam")
 
 
-@register_optimizer("bop2ndorder")
+def _search_space(hp):
+    """Builder kwargs drawn from a keras-tuner `hp` (log-scaled rates)."""
+    return {
+        "threshold": hp.Float("threshold", 1e-7, 1e-2, sampling="log", default=DEFAULTS["threshold"]),
+        "gamma": hp.Float("gamma", 1e-5, 1e-1, sampling="log", default=DEFAULTS["gamma"]),
+        "sigma": hp.Float("sigma", 1e-4, 1e-1, sampling="log", default=DEFAULTS["sigma"]),
+        "bias_correction": hp.Choice("bias_correction", ["none", "adam", "constant"],
+                                     default=DEFAULTS["bias_correction"] or "none"),
+    }
+
+
+# `bnnzoo train` flags of the builder's hyperparameters.
+BOP2NDORDER_FLAGS = (
+    THRESHOLD_FLAG,
+    GAMMA_FLAG,
+    BuilderFlag("sigma", "Bop2ndOrder second-moment rate"),
+    BuilderFlag("epsilon", "Bop2ndOrder epsilon"),
+    BuilderFlag("bias_correction", "Bop2ndOrder bias correction", low=None,
+                choices=("adam", "constant", "none")),
+)
+
+
+@register_optimizer("bop2ndorder", search_space=_search_space, training_callbacks=bop_family_callbacks,
+                    cli_flags=BOP2NDORDER_FLAGS)
 def bop2ndorder(
     learning_rate=1e-3,
     threshold=DEFAULTS["threshold"],
@@ -325,28 +348,3 @@ def bop2ndorder(
         ),
         default_optimizer=real_valued_adam(learning_rate),
     )
-
-
-def _search_space(hp):
-    """Builder kwargs drawn from a keras-tuner `hp` (log-scaled rates)."""
-    return {
-        "threshold": hp.Float("threshold", 1e-7, 1e-2, sampling="log", default=DEFAULTS["threshold"]),
-        "gamma": hp.Float("gamma", 1e-5, 1e-1, sampling="log", default=DEFAULTS["gamma"]),
-        "sigma": hp.Float("sigma", 1e-4, 1e-1, sampling="log", default=DEFAULTS["sigma"]),
-        "bias_correction": hp.Choice("bias_correction", ["none", "adam", "constant"],
-                                     default=DEFAULTS["bias_correction"] or "none"),
-    }
-
-
-bop2ndorder.search_space = _search_space
-
-
-bop2ndorder.training_callbacks = bop_family_callbacks
-bop2ndorder.cli_flags = (
-    THRESHOLD_FLAG,
-    GAMMA_FLAG,
-    BuilderFlag("sigma", "Bop2ndOrder second-moment rate"),
-    BuilderFlag("epsilon", "Bop2ndOrder epsilon"),
-    BuilderFlag("bias_correction", "Bop2ndOrder bias correction", low=None,
-                choices=("adam", "constant", "none")),
-)

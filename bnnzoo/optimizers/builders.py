@@ -1,11 +1,12 @@
-"""The optimizer registry, the builder protocol (`BUILDER_HOOKS`, `BuilderFlag`), and
+"""The optimizer registry (`OptimizerSpec`, `register_optimizer`, `BuilderFlag`), and
 the `adam` and `bop` builders. The protocol is described in `bnnzoo.optimizers`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+import inspect
+from typing import Any, Callable, Sequence
 
 import larq as lq
 import tensorflow as tf
@@ -15,8 +16,8 @@ from bnnzoo.registry import Registry
 from bnnzoo.validation import check_number, check_positive
 
 __all__ = [
-    "BUILDER_HOOKS",
     "BuilderFlag",
+    "OptimizerSpec",
     "PAPER_SCHEDULES",
     "SCHEDULES",
     "adam",
@@ -28,14 +29,11 @@ __all__ = [
     "get_optimizer",
     "list_optimizers",
     "optimizer_builder",
+    "optimizer_spec",
     "paper_schedule",
     "real_valued_adam",
     "register_optimizer",
 ]
-
-OPTIMIZERS: Registry[Callable[..., Any]] = Registry("optimizer")
-
-BUILDER_HOOKS = ("search_space", "training_callbacks", "wrap_model", "cli_flags")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,12 +55,118 @@ class BuilderFlag:
     choices: tuple[str, ...] | None = None
 
 
-def register_optimizer(name: str):
-    """Register `builder(learning_rate, **kwargs) -> optimizer` under `name`.
+@dataclasses.dataclass(frozen=True)
+class OptimizerSpec:
+    """A registered optimizer: how to build it and what a run with it needs, as data.
 
-    The builder may carry the optional attributes listed in `BUILDER_HOOKS`.
+    `bnnzoo.training.train`, the tuner and the CLI read these fields; nothing is
+    looked up on the builder function itself.
+
+    Args:
+        name: the registry name (`--optimizer NAME`, `TrainConfig.optimizer`).
+        builder: `builder(learning_rate, **kwargs) -> optimizer`.
+        search_space: `search_space(hp) -> dict` of builder kwargs drawn from a
+            keras-tuner `hp` (`bnnzoo.tuning`), or `None` (nothing to search).
+        training_callbacks: `training_callbacks(model, config, steps_per_epoch) ->
+            list[Callback]` that every run with this optimizer attaches (`bop`,
+            `bop2ndorder`: the binary-variable check and `FlipRate`), or `None`.
+        wrap_model: `wrap_model(model) -> model`, applied before compiling (FSG's own
+            training step, `bnnzoo.fsg.wrap`), or `None` (the model as it is).
+        cli_flags: `BuilderFlag`s that `bnnzoo train` offers as `--<name>` flags.
+
+    !!! example
+        ```python
+        from bnnzoo.optimizers import optimizer_spec
+
+        spec = optimizer_spec("bop2ndorder")
+        assert spec.training_callbacks is optimizer_spec("bop").training_callbacks
+        assert spec.wrap_model is None and optimizer_spec("fsg").wrap_model is not None
+        print(type(spec.build(1e-3, threshold=1e-6)).__name__, [f.name for f in spec.cli_flags])
+        ```
     """
-    return OPTIMIZERS.register(name)
+
+    name: str
+    builder: Callable[..., Any]
+    search_space: Callable[[Any], dict[str, Any]] | None = None
+    training_callbacks: Callable[..., Sequence[tf.keras.callbacks.Callback]] | None = None
+    wrap_model: Callable[[tf.keras.Model], tf.keras.Model] | None = None
+    cli_flags: tuple[BuilderFlag, ...] = ()
+
+    def __post_init__(self):
+        if not callable(self.builder):
+            raise ValueError(f"builder of optimizer {self.name!r} must be callable, got {self.builder!r}")
+        for hook, value in (("search_space", self.search_space), ("wrap_model", self.wrap_model),
+                            ("training_callbacks", self.training_callbacks)):
+            if value is not None and not callable(value):
+                raise ValueError(f"{hook} of optimizer {self.name!r} must be callable or None, got {value!r}")
+        flags = tuple(self.cli_flags)
+        bad = [f for f in flags if not isinstance(f, BuilderFlag)]
+        if bad:
+            raise ValueError(f"cli_flags of optimizer {self.name!r} must be BuilderFlag objects, got {bad[0]!r}")
+        object.__setattr__(self, "cli_flags", flags)
+
+    def build(self, learning_rate: float = 1e-3, **kwargs):
+        """The optimizer: `builder(learning_rate, **kwargs)`, `learning_rate` > 0 (or a schedule)."""
+        if not isinstance(learning_rate, tf.keras.optimizers.schedules.LearningRateSchedule):
+            check_positive("learning_rate", learning_rate)
+        return self.builder(learning_rate, **kwargs)
+
+    def accepts(self, argument: str) -> bool:
+        """Whether the builder takes the keyword argument `argument` (e.g. `decay_steps`)."""
+        return argument in inspect.signature(self.builder).parameters
+
+    def callbacks(self, model: tf.keras.Model, config, steps_per_epoch: int) -> list:
+        """The callbacks a run of `config` with this optimizer attaches (none if undeclared)."""
+        if self.training_callbacks is None:
+            return []
+        return list(self.training_callbacks(model, config, steps_per_epoch))
+
+    def wrap(self, model: tf.keras.Model) -> tf.keras.Model:
+        """`model` as this optimizer trains it: `wrap_model(model)`, or `model` unchanged."""
+        return model if self.wrap_model is None else self.wrap_model(model)
+
+
+OPTIMIZERS: Registry[OptimizerSpec] = Registry("optimizer")
+
+
+def register_optimizer(name: str, *, search_space=None, training_callbacks=None, wrap_model=None,
+                       cli_flags: Sequence[BuilderFlag] = ()):
+    """Register `builder(learning_rate, **kwargs) -> optimizer` as an `OptimizerSpec`.
+
+    One statement: decorate the builder, giving what its runs need as keyword
+    arguments (the fields of `OptimizerSpec`). The decorated function is returned
+    unchanged.
+
+    Args:
+        name: the registry name.
+        search_space: see `OptimizerSpec`.
+        training_callbacks: see `OptimizerSpec`.
+        wrap_model: see `OptimizerSpec`.
+        cli_flags: see `OptimizerSpec`.
+
+    !!! example
+        ```python
+        import tensorflow as tf
+        from bnnzoo.optimizers import list_optimizers, optimizer_spec, register_optimizer
+        from bnnzoo.optimizers.builders import OPTIMIZERS
+
+        @register_optimizer("sgd_example", search_space=lambda hp: {"momentum": hp.Float("momentum", 0.0, 0.99)})
+        def sgd_example(learning_rate=1e-2, momentum=0.9):
+            return tf.keras.optimizers.legacy.SGD(learning_rate, momentum=momentum)
+
+        assert "sgd_example" in list_optimizers()
+        assert optimizer_spec("sgd_example").build(0.1).momentum == 0.9
+        del OPTIMIZERS._entries["sgd_example"]  # keep the registry as shipped
+        ```
+    """
+
+    def add(builder):
+        OPTIMIZERS.register(name, OptimizerSpec(name, builder, search_space=search_space,
+                                                training_callbacks=training_callbacks,
+                                                wrap_model=wrap_model, cli_flags=tuple(cli_flags)))
+        return builder
+
+    return add
 
 
 def list_optimizers() -> list[str]:
@@ -70,16 +174,21 @@ def list_optimizers() -> list[str]:
     return OPTIMIZERS.names()
 
 
-def optimizer_builder(name: str) -> Callable[..., Any]:
-    """The builder registered under `name`; `ValueError` listing the valid names otherwise."""
+def optimizer_spec(name: str) -> OptimizerSpec:
+    """The `OptimizerSpec` registered under `name`; `ValueError` listing the valid names otherwise."""
     return OPTIMIZERS.get(name)
 
 
+def optimizer_builder(name: str) -> Callable[..., Any]:
+    """The builder function of `optimizer_spec(name)`."""
+    return optimizer_spec(name).builder
+
+
 def builder_flags() -> dict[str, tuple[BuilderFlag, list[str]]]:
-    """Every registered builder's `cli_flags`: flag name -> (the flag, optimizer names)."""
+    """Every registered optimizer's `cli_flags`: flag name -> (the flag, optimizer names)."""
     flags: dict[str, tuple[BuilderFlag, list[str]]] = {}
-    for opt_name, builder in OPTIMIZERS.items():
-        for flag in getattr(builder, "cli_flags", ()):
+    for opt_name, spec in OPTIMIZERS.items():
+        for flag in spec.cli_flags:
             flags.setdefault(flag.name, (flag, []))[1].append(opt_name)
     return flags
 
@@ -93,10 +202,7 @@ def get_optimizer(name: str, learning_rate: float = 1e-3, **kwargs):
             weights for `adam`); must be > 0.
         **kwargs: the optimizer's own hyperparameters (e.g. `threshold`, `gamma`).
     """
-    builder = optimizer_builder(name)
-    if not isinstance(learning_rate, tf.keras.optimizers.schedules.LearningRateSchedule):
-        check_positive("learning_rate", learning_rate)
-    return builder(learning_rate, **kwargs)
+    return optimizer_spec(name).build(learning_rate, **kwargs)
 
 
 def real_valued_adam(learning_rate, beta_1: float = 0.9, beta_2: float = 0.999):
@@ -196,7 +302,34 @@ def check_schedule(schedule: str, allowed: tuple[str, ...] = SCHEDULES) -> str:
     return schedule
 
 
-@register_optimizer("bop")
+def _bop_search_space(hp):
+    """Tuner space of `bop` (see `bnnzoo.tuning`): log-scaled threshold and gamma."""
+    return {
+        "threshold": hp.Float("threshold", 1e-10, 1e-5, sampling="log", default=1e-8),
+        "gamma": hp.Float("gamma", 1e-5, 1e-2, sampling="log", default=1e-4),
+    }
+
+
+def bop_family_callbacks(model, config, steps_per_epoch) -> list:
+    """`training_callbacks` of `bop` and `bop2ndorder`: fail early when the model has no
+    binary variables (the optimizer would train nothing), else log flip rates (`FlipRate`)."""
+    if not any(lq.optimizers.Bop.is_binary_variable(v) for v in model.trainable_variables):
+        raise ValueError(
+            f"optimizer {config.optimizer!r} flips binary variables only (precision == 1, "
+            f"the kernels of larq layers with a 1-bit kernel_quantizer), but model "
+            f"{config.model!r} with kernel_quantizer "
+            f"{config.kernel_quantizer or config.quantizer!r} has none; use a binary "
+            "kernel quantizer (e.g. ste_sign) or --optimizer adam."
+        )
+    return [FlipRate()]
+
+
+THRESHOLD_FLAG = BuilderFlag("threshold", "Bop/Bop2ndOrder flip threshold tau", low=0.0, low_open=False)
+GAMMA_FLAG = BuilderFlag("gamma", "Bop/Bop2ndOrder first-moment rate")
+
+
+@register_optimizer("bop", search_space=_bop_search_space, training_callbacks=bop_family_callbacks,
+                    cli_flags=(THRESHOLD_FLAG, GAMMA_FLAG))
 def bop(learning_rate=1e-3, threshold: float = 1e-8, gamma: float = 1e-4,
         schedule: str = "constant", decay_steps: int | None = None,
         threshold_scale: float = 1.0, gamma_scale: float = 1.0):
@@ -223,34 +356,3 @@ def bop(learning_rate=1e-3, threshold: float = 1e-8, gamma: float = 1e-4,
         (lq.optimizers.Bop.is_binary_variable, lq.optimizers.Bop(threshold=threshold, gamma=gamma)),
         default_optimizer=real_valued_adam(learning_rate),
     )
-
-
-def _bop_search_space(hp):
-    """Tuner space of `bop` (see `bnnzoo.tuning`): log-scaled threshold and gamma."""
-    return {
-        "threshold": hp.Float("threshold", 1e-10, 1e-5, sampling="log", default=1e-8),
-        "gamma": hp.Float("gamma", 1e-5, 1e-2, sampling="log", default=1e-4),
-    }
-
-
-def bop_family_callbacks(model, config, steps_per_epoch) -> list:
-    """`training_callbacks` of `bop` and `bop2ndorder`: fail early when the model has no
-    binary variables (the optimizer would train nothing), else log flip rates (`FlipRate`)."""
-    if not any(lq.optimizers.Bop.is_binary_variable(v) for v in model.trainable_variables):
-        raise ValueError(
-            f"optimizer {config.optimizer!r} flips binary variables only (precision == 1, "
-            f"the kernels of larq layers with a 1-bit kernel_quantizer), but model "
-            f"{config.model!r} with kernel_quantizer "
-            f"{config.kernel_quantizer or config.quantizer!r} has none; use a binary "
-            "kernel quantizer (e.g. ste_sign) or --optimizer adam."
-        )
-    return [FlipRate()]
-
-
-THRESHOLD_FLAG = BuilderFlag("threshold", "Bop/Bop2ndOrder flip threshold tau", low=0.0, low_open=False)
-GAMMA_FLAG = BuilderFlag("gamma", "Bop/Bop2ndOrder first-moment rate")
-
-bop.search_space = _bop_search_space
-bop.training_callbacks = bop_family_callbacks
-bop.cli_flags = (THRESHOLD_FLAG, GAMMA_FLAG)
-

@@ -7,6 +7,8 @@ import numpy as np
 import tensorflow as tf
 import larq as lq
 
+from bnnzoo.optimizers.variables import applying_optimizers
+
 __all__ = ["FlipRate", "ThresholdBlocking", "binary_kernels", "blocked_fraction", "flip_signal", "hyper_value"]
 
 
@@ -191,12 +193,6 @@ def flip_signal(optimizer, var: tf.Variable, step: int) -> tuple[np.ndarray, flo
     return None
 
 
-def _bop_family_members(optimizer) -> list:
-    if isinstance(optimizer, lq.optimizers.CaseOptimizer):
-        return [o for inner in optimizer.optimizers for o in _bop_family_members(inner)]
-    return [optimizer]
-
-
 @lq.utils.register_keras_custom_object
 class ThresholdBlocking(tf.keras.callbacks.Callback):
     r"""Logs how often the flip threshold \(\tau\) of larq's `Bop` or `Bop2ndOrder` acts.
@@ -272,7 +268,7 @@ class ThresholdBlocking(tf.keras.callbacks.Callback):
 
     def _owner(self, name: str, var):
         if name not in self._owners:
-            members = _bop_family_members(getattr(self.model, "optimizer", None))
+            members = applying_optimizers(getattr(self.model, "optimizer", None))
             owner = next((o for o in members if _owns(o, var)), None)
             if owner is None:
                 return None

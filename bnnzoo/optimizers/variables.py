@@ -30,7 +30,7 @@ from typing import Sequence
 import larq as lq
 import tensorflow as tf
 
-__all__ = ["create_optimizer_variables"]
+__all__ = ["applying_optimizers", "create_optimizer_variables"]
 
 
 def create_optimizer_variables(optimizer, variables: Sequence[tf.Variable]) -> None:
@@ -65,3 +65,33 @@ def create_optimizer_variables(optimizer, variables: Sequence[tf.Variable]) -> N
                 "optimizer must be a legacy Keras optimizer, an lq.optimizers.CaseOptimizer or "
                 f"define create_variables(variables), got {type(optimizer).__name__}"
             )
+
+
+def applying_optimizers(optimizer) -> list:
+    """The optimizers inside `optimizer` that apply gradients themselves.
+
+    Unwraps `lq.optimizers.CaseOptimizer` (every member, in order) and optimizers that
+    delegate their updates to a legacy Keras optimizer `inner` (FSG); any other
+    optimizer is its own only member. Used where a setting or a question concerns
+    the optimizers that own slots and clip gradients (`TrainConfig.clipnorm`,
+    `ThresholdBlocking`).
+
+    Args:
+        optimizer: an optimizer as a builder returns it.
+
+    !!! example
+        ```python
+        import bnnzoo
+        from bnnzoo.optimizers import applying_optimizers
+
+        members = applying_optimizers(bnnzoo.optimizers.get_optimizer("bop", 1e-3))
+        print([type(o).__name__ for o in members])  # ['Bop', 'Adam']
+        assert [type(o).__name__ for o in members] == ["Bop", "Adam"]
+        ```
+    """
+    if isinstance(optimizer, lq.optimizers.CaseOptimizer):
+        return [o for member in optimizer.optimizers for o in applying_optimizers(member)]
+    inner = getattr(optimizer, "inner", None)
+    if isinstance(inner, tf.keras.optimizers.legacy.Optimizer):
+        return applying_optimizers(inner)
+    return [optimizer]

@@ -15,9 +15,9 @@ registers itself is searchable without edits here.
 
 * **Quantizers**: the class registered with `bnnzoo.quantizers.register_quantizer`
   may define a classmethod `search_space(cls, hp) -> dict`.
-* **Optimizers**: the builder registered with
-  `bnnzoo.optimizers.register_optimizer` may carry a function attribute
-  `builder.search_space = f` with `f(hp) -> dict`.
+* **Optimizers**: the registration may give one,
+  `@bnnzoo.optimizers.register_optimizer(name, search_space=f)` with `f(hp) -> dict`
+  (the `search_space` field of its `OptimizerSpec`).
 
 The function declares its hyperparameters on `hp` (`hp.Float`, `hp.Int`,
 `hp.Choice`, `hp.Boolean`) and returns the **constructor keyword arguments**

@@ -110,7 +110,7 @@ class BNNHyperModel(kt.HyperModel):
         quantizer = self._choose(hp, "quantizer", s.quantizers)
         q_kwargs = self._object_kwargs(hp, "quantizer", quantizer, _quantizers.quantizer_class(quantizer))
         optimizer = self._choose(hp, "optimizer", s.optimizers)
-        o_kwargs = self._object_kwargs(hp, "optimizer", optimizer, _optimizers.optimizer_builder(optimizer))
+        o_kwargs = self._object_kwargs(hp, "optimizer", optimizer, _optimizers.optimizer_spec(optimizer))
         values: dict[str, Any] = {
             "quantizer": quantizer,
             "optimizer": optimizer,

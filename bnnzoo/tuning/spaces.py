@@ -33,7 +33,8 @@ _FOREIGN_SPACES: dict[str, Callable[[Any], dict[str, Any]]] = {
 
 
 def object_search_space(obj, name: str) -> Callable[[Any], dict[str, Any]] | None:
-    """The `search_space(hp)` callable of a registered quantizer/optimizer, or `None`."""
+    """The `search_space(hp)` callable of a registered quantizer class or
+    `bnnzoo.optimizers.OptimizerSpec`, or `None`."""
     space = getattr(obj, "search_space", None)
     if callable(space):
         return space

@@ -1,8 +1,10 @@
 """The registered FSG optimizers `fsg` (GRU slow net), `fsg_attention` and
 `fsg_authors` (`FSGAuthors`: the form of the authors' public code).
 
-Each builder declares `wrap_model` (`bnnzoo.optimizers.builders.BUILDER_HOOKS`): the
-model gets FSG's training step (`bnnzoo.fsg.wrap`) before `train` compiles it.
+Each is registered with `wrap_model=bnnzoo.fsg.wrap` (`OptimizerSpec`): the model gets
+FSG's training step before `train` compiles it. The registration lives here, not in
+`bnnzoo/fsg/`, so that `bnnzoo.fsg` (the optimizer and its nets) imports nothing of
+`bnnzoo.optimizers`: the dependency between the two folders points one way.
 """
 
 from __future__ import annotations
@@ -33,15 +35,14 @@ def _builder(slow_net: str):
         )
 
     build.__doc__ = f"FSG with the {slow_net} slow net; Adam(learning_rate) applies every update."
-    build.wrap_model = wrap
     return build
 
 
-fsg = register_optimizer("fsg")(_builder("gru"))
-fsg_attention = register_optimizer("fsg_attention")(_builder("attention"))
+fsg = register_optimizer("fsg", wrap_model=wrap)(_builder("gru"))
+fsg_attention = register_optimizer("fsg_attention", wrap_model=wrap)(_builder("attention"))
 
 
-@register_optimizer("fsg_authors")
+@register_optimizer("fsg_authors", wrap_model=wrap)
 def fsg_authors(learning_rate=1e-3, slow_net: str = "gru", slow_learning_rate: float = 1e-3,
                 fast_learning_rate: float = 1e-2, **fsg_kwargs):
     """`FSGAuthors`, as the authors' code trains: Adam(learning_rate) on the latent
@@ -56,6 +57,3 @@ def fsg_authors(learning_rate=1e-3, slow_net: str = "gru", slow_learning_rate: f
         fast_optimizer=_authors_adam(fast_learning_rate),
         **fsg_kwargs,
     )
-
-
-fsg_authors.wrap_model = wrap

@@ -1,0 +1,290 @@
+"""Configuration of a run: `TrainConfig`, recipe files, distribution strategies and
+learning-rate schedules. Nothing here builds a model or touches a run directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from bnnzoo import callbacks as _callbacks
+from bnnzoo import models as _models
+from bnnzoo import optimizers as _optimizers
+from bnnzoo import quantizers as _quantizers
+from bnnzoo.registry import Registry
+
+__all__ = [
+    "LR_SCHEDULES",
+    "MAX_BATCH_SIZE",
+    "MAX_EPOCHS",
+    "RECIPE_EXTRA_KEYS",
+    "STRATEGIES",
+    "TrainConfig",
+    "is_chief",
+    "learning_rate_schedule",
+    "make_strategy",
+    "read_recipe",
+]
+
+# Distribution strategies by name: name -> factory() -> tf.distribute.Strategy.
+STRATEGIES: Registry = Registry("strategy")
+
+# Upper bounds that keep a typo (`--epochs 1000000000000`) from running for ever.
+MAX_EPOCHS = 1_000_000
+MAX_BATCH_SIZE = 1 << 20
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (and so a recipe file).
+
+    `quantizer` is used for activations and weights unless `input_quantizer` /
+    `kernel_quantizer` override it; `quantizer_kwargs` go to the constructor of
+    `quantizer` wherever it is used (not to an override of another name), `optimizer_kwargs` to the optimizer builder (e.g. `threshold`,
+    `gamma`), `model_kwargs` to the model family (e.g. `width`).
+
+    `annealing` is the rule of the automatic quantizer annealing
+    (`bnnzoo.callbacks.ANNEALING_RULES`: `"default"`, `"compressed"`, `"none"`);
+    `exact_sign_fraction` the share of the epochs at the end of the run in which
+    annealed quantizers use an exact-sign forward (at least the last epoch; 0.2: the
+    last fifth), so the model trained and validated there is binary; `mu_max` the
+    value the `"default"` rule grows BNN++'s / ProxConnect's \\(\\mu\\) to (`None`:
+    `bnnzoo.callbacks.MU_MAX`);
+    `lr_schedule` the learning-rate schedule of the whole run (`LR_SCHEDULES`);
+    `clipnorm` a global gradient-norm clip applied by every optimizer of the run (each
+    sub-optimizer of a `CaseOptimizer` clips the gradients it receives);
+    `init_from` a run directory or saved model whose weights initialize the model
+    (e.g. a float run of the same network for FSG's fine-tuning setting).
+    """
+
+    model: str = "binarynet_mlp"
+    dataset: str = "digits"
+    optimizer: str = "adam"
+    quantizer: str = "ste_sign"
+    input_quantizer: str | None = None
+    kernel_quantizer: str | None = None
+    epochs: int = 10
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    seed: int = 0
+    validation_fraction: float = 0.1
+    shuffle: bool = True
+    strategy: str = "default"
+    data_dir: str | None = None
+    quantizer_kwargs: dict[str, Any] = field(default_factory=dict)
+    optimizer_kwargs: dict[str, Any] = field(default_factory=dict)
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    annealing: str = "default"
+    exact_sign_fraction: float = 0.0
+    mu_max: float | None = None
+    lr_schedule: str = "constant"
+    clipnorm: float | None = None
+    init_from: str | None = None
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        """Check names and numbers; raise `ValueError` naming the bad argument."""
+        for name, upper in (("epochs", MAX_EPOCHS), ("batch_size", MAX_BATCH_SIZE)):
+            value = getattr(self, name)
+            if (not isinstance(value, (int, np.integer)) or isinstance(value, bool)
+                    or not 0 < value <= upper):
+                raise ValueError(f"{name} must be an integer in [1, {upper}], got {value!r}")
+        if (not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool)
+                or not 0 <= self.seed < 2**32):
+            raise ValueError(f"seed must be an integer in [0, 2**32), got {self.seed!r}")
+        if not (isinstance(self.learning_rate, (int, float)) and math.isfinite(self.learning_rate)
+                and self.learning_rate > 0):
+            raise ValueError(f"learning_rate must be a finite number > 0, got {self.learning_rate!r}")
+        if (not isinstance(self.validation_fraction, (int, float)) or isinstance(self.validation_fraction, bool)
+                or not 0 <= self.validation_fraction < 1):
+            raise ValueError(f"validation_fraction must be a number in [0, 1), got {self.validation_fraction!r}")
+        STRATEGIES.get(self.strategy)
+        _models.get_model_spec(self.model)
+        _check_keywords("optimizer_kwargs", self.optimizer_kwargs,
+                        _optimizers.optimizer_spec(self.optimizer).builder, f"optimizer {self.optimizer!r}")
+        for q in (self.quantizer, self.input_quantizer, self.kernel_quantizer):
+            if q is not None and q != "none":
+                _quantizers.quantizer_class(q)
+        _callbacks.check_annealing_rule(self.annealing)
+        if (not isinstance(self.exact_sign_fraction, (int, float)) or isinstance(self.exact_sign_fraction, bool)
+                or not 0 <= self.exact_sign_fraction < 1):
+            raise ValueError(f"exact_sign_fraction must be a number in [0, 1), got {self.exact_sign_fraction!r}")
+        if self.mu_max is not None and not (
+                isinstance(self.mu_max, (int, float)) and not isinstance(self.mu_max, bool)
+                and math.isfinite(self.mu_max) and self.mu_max > 0):
+            raise ValueError(f"mu_max must be a finite number > 0 or None, got {self.mu_max!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(
+                f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}"
+            )
+        if self.clipnorm is not None and not (
+                isinstance(self.clipnorm, (int, float)) and not isinstance(self.clipnorm, bool)
+                and math.isfinite(self.clipnorm) and self.clipnorm > 0):
+            raise ValueError(f"clipnorm must be a finite number > 0 or None, got {self.clipnorm!r}")
+        if self.init_from is not None and not isinstance(self.init_from, (str, os.PathLike)):
+            raise ValueError(f"init_from must be a path or None, got {self.init_from!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"Unknown config keys {unknown}. Valid keys: {', '.join(sorted(known))}")
+        return cls(**values)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike) -> "TrainConfig":
+        """Read a recipe: a `.json` or `.toml` file of `TrainConfig` fields.
+
+        Other top-level tables/keys listed in `RECIPE_EXTRA_KEYS` (e.g. `artifact`)
+        are ignored here and read by the tools that need them.
+        """
+        values = read_recipe(path)
+        return cls.from_dict({k: v for k, v in values.items() if k not in RECIPE_EXTRA_KEYS})
+
+    def quantizer_objects(self):
+        """The (input, kernel) quantizers this config asks for."""
+
+        def make(name):
+            name = name or self.quantizer
+            if name == "none":
+                return None
+            kwargs = self.quantizer_kwargs if name == self.quantizer else {}
+            return _quantizers.get_quantizer(name, **kwargs)
+
+        return make(self.input_quantizer), make(self.kernel_quantizer)
+
+
+def _check_keywords(argument: str, kwargs, target, owner: str) -> None:
+    """`ValueError` for a key of `kwargs` that the builder `target` does not take
+    besides its first argument (the learning rate).
+
+    Names only, so a misspelt `--optimizer-arg` fails when the config is made; values
+    are checked where the part is built (`assemble_run`). A builder that takes
+    `**kwargs` accepts any name here.
+    """
+    if not isinstance(kwargs, dict):
+        raise ValueError(f"{argument} must be a dict of keyword arguments, got {kwargs!r}")
+    try:
+        parameters = inspect.signature(target).parameters
+    except (TypeError, ValueError):  # no signature to read (a C-implemented callable)
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    names = [n for n, p in list(parameters.items())[1:] if p.kind is not inspect.Parameter.VAR_POSITIONAL]
+    unknown = sorted(set(kwargs) - set(names))
+    if unknown:
+        raise ValueError(f"{argument} has {', '.join(map(repr, unknown))}, which {owner} does not take; "
+                         f"it takes: {', '.join(names)}")
+
+
+# Keys a recipe file may hold besides TrainConfig fields (used by bnnzoo.pretrained).
+RECIPE_EXTRA_KEYS = ("artifact", "description")
+
+
+def read_recipe(path: str | os.PathLike) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No recipe file at {path}")
+    if path.suffix == ".json":
+        return json.loads(path.read_text())
+    if path.suffix == ".toml":
+        import tomllib
+
+        return tomllib.loads(path.read_text())
+    raise ValueError(f"Recipe files are .json or .toml, got {path.name}")
+
+
+@STRATEGIES.register("default")
+def _default_strategy() -> tf.distribute.Strategy:
+    return tf.distribute.get_strategy()
+
+
+@STRATEGIES.register("mirrored")
+def _mirrored_strategy() -> tf.distribute.Strategy:
+    devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+    return tf.distribute.MirroredStrategy([d.name for d in devices])
+
+
+@STRATEGIES.register("multiworker")
+def _multiworker_strategy() -> tf.distribute.Strategy:
+    if "TF_CONFIG" not in os.environ:
+        raise ValueError("strategy 'multiworker' needs the TF_CONFIG environment variable")
+    return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+def make_strategy(name: str = "default") -> tf.distribute.Strategy:
+    """`default` (one device), `mirrored` (all local GPUs, else all logical CPUs) or
+    `multiworker` (`MultiWorkerMirroredStrategy`, configured by `TF_CONFIG`)."""
+    return STRATEGIES.get(name)()
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Whether this worker writes the run directory (always, except on non-chief
+    workers of a `MultiWorkerMirroredStrategy`)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or resolver is None:
+        return True
+    task_type, task_id = resolver.task_type, resolver.task_id
+    if task_type == "chief" or task_type is None:
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return task_type == "worker" and task_id == 0 and not has_chief
+
+# Learning-rate schedules of a run, scaled to its length (`TrainConfig.lr_schedule`):
+#   constant: the learning rate throughout;
+#   linear:   linear decay to 1/10 of it at the end (Bop2ndOrder's CIFAR recipe:
+#             Adam 1e-2 -> 1e-3);
+#   halving:  x0.5 after every 30 % of the run (Hyper-BinaryNet: halved every 60 of
+#             200 epochs);
+#   step:     x0.1 after every 30 % of the run (FSG: x0.1 every 30 of 100 epochs).
+LR_SCHEDULES = ("constant", "linear", "halving", "step")
+
+
+def learning_rate_schedule(name: str, learning_rate: float, epochs: int, steps_per_epoch: int):
+    """The learning rate (a float or a Keras schedule) of `TrainConfig.lr_schedule`.
+
+    Step schedules change at epoch boundaries: every `max(1, round(0.3 * epochs))`
+    epochs. The schedule is a function of the optimizer's step count, which
+    checkpoints restore, so a resumed run continues it.
+
+    !!! example
+        ```python
+        from bnnzoo.training import learning_rate_schedule
+
+        lr = learning_rate_schedule("halving", 1e-2, epochs=10, steps_per_epoch=100)
+        print(float(lr(0)), float(lr(300)))  # 0.01 0.005
+        ```
+    """
+    if name not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {name!r}")
+    total = max(1, epochs * steps_per_epoch)
+    if name == "constant":
+        return learning_rate
+    if name == "linear":
+        return tf.keras.optimizers.schedules.PolynomialDecay(
+            learning_rate, total, end_learning_rate=learning_rate / 10, power=1.0
+        )
+    factor = 0.5 if name == "halving" else 0.1
+    every = max(1, round(0.3 * epochs))
+    # PiecewiseConstantDecay switches after a boundary: step k*every*steps is the first
+    # step of epoch k*every and gets the new value.
+    boundaries = [k * every * steps_per_epoch - 1 for k in range(1, epochs) if k * every < epochs]
+    if not boundaries:
+        return learning_rate
+    values = [learning_rate * factor**k for k in range(len(boundaries) + 1)]
+    return tf.keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)

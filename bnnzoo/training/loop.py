@@ -1,0 +1,247 @@
+"""The loop: restore a run's checkpoint and fit, evaluate, and write the results."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import larq as lq
+import tensorflow as tf
+
+from bnnzoo import data as _data
+from bnnzoo import quantizers as _quantizers
+from bnnzoo._atomic import atomic_path
+from bnnzoo.training.parts import RunParts, compile_model, create_training_variables
+from bnnzoo.training.run_dir import (
+    MODEL_FILE,
+    RunDirectory,
+    TrainResult,
+    _check_fully_restored,
+    _ResumeCheckpoint,
+    load_model,
+    write_json,
+)
+
+__all__ = ["evaluate", "model_memory", "restore_and_fit", "write_results"]
+
+
+def restore_and_fit(parts: RunParts, run: RunDirectory, *,
+                    callbacks: Sequence[tf.keras.callbacks.Callback] = (), verbose: int | None = None,
+                    resume: bool = True) -> dict[str, list[float]]:
+    """The third phase of `train`: prepare the run's folder, restore its last
+    checkpoint (model, optimizer, finished epochs, history) when resuming, and fit
+    the remaining epochs with the per-epoch data order of an uninterrupted run,
+    checkpointing after every epoch. Returns the history of every finished epoch.
+
+    !!! example
+        ```python
+        from pathlib import Path
+        import tempfile
+        from bnnzoo.training import RunDirectory, TrainConfig, assemble_run, restore_and_fit
+
+        parts = assemble_run(TrainConfig(epochs=2, model_kwargs={"units": 16}))
+        history = restore_and_fit(parts, RunDirectory(Path(tempfile.mkdtemp()) / "run"), verbose=0)
+        assert len(history["loss"]) == 2
+        ```
+    """
+    config, arrays, model = parts.config, parts.arrays, parts.model
+    if verbose is None:
+        verbose = 1 if sys.stdout.isatty() else 2
+    work_dir = run.prepare(config)
+    manager = tf.train.CheckpointManager(parts.checkpoint, run.checkpoints, max_to_keep=1)
+    history: dict[str, list[float]] = {}
+    history_path = work_dir / "history.json"
+    restored = None
+    if resume and manager.latest_checkpoint:
+        restored = parts.checkpoint.restore(manager.latest_checkpoint)
+        if history_path.exists():
+            # The history is written before the checkpoint (`_ResumeCheckpoint`): a run
+            # killed between the two has one epoch more in it, which is retrained.
+            finished = int(parts.epoch.numpy())
+            history = {k: v[:finished] for k, v in json.loads(history_path.read_text()).items()}
+        print(f"Resuming {work_dir} after epoch {int(parts.epoch.numpy())}/{config.epochs}", flush=True)
+    initial_epoch = int(parts.epoch.numpy())
+
+    train_ds, steps = _data.epoch_pipeline(
+        arrays.x_train,
+        arrays.y_train,
+        config.batch_size,
+        seed=config.seed,
+        epochs=config.epochs,
+        initial_epoch=initial_epoch,
+        shuffle=config.shuffle,
+    )
+    val_ds = (
+        _data.eval_pipeline(arrays.x_val, arrays.y_val, max(config.batch_size, 256))
+        if len(arrays.x_val)
+        else None
+    )
+    all_callbacks = list(parts.callbacks) + list(callbacks)
+    # Last, so that values other callbacks add to `logs` are in the saved history.
+    all_callbacks.append(_ResumeCheckpoint(manager, parts.epoch, history, history_path))
+    if initial_epoch < config.epochs:
+        # The parts' callbacks were built (and their checks, e.g. Bop on a model
+        # without binary variables, ran) first. A restored checkpoint fills these as
+        # they are created.
+        with parts.strategy.scope():
+            create_training_variables(model, arrays.x_train[:1], arrays.y_train[:1])
+        if restored is not None:
+            _check_fully_restored(restored, manager.latest_checkpoint)
+        model.fit(
+            train_ds,
+            epochs=config.epochs,
+            initial_epoch=initial_epoch,
+            steps_per_epoch=steps,
+            validation_data=val_ds,
+            callbacks=all_callbacks,
+            verbose=verbose,
+        )
+    return history
+
+
+def write_results(parts: RunParts, run: RunDirectory, history: dict[str, list[float]], *,
+                  started: float) -> TrainResult:
+    """The fourth phase of `train`: evaluate on the test split, write the model,
+    `history.json`, `metrics.json` and `curves.png` atomically, and complete the run
+    directory (checkpoints removed, a staged replacement swapped in).
+
+    Args:
+        parts: the run's parts.
+        run: its run directory (after `restore_and_fit`).
+        history: the per-epoch history.
+        started: `time.perf_counter()` at the start of the run (for `wall_seconds`).
+
+    !!! example
+        ```python
+        import time, tempfile
+        from pathlib import Path
+        from bnnzoo.training import RunDirectory, TrainConfig, assemble_run, restore_and_fit, write_results
+
+        started, run = time.perf_counter(), RunDirectory(Path(tempfile.mkdtemp()) / "run")
+        parts = assemble_run(TrainConfig(epochs=1, model_kwargs={"units": 16}))
+        result = write_results(parts, run, restore_and_fit(parts, run, verbose=0), started=started)
+        assert (run.out / "metrics.json").is_file() and not run.checkpoints.exists()
+        ```
+    """
+    config, arrays, model, work_dir = parts.config, parts.arrays, parts.model, run.work_dir
+    test_loss, test_acc = model.evaluate(
+        _data.eval_pipeline(arrays.x_test, arrays.y_test, 256), verbose=0
+    )
+    metrics = {
+        "model": config.model,
+        "dataset": config.dataset,
+        "optimizer": config.optimizer,
+        "quantizer": config.quantizer,
+        "epochs": config.epochs,
+        "seed": config.seed,
+        "test_accuracy": float(test_acc),
+        "test_loss": float(test_loss),
+        "val_accuracy": history.get("val_accuracy", [None])[-1],
+        "train_accuracy": history.get("accuracy", [None])[-1],
+        "wall_seconds": round(time.perf_counter() - started, 2),
+        "train_size": len(arrays.x_train),
+        "test_size": len(arrays.x_test),
+        "input_shape": list(arrays.input_shape),
+        "num_classes": arrays.num_classes,
+        **model_memory(model),
+        # Whether every 1-bit quantizer's forward is exactly binary now (annealed ones
+        # at exact sign): False means the accuracy above is not that of a binary model.
+        "binary_forward": _quantizers.binary_forward(model),
+        "versions": {"tensorflow": tf.__version__, "larq": lq.__version__},
+    }
+    if run.out is not None:
+        # Every worker saves (a collective op under MultiWorkerMirroredStrategy).
+        # Atomic writes: a crash leaves the previous complete file, never a truncated one.
+        with atomic_path(work_dir / MODEL_FILE) as tmp:
+            model.save(tmp)
+        write_json(work_dir / "history.json", history)
+        write_json(work_dir / "metrics.json", metrics)
+        if run.chief:
+            with atomic_path(work_dir / "curves.png") as tmp:
+                _plot_curves(history, tmp, f"{config.model} on {config.dataset}")
+    run.finish()
+    return TrainResult(model=model, history=history, metrics=metrics, run_dir=run.out)
+
+
+def evaluate(
+    source: str | os.PathLike | tf.keras.Model,
+    dataset: str | None = None,
+    *,
+    batch_size: int = 256,
+    data_dir: str | None = None,
+    arrays: _data.ArraySplits | None = None,
+) -> dict[str, Any]:
+    """Test accuracy and loss of a run directory, a saved model file or a model.
+
+    For a run directory the dataset defaults to the one it was trained on.
+    """
+    config = None
+    if isinstance(source, tf.keras.Model):
+        model = source
+    else:
+        path = Path(source)
+        if path.is_dir() and (path / "config.json").exists():
+            config = json.loads((path / "config.json").read_text())
+        model = load_model(path)
+    dataset = dataset or (config or {}).get("dataset")
+    if arrays is None:
+        if dataset is None:
+            raise ValueError("evaluate needs a dataset name for a bare model")
+        arrays = _data.load_arrays(
+            dataset,
+            validation_fraction=(config or {}).get("validation_fraction", 0.1),
+            data_dir=data_dir or (config or {}).get("data_dir"),
+        )
+    if tuple(model.input_shape[1:]) != arrays.input_shape:
+        raise ValueError(
+            f"model expects inputs of shape {tuple(model.input_shape[1:])}, dataset "
+            f"{arrays.name!r} has {arrays.input_shape}"
+        )
+    compile_model(model, "adam")
+    loss, acc = model.evaluate(_data.eval_pipeline(arrays.x_test, arrays.y_test, batch_size), verbose=0)
+    return {
+        "dataset": arrays.name,
+        "test_accuracy": float(acc),
+        "test_loss": float(loss),
+        "test_size": len(arrays.x_test),
+        **model_memory(model),
+    }
+
+
+def model_memory(model: tf.keras.Model) -> dict[str, float]:
+    """Parameter counts and weight memory from larq's model profile."""
+    profile = lq.models.ModelProfile(model)
+    memory_bytes = profile.memory / 8
+    fp32_bytes = profile.fp_equivalent_memory / 8
+    return {
+        "params": int(model.count_params()),
+        "binary_params": int(profile.weight_count(bitwidth=1)),
+        "weight_memory_bytes": float(memory_bytes),
+        "float32_memory_bytes": float(fp32_bytes),
+        "memory_ratio_vs_float32": float(memory_bytes / fp32_bytes) if fp32_bytes else float("nan"),
+    }
+
+
+def _plot_curves(history: dict[str, list[float]], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    for ax, key in zip(axes, ("loss", "accuracy")):
+        for prefix, style in (("", "-"), ("val_", "--")):
+            values = history.get(prefix + key)
+            if values:
+                ax.plot(range(1, len(values) + 1), values, style, label=(prefix or "train_") + key)
+        ax.set_xlabel("epoch")
+        ax.set_title(key)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
