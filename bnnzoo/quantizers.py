@@ -43,6 +43,7 @@ __all__ = [
     "BNNPlusPlus",
     "BinaryConnect",
     "ForwardBackwardQuantizer",
+    "NamedPair",
     "ProxConnect",
     "SteWarmup",
     "annealable_quantizers",
@@ -642,8 +643,8 @@ class ForwardBackwardQuantizer(lq.quantizers._BaseQuantizer):
         annealed = self.annealing.parameter if self.annealing is not None else None
         if annealed != _FORWARDS[forward].parameter:
             raise ValueError(
-                f"annealing of {type(self).__name__} must move forward {forward!r}'s parameter "
-                f"{_FORWARDS[forward].parameter!r}, got {self.annealing!r}"
+                f"annealing of {type(self).__name__} must move the parameter "
+                f"{_FORWARDS[forward].parameter!r} of forward {forward!r}, got {self.annealing!r}"
             )
         self.parameters = {
             name: check_positive(name, _DEFAULT_PARAMETERS[name] if given[name] is None else given[name], convert=True)
@@ -785,8 +786,28 @@ def _log_uniform_space(name: str, low: float, high: float, default: float, doc: 
     return classmethod(search_space)
 
 
-class _NamedPair(ForwardBackwardQuantizer):
-    """A member of the family with its forward and backward fixed."""
+class NamedPair(ForwardBackwardQuantizer):
+    """A member of the ProxConnect++ family with its forward and backward fixed: the base
+    of every named pair (`BNN`, `BNNPlusPlus`, `SteWarmup`, ...).
+
+    A subclass sets `_forward` and `_backward` (names from `ForwardBackwardQuantizer`'s
+    tables) and, to anneal its forward's parameter otherwise than the forward's rule, an
+    `annealing`; its constructor takes the pair's parameters, and its config omits the
+    fixed names.
+
+    !!! example
+        ```python
+        from bnnzoo.quantizers import ExponentialAnnealing, NamedPair
+
+        class FastWarmup(NamedPair):  # STE-Warmup's pair, T halved every epoch
+            _forward, _backward = "hardtanh", "ste"
+            annealing = ExponentialAnnealing("temperature", rate=0.5)
+
+        q = FastWarmup(temperature=2.0)
+        assert q.annealing_schedule(epochs=10)(2) == 0.5
+        assert FastWarmup.from_config(q.get_config()).get_config() == q.get_config()
+        ```
+    """
 
     _forward = "sign"
     _backward = "ste"
@@ -804,7 +825,7 @@ class _NamedPair(ForwardBackwardQuantizer):
 
 
 @register_quantizer("binary_connect")
-class BinaryConnect(_NamedPair):
+class BinaryConnect(NamedPair):
     r"""BinaryConnect: sign forward, identity backward.
 
     \\[
@@ -833,7 +854,7 @@ class BinaryConnect(_NamedPair):
 
 
 @register_quantizer("bnn")
-class BNN(_NamedPair):
+class BNN(NamedPair):
     r"""BNN: sign forward, clipped identity backward.
 
     \\[
@@ -867,7 +888,7 @@ class BNN(_NamedPair):
 
 
 @register_quantizer("bnn_plus")
-class BNNPlus(_NamedPair):
+class BNNPlus(NamedPair):
     r"""BNN+: sign forward, sign-Swish derivative backward.
 
     \\[
@@ -901,7 +922,7 @@ class BNNPlus(_NamedPair):
 
 
 @register_quantizer("bnnpp")
-class BNNPlusPlus(_NamedPair):
+class BNNPlusPlus(NamedPair):
     r"""BNN++: sign-Swish forward and its exact derivative backward, \\(\mu\\) annealed up.
 
     Not binary until finalized: the forward is the smooth \\(SS_\mu\\), not \\(\pm 1\\),
@@ -944,7 +965,7 @@ class BNNPlusPlus(_NamedPair):
 
 
 @register_quantizer("proxconnect")
-class ProxConnect(_NamedPair):
+class ProxConnect(NamedPair):
     r"""ProxConnect: proximal-map forward, identity backward.
 
     Not binary until finalized: the forward \\(P^\mu\\) is not \\(\pm 1\\) off
@@ -992,7 +1013,7 @@ class ProxConnect(_NamedPair):
 
 
 @register_quantizer("ste_warmup")
-class SteWarmup(_NamedPair):
+class SteWarmup(NamedPair):
     r"""STE-Warmup (Hyper-BinaryNet): hardtanh(x / T) forward, clipped identity backward.
 
     Not binary until finalized: the forward \\(\operatorname{clip}(x / T, -1, 1)\\) takes
