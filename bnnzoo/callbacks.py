@@ -9,11 +9,12 @@ parameter lives in a variable inside the quantizer, so it is saved with checkpoi
 and `model.keras` too.
 
 `bnnzoo.training.train` attaches default schedules automatically (see
-`default_annealing` and `default_schedule`): a model with `bnnpp`, `proxconnect` or
-`ste_warmup` quantizers is annealed over `config.epochs` with the rule
-`config.annealing` (`"default"`: the papers' rules, bounded; `"compressed"`: the
-warm-up squeezed into short runs; `"none"`), and its last epoch runs with the forward
-exactly `sign`.
+`default_annealing` and `default_schedule`): every quantizer in the model that declares
+an `annealing` (`bnnzoo.quantizers.list_quantizers(annealed=True)`: BNN++,
+ProxConnect, STE-Warmup, ...) is annealed over `config.epochs` by its own declaration
+with the rule `config.annealing` (`"default"`: the papers' rules, bounded;
+`"compressed"`: the warm-up squeezed into short runs; `"none"`), and its last epoch
+runs with the forward exactly `sign`.
 
 !!! example
     ```python
@@ -42,7 +43,8 @@ import tensorflow as tf
 
 from bnnzoo import quantizers as _quantizers
 from bnnzoo.optimizers.flip_rate import FlipRate
-from bnnzoo.validation import check_positive
+# The schedules live with the quantizers' `annealing` rules that build them; kept here by name.
+from bnnzoo.quantizers import ExponentialSchedule, GeometricSchedule
 
 __all__ = [
     "ExponentialSchedule",
@@ -55,55 +57,6 @@ __all__ = [
     "default_schedule",
     "exact_sign_epoch",
 ]
-
-
-class ExponentialSchedule:
-    r"""\\(v(i) = v_0 \cdot r^{\lfloor \max(0, i - \text{offset}) / \text{every} \rfloor}\\).
-
-    With `every=1, offset=0` it is Hyper-BinaryNet's per-epoch CIFAR schedule
-    (\\(T_0 \cdot 0.95^{epoch}\\)); with `rate=0.985, every=1000, offset=50000`
-    applied per step, its ImageNet schedule.
-    """
-
-    def __init__(self, initial: float, rate: float, every: int = 1, offset: int = 0):
-        self.initial = check_positive("initial", initial)
-        self.rate = check_positive("rate", rate)
-        if not isinstance(every, int) or every < 1:
-            raise ValueError(f"every must be an integer >= 1, got {every!r}")
-        if not isinstance(offset, int) or offset < 0:
-            raise ValueError(f"offset must be an integer >= 0, got {offset!r}")
-        self.every, self.offset = every, offset
-
-    def __call__(self, index: int) -> float:
-        return self.initial * self.rate ** (max(0, index - self.offset) // self.every)
-
-    def __repr__(self):
-        return (f"ExponentialSchedule(initial={self.initial}, rate={self.rate}, "
-                f"every={self.every}, offset={self.offset})")
-
-
-class GeometricSchedule:
-    r"""From `start` to `end` in `length` steps, evenly in log space, then constant.
-
-    \\(v(i) = \text{start} \cdot (\text{end}/\text{start})^{\min(i, n-1)/(n-1)}\\)
-    with \\(n\\) = `length` (`end` from the first index when `length` is 1).
-    """
-
-    def __init__(self, start: float, end: float, length: int):
-        self.start = check_positive("start", start)
-        self.end = check_positive("end", end)
-        if not isinstance(length, int) or length < 1:
-            raise ValueError(f"length must be an integer >= 1, got {length!r}")
-        self.length = length
-
-    def __call__(self, index: int) -> float:
-        if self.length == 1:
-            return self.end
-        fraction = min(max(index, 0), self.length - 1) / (self.length - 1)
-        return self.start * (self.end / self.start) ** fraction
-
-    def __repr__(self):
-        return f"GeometricSchedule(start={self.start}, end={self.end}, length={self.length})"
 
 
 class QuantizerAnnealing(tf.keras.callbacks.Callback):
@@ -193,8 +146,8 @@ class QuantizerAnnealing(tf.keras.callbacks.Callback):
         if not self.quantizers:
             raise ValueError(
                 f"QuantizerAnnealing(parameter={self.parameter!r}) found no quantizer to anneal "
-                "in the model (annealable: bnnpp, proxconnect, ste_warmup, ForwardBackwardQuantizer "
-                "with a sign_swish/hardtanh/prox forward)"
+                f"in the model (annealed: {', '.join(_quantizers.list_quantizers(annealed=True))}, "
+                "or a ForwardBackwardQuantizer whose forward has a parameter)"
             )
         if self.per_step and self.steps_per_epoch is None:
             steps = (self.params or {}).get("steps")
@@ -223,29 +176,19 @@ class QuantizerAnnealing(tf.keras.callbacks.Callback):
 
 # ----------------------------------------------------------------- default schedules
 
-# The annealing rules `train` can attach (`TrainConfig.annealing`):
-#   "default":    the papers' rules, bounded so the backward stays informative
-#                 (see `default_schedule`);
-#   "compressed": the whole warm-up squeezed into the run (for runs of a few epochs);
-#   "none":       no automatic annealing (add your own `QuantizerAnnealing`).
-ANNEALING_RULES = ("default", "compressed", "none")
+# The annealing rules `train` can attach (`TrainConfig.annealing`): the rules every
+# quantizer's `annealing` knows (`bnnzoo.quantizers.ANNEALING_RULES`: "default", the
+# papers' rules, bounded so the backward stays informative; "compressed", the whole
+# warm-up squeezed into the run), and "none": no automatic annealing (add your own
+# `QuantizerAnnealing`).
+ANNEALING_RULES = (*_quantizers.ANNEALING_RULES, "none")
 
-# "default" rule for mu (an upward parameter): geometric growth from the constructor's
-# value to MU_MAX[forward] over the run. BNN++'s sign-Swish backward is the derivative
-# of SS_mu: for mu >~ 20 it is near zero or negative for most inputs. On Fashion-MNIST
-# (3x256 binary MLP, 10 epochs, one seed) the final validation accuracy is 88.57 /
-# 88.65 / 88.92 / 88.37 / 87.17 / 85.78 % for caps 2 / 3 / 5 / 10 / 20 / 100
-# (`python benchmarks/bnnpp_mu.py`, docs/benchmarks/bnnpp_mu.md), so mu is bounded at 5
-# (BNN+ keeps its beta at 5 for the same reason). ProxConnect's P^mu equals sign on [-1, 1]
-# from mu = 1 on.
-MU_MAX = {"sign_swish": 5.0, "prox": 1.0}
-# "default" rule for the temperature: Hyper-BinaryNet's CIFAR rule T0 * 0.95^epoch
-# (authors' code, `main.py`), whatever the run length.
-TEMPERATURE_RATE = 0.95
-# "compressed" rule: mu grows 100x (sign_swish) or 10x (prox) over the run; T decays at
-# least to 1% of T0 by the last epoch (0.95/epoch when the run is long enough).
-MU_GROWTH = {"sign_swish": 100.0, "prox": 10.0}
-TEMPERATURE_FLOOR = 0.01
+
+# The "default" rule's cap on mu per forward, read from the forwards' declared rules
+# (`bnnzoo.quantizers.SIGN_SWISH_ANNEALING`, `PROX_ANNEALING`, where the evidence for
+# each value is written): a summary for readers and tests, not a list to keep.
+MU_MAX = {forward: annealing.end for forward, annealing in _quantizers.FORWARDS_ANNEALING.items()
+          if isinstance(annealing, _quantizers.GeometricAnnealing)}
 
 
 def check_annealing_rule(rule: str) -> str:
@@ -274,18 +217,20 @@ def exact_sign_epoch(epochs: int, fraction: float = 0.0) -> int:
 
 
 def default_schedule(quantizer, epochs: int, rule: str = "default", mu_max: float | None = None):
-    """The per-epoch schedule `train` uses for `quantizer` over `epochs` epochs.
+    """The per-epoch schedule `train` uses for `quantizer` over `epochs` epochs: the one
+    its `annealing` declares (`quantizer.annealing_schedule`), from its constructor value.
 
-    Both rules start at the quantizer's constructor value.
+    For the forwards bnnzoo ships (`bnnzoo.quantizers.FORWARDS_ANNEALING`):
 
-    - `rule="default"`: `mu` grows geometrically to `mu_max` (default
-      `MU_MAX[forward]`) by the last epoch (BNN++: 1 -> 5, the best cap on Fashion-MNIST validation data among 2-100,
-      `python benchmarks/bnnpp_mu.py`; never decreasing when the start is already above
-      the cap);
-      `temperature` decays as Hyper-BinaryNet's \\(T_0 \\cdot 0.95^{epoch}\\).
-    - `rule="compressed"`: the warm-up squeezed into short runs: `mu` grows
-      `MU_GROWTH[forward]`-fold (BNN++ 1 -> 100); \\(T = T_0 \\cdot r^{epoch}\\) with
-      \\(r = \\min(0.95, 0.01^{1/(epochs-1)})\\), so T reaches 1 % of T0.
+    - `rule="default"`: `mu` grows geometrically to `mu_max` (default `MU_MAX[forward]`,
+      the forward's `GeometricAnnealing.end`) by the last epoch (BNN++: 1 -> 5, the best
+      cap on Fashion-MNIST validation data among 2-100, `python benchmarks/bnnpp_mu.py`;
+      never decreasing when the start is already above the cap); `temperature` decays
+      as Hyper-BinaryNet's \\(T_0 \\cdot 0.95^{epoch}\\).
+    - `rule="compressed"`: the warm-up squeezed into short runs: `mu` grows by the
+      forward's `compressed_growth` (BNN++ 1 -> 100, ProxConnect 10x);
+      \\(T = T_0 \\cdot r^{epoch}\\) with \\(r = \\min(0.95, 0.01^{1/(epochs-1)})\\), so T
+      reaches 1 % of T0.
 
     !!! example
         ```python
@@ -294,39 +239,59 @@ def default_schedule(quantizer, epochs: int, rule: str = "default", mu_max: floa
 
         q = bnnzoo.quantizers.get_quantizer("bnnpp")
         schedule = default_schedule(q, epochs=50)
-        print(schedule(0), schedule(49))  # 1.0 5.0
+        assert (schedule(0), schedule(49)) == (1.0, 5.0)
         ```
+
+    Args:
+        quantizer: a quantizer with an `annealing` (`annealable_quantizers(model)`).
+        epochs: the run's length, >= 1.
+        rule: `"default"` or `"compressed"`.
+        mu_max: the cap of a growing parameter under `"default"` (`None`: the declared one).
+
+    Raises:
+        ValueError: `rule` is not `"default"`/`"compressed"`, or the quantizer is not annealed.
     """
-    check_annealing_rule(rule)
-    start = quantizer._initial_parameter
-    if quantizer.anneal_direction == "up":
-        if rule == "default":
-            cap = MU_MAX.get(quantizer.forward, start) if mu_max is None else check_positive("mu_max", mu_max)
-            return GeometricSchedule(start, max(start, cap), epochs)
-        return GeometricSchedule(start, start * MU_GROWTH.get(quantizer.forward, 10.0), epochs)
-    if rule == "default" or epochs < 2:
-        return ExponentialSchedule(start, TEMPERATURE_RATE)
-    return ExponentialSchedule(start, min(TEMPERATURE_RATE, TEMPERATURE_FLOOR ** (1.0 / (epochs - 1))))
+    if rule not in _quantizers.ANNEALING_RULES:
+        raise ValueError(f"rule must be one of {', '.join(_quantizers.ANNEALING_RULES)}, got {rule!r}")
+    return quantizer.annealing_schedule(epochs, rule, mu_max)
 
 
 def default_annealing(model, config, steps_per_epoch) -> list[tf.keras.callbacks.Callback]:
     """What `bnnzoo.training.train` attaches for the model's quantizers: annealing.
 
-    One `QuantizerAnnealing` per (quantizer kind, parameter, starting value) with the
-    rule `config.annealing` (none for `"none"`) and `config.mu_max`; the epochs from
+    Every quantizer in `model` that declares an `annealing` is annealed by it; there is
+    no list of annealed quantizers to keep. One `QuantizerAnnealing` per (forward,
+    parameter, starting value, annealing) with the rule `config.annealing` (none for
+    `"none"`) and `config.mu_max`; the epochs from
     `exact_sign_epoch(config.epochs, config.exact_sign_fraction)` on (by default the
     last one) run with the forward exactly `sign`. Logged as `<forward>_<parameter>`
     (e.g. `sign_swish_mu`, `hardtanh_temperature`) and `<forward>_<parameter>_exact_sign`.
+
+    !!! example
+        ```python
+        import bnnzoo
+        from bnnzoo.callbacks import default_annealing
+        from bnnzoo.training import TrainConfig, build_model
+
+        config = TrainConfig(quantizer="bnnpp", epochs=4, model_kwargs={"units": 8})
+        (annealing,) = default_annealing(build_model(config, (8, 8, 1), 10), config, 10)
+        assert annealing.log_name == "sign_swish_mu" and annealing.final_epoch == 3
+        ```
+
+    Args:
+        model: the Keras model to train.
+        config: its `TrainConfig` (`epochs`, `annealing`, `mu_max`, `exact_sign_fraction`).
+        steps_per_epoch: training steps per epoch (unused by the per-epoch rules).
     """
     rule = check_annealing_rule(getattr(config, "annealing", "default"))
     if rule == "none":
         return []
     groups: dict[tuple, list] = {}
     for q in _quantizers.annealable_quantizers(model):
-        key = (q.forward, q.annealed_parameter, q._initial_parameter)
+        key = (q.forward, q.annealed_parameter, q._initial_parameter, q.annealing)
         groups.setdefault(key, []).append(q)
     callbacks = []
-    for (forward, parameter, _), members in groups.items():
+    for (forward, parameter, _, _), members in groups.items():
         callbacks.append(QuantizerAnnealing(
             default_schedule(members[0], config.epochs, rule, getattr(config, "mu_max", None)),
             parameter,
@@ -335,4 +300,3 @@ def default_annealing(model, config, steps_per_epoch) -> list[tf.keras.callbacks
             log_name=f"{forward}_{parameter}",
         ))
     return callbacks
-

@@ -4,7 +4,11 @@ Every quantizer here is a `larq.quantizers.BaseQuantizer` usable by string alias
 as an object in any `lq.layers.Quant*` layer. One registry maps bnnzoo names to the
 classes that build them, so comparisons, the CLI and the tuner can name every
 method, including larq's own `ste_sign`, `approx_sign` and `swish_sign`, which are
-reused as they are rather than re-implemented.
+reused as they are rather than re-implemented. `@register_quantizer("name")` is the
+one statement that registers a class: bnnzoo name, larq string alias and Keras
+custom object. A quantizer whose forward has a parameter declares how training
+anneals it (`annealing`: a `GeometricAnnealing` or `ExponentialAnnealing`), and
+`bnnzoo.callbacks.default_annealing` reads that declaration.
 
 !!! example
     ```python
@@ -21,6 +25,7 @@ reused as they are rather than re-implemented.
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass, fields
 from typing import Any, Callable, NamedTuple
 
 import larq as lq
@@ -31,17 +36,24 @@ from bnnzoo.registry import Registry
 from bnnzoo.validation import check_positive
 
 __all__ = [
+    "ANNEALING_RULES",
+    "Annealing",
     "BNN",
     "BNNPlus",
     "BNNPlusPlus",
     "BinaryConnect",
     "ForwardBackwardQuantizer",
+    "NamedPair",
     "ProxConnect",
     "SteWarmup",
     "annealable_quantizers",
     "binary_forward",
     "clone_quantizer",
     "DoReFaWeights",
+    "ExponentialAnnealing",
+    "ExponentialSchedule",
+    "GeometricAnnealing",
+    "GeometricSchedule",
     "finalize",
     "get_quantizer",
     "list_quantizers",
@@ -52,19 +64,84 @@ __all__ = [
 _QUANTIZERS: Registry[Callable[..., Any]] = Registry("quantizer")
 
 
-def register_quantizer(name: str, factory: Callable[..., Any] | None = None):
-    """Register a quantizer class (or factory) under a bnnzoo name.
+def _add_keras_name(name: str, cls) -> None:
+    """Register `cls` as Keras custom object `name`; `ValueError` if another object holds it."""
+    custom = tf.keras.utils.get_custom_objects()
+    held = custom.get(name)
+    # The same class, or a class of the same module and name (a reloaded module), may re-register.
+    if held is not None and held is not cls and (getattr(held, "__module__", None), getattr(
+            held, "__qualname__", None)) != (getattr(cls, "__module__", None), getattr(cls, "__qualname__", None)):
+        raise ValueError(f"quantizer name {name!r} is already a Keras custom object ({held!r}); choose another name")
+    custom[name] = cls
 
-    Usable as a decorator (`@register_quantizer("bnnpp")`) or a call. The factory
-    takes the quantizer's keyword arguments and returns a new quantizer object.
-    A class may define a `search_space(hp)` classmethod that the tuner uses.
+
+def register_quantizer(name: str, cls: type | None = None):
+    """Register a quantizer class under `name` everywhere a quantizer is looked up by name.
+
+    One statement makes three registrations:
+
+    - the bnnzoo registry (`get_quantizer(name)`, `list_quantizers()`, the CLI's
+      `--quantizer`, the tuner, `TrainConfig.quantizer`);
+    - larq's string alias (`lq.layers.QuantDense(..., input_quantizer=name)`);
+    - a Keras custom object under the class's own name (`cls.__name__`), so saved
+      `.keras`/`.h5` models reload with `import bnnzoo` and nothing else.
+
+    Usable as a decorator (`@register_quantizer("bnnpp")` above the class) or as a
+    call (`register_quantizer("ste_sign", lq.quantizers.SteSign)` for a class defined
+    elsewhere). The class takes its keyword arguments and returns a new quantizer; it may
+    define a `search_space(hp)` classmethod (the tuner's space) and, as a
+    `ForwardBackwardQuantizer`, an `annealing` attribute (how training anneals it).
+    Registering the same class again under the same name is a no-op.
+
+    !!! example
+        ```python
+        import larq as lq
+        import tensorflow as tf
+        from bnnzoo.quantizers import BNN, quantizer_class, register_quantizer
+
+        # What `@register_quantizer("bnn")` above `class BNN` registered (again: a no-op):
+        assert register_quantizer("bnn", BNN) is BNN
+        assert quantizer_class("bnn") is BNN  # bnnzoo name
+        assert type(lq.quantizers.get("bnn")) is BNN  # larq string alias
+        assert tf.keras.utils.get_custom_objects()["BNN"] is BNN  # Keras custom object
+        ```
+
+    Args:
+        name: the quantizer's name (bnnzoo name and larq alias), a non-empty string.
+        cls: the class; omitted, a decorator that registers the class it decorates.
+
+    Returns:
+        `cls` (the decorator returns the class it decorates unchanged).
+
+    Raises:
+        ValueError: `name` is empty, `cls` is not a class, or `name` / the class name is
+            taken by another object.
     """
-    return _QUANTIZERS.register(name, factory)
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"quantizer name must be a non-empty string, got {name!r}")
+
+    def add(item):
+        if not isinstance(item, type):
+            raise ValueError(f"register_quantizer({name!r}) takes a quantizer class, got {item!r}")
+        if name in _QUANTIZERS and _QUANTIZERS.get(name) is not item:
+            raise ValueError(f"quantizer {name!r} is already registered ({_QUANTIZERS.get(name).__name__})")
+        _add_keras_name(name, item)
+        _add_keras_name(item.__name__, item)
+        return _QUANTIZERS.register(name, item)
+
+    return add(cls) if cls is not None else add
 
 
-def list_quantizers() -> list[str]:
-    """Sorted names of every registered quantizer."""
-    return _QUANTIZERS.names()
+def list_quantizers(filter: str = "*", annealed: bool = False) -> list[str]:
+    """Sorted names of the registered quantizers matching the shell-style `filter`.
+
+    With `annealed=True`, only those whose default object training anneals (an
+    `annealing` that is not `None`: BNN++, ProxConnect, STE-Warmup, ...).
+    """
+    names = _QUANTIZERS.names(filter)
+    if annealed:
+        names = [n for n in names if getattr(_QUANTIZERS.get(n)(), "annealing", None) is not None]
+    return names
 
 
 def quantizer_class(name: str):
@@ -126,6 +203,216 @@ def _check_larq_parameters(cls, params: dict[str, Any]) -> None:
             check_positive(key, params[key], convert=True)
 
 
+# --------------------------------------------------------------------------- annealing
+#
+# A quantizer whose forward has a parameter (BNN++'s mu, STE-Warmup's temperature)
+# declares how training moves that parameter towards sign: its `annealing`, one of the
+# rules below. `bnnzoo.callbacks.default_annealing` reads it from every quantizer it
+# finds in a model; nothing else lists which quantizers anneal.
+
+
+class ExponentialSchedule:
+    r"""\\(v(i) = v_0 \cdot r^{\lfloor \max(0, i - \text{offset}) / \text{every} \rfloor}\\).
+
+    With `every=1, offset=0` it is Hyper-BinaryNet's per-epoch CIFAR schedule
+    (\\(T_0 \cdot 0.95^{epoch}\\)); with `rate=0.985, every=1000, offset=50000`
+    applied per step, its ImageNet schedule. Also `bnnzoo.callbacks.ExponentialSchedule`.
+
+    !!! example
+        ```python
+        from bnnzoo.quantizers import ExponentialSchedule
+
+        schedule = ExponentialSchedule(2.0, 0.5, every=2)
+        assert [schedule(i) for i in range(5)] == [2.0, 2.0, 1.0, 1.0, 0.5]
+        ```
+    """
+
+    def __init__(self, initial: float, rate: float, every: int = 1, offset: int = 0):
+        self.initial = check_positive("initial", initial)
+        self.rate = check_positive("rate", rate)
+        if not isinstance(every, int) or every < 1:
+            raise ValueError(f"every must be an integer >= 1, got {every!r}")
+        if not isinstance(offset, int) or offset < 0:
+            raise ValueError(f"offset must be an integer >= 0, got {offset!r}")
+        self.every, self.offset = every, offset
+
+    def __call__(self, index: int) -> float:
+        return self.initial * self.rate ** (max(0, index - self.offset) // self.every)
+
+    def __repr__(self):
+        return (f"ExponentialSchedule(initial={self.initial}, rate={self.rate}, "
+                f"every={self.every}, offset={self.offset})")
+
+
+class GeometricSchedule:
+    r"""From `start` to `end` in `length` steps, evenly in log space, then constant.
+
+    \\(v(i) = \text{start} \cdot (\text{end}/\text{start})^{\min(i, n-1)/(n-1)}\\)
+    with \\(n\\) = `length` (`end` from the first index when `length` is 1).
+    Also `bnnzoo.callbacks.GeometricSchedule`.
+
+    !!! example
+        ```python
+        from bnnzoo.quantizers import GeometricSchedule
+
+        schedule = GeometricSchedule(1.0, 100.0, 3)
+        assert [round(schedule(i), 9) for i in range(4)] == [1.0, 10.0, 100.0, 100.0]
+        ```
+    """
+
+    def __init__(self, start: float, end: float, length: int):
+        self.start = check_positive("start", start)
+        self.end = check_positive("end", end)
+        if not isinstance(length, int) or length < 1:
+            raise ValueError(f"length must be an integer >= 1, got {length!r}")
+        self.length = length
+
+    def __call__(self, index: int) -> float:
+        if self.length == 1:
+            return self.end
+        fraction = min(max(index, 0), self.length - 1) / (self.length - 1)
+        return self.start * (self.end / self.start) ** fraction
+
+    def __repr__(self):
+        return f"GeometricSchedule(start={self.start}, end={self.end}, length={self.length})"
+
+
+# The rules an `Annealing` knows (`TrainConfig.annealing`, less "none", which attaches nothing):
+#   "default":    the papers' rules, bounded so the backward stays informative;
+#   "compressed": the whole warm-up squeezed into the run (for runs of a few epochs).
+ANNEALING_RULES = ("default", "compressed")
+
+
+@dataclass(frozen=True)
+class Annealing:
+    """How training moves a quantizer's forward parameter towards sign (base class).
+
+    A `ForwardBackwardQuantizer` subclass sets a class attribute
+    `annealing = GeometricAnnealing(...)` or `ExponentialAnnealing(...)` (or its own
+    subclass of `Annealing` with another `schedule`); `bnnzoo.callbacks.default_annealing`
+    builds the per-epoch callback from it. `None`: not annealed.
+
+    !!! example
+        ```python
+        from bnnzoo.quantizers import Annealing, BNNPlusPlus, SteWarmup
+
+        assert isinstance(BNNPlusPlus().annealing, Annealing)
+        assert BNNPlusPlus().annealing.parameter == "mu" and BNNPlusPlus().annealing.direction == "up"
+        assert SteWarmup().annealing.direction == "down"
+        ```
+
+    Args:
+        parameter: the forward's parameter it moves (`"mu"`, `"temperature"`).
+    """
+
+    parameter: str
+    direction = None  # "up" / "down": the way the parameter moves the forward towards sign
+
+    def __post_init__(self):
+        if not isinstance(self.parameter, str) or not self.parameter:
+            raise ValueError(f"parameter must be a non-empty string, got {self.parameter!r}")
+        for item in fields(self)[1:]:  # the rule's numbers
+            check_positive(item.name, getattr(self, item.name))
+
+    def schedule(self, start: float, epochs: int, rule: str = "default",
+                 mu_max: float | None = None) -> Callable[[int], float]:
+        """The per-epoch schedule (`epoch -> value`) over a run of `epochs` from `start`."""
+        raise NotImplementedError
+
+    def _check(self, start, epochs, rule):
+        if rule not in ANNEALING_RULES:
+            raise ValueError(f"rule must be one of {', '.join(ANNEALING_RULES)}, got {rule!r}")
+        if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
+            raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
+        return check_positive(self.parameter, start, convert=True)
+
+
+@dataclass(frozen=True)
+class GeometricAnnealing(Annealing):
+    r"""Grow the parameter geometrically over the run (\\(\mu\\): larger is closer to sign).
+
+    - rule `"default"`: from the constructor's value to `end` by the last epoch
+      (`GeometricSchedule`), to `mu_max` instead where the run gives one; never
+      decreasing when the start is already above it;
+    - rule `"compressed"`: to `compressed_growth` times the start by the last epoch.
+
+    !!! example
+        ```python
+        from bnnzoo.quantizers import GeometricAnnealing
+
+        annealing = GeometricAnnealing("mu", end=5.0, compressed_growth=100.0)
+        assert annealing.schedule(1.0, epochs=3)(2) == 5.0
+        assert annealing.schedule(1.0, epochs=3, mu_max=2.0)(2) == 2.0
+        assert annealing.schedule(1.0, epochs=3, rule="compressed")(2) == 100.0
+        ```
+
+    Args:
+        parameter: the parameter grown (`"mu"`).
+        end: the value the `"default"` rule reaches at the last epoch, > 0.
+        compressed_growth: the factor the `"compressed"` rule grows the start by, > 0.
+    """
+
+    end: float = 1.0
+    compressed_growth: float = 10.0
+    direction = "up"
+
+    def schedule(self, start, epochs, rule="default", mu_max=None):
+        start = self._check(start, epochs, rule)
+        if rule == "compressed":
+            return GeometricSchedule(start, start * self.compressed_growth, epochs)
+        end = self.end if mu_max is None else check_positive("mu_max", mu_max)
+        return GeometricSchedule(start, max(start, end), epochs)
+
+
+@dataclass(frozen=True)
+class ExponentialAnnealing(Annealing):
+    r"""Decay the parameter exponentially per epoch (temperature: smaller is closer to sign).
+
+    - rule `"default"`: \\(v_0 \cdot r^{epoch}\\) with `rate` \\(r\\), whatever the run length;
+    - rule `"compressed"`: \\(v_0 \cdot r'^{epoch}\\) with
+      \\(r' = \min(r, f^{1/(epochs-1)})\\), so the value reaches `compressed_floor`
+      \\(f\\) times the start by the last epoch (\\(r\\) for a 1-epoch run).
+
+    !!! example
+        ```python
+        from bnnzoo.quantizers import ExponentialAnnealing
+
+        annealing = ExponentialAnnealing("temperature", rate=0.95, compressed_floor=0.01)
+        assert annealing.schedule(2.0, epochs=10)(1) == 2.0 * 0.95
+        assert round(annealing.schedule(2.0, epochs=3, rule="compressed")(2), 9) == 0.02
+        ```
+
+    Args:
+        parameter: the parameter decayed (`"temperature"`).
+        rate: the per-epoch factor of the `"default"` rule, > 0.
+        compressed_floor: the fraction of the start the `"compressed"` rule reaches, > 0.
+    """
+
+    rate: float = 0.95
+    compressed_floor: float = 0.01
+    direction = "down"
+
+    def schedule(self, start, epochs, rule="default", mu_max=None):
+        start = self._check(start, epochs, rule)
+        if rule == "default" or epochs < 2:
+            return ExponentialSchedule(start, self.rate)
+        return ExponentialSchedule(start, min(self.rate, self.compressed_floor ** (1.0 / (epochs - 1))))
+
+
+# BNN++'s sign-Swish backward is the derivative of SS_mu: for mu >~ 20 it is near zero or
+# negative for most inputs. On Fashion-MNIST (3x256 binary MLP, 10 epochs, one seed) the
+# final validation accuracy is 88.57 / 88.65 / 88.92 / 88.37 / 87.17 / 85.78 % for caps
+# 2 / 3 / 5 / 10 / 20 / 100 (`python benchmarks/bnnpp_mu.py`, docs/benchmarks/bnnpp_mu.md),
+# so mu is bounded at 5 (BNN+ keeps its beta at 5 for the same reason); "compressed" grows
+# it 100x.
+SIGN_SWISH_ANNEALING = GeometricAnnealing("mu", end=5.0, compressed_growth=100.0)
+# ProxConnect's P^mu equals sign on [-1, 1] from mu = 1 on; "compressed" grows mu 10x.
+PROX_ANNEALING = GeometricAnnealing("mu", end=1.0, compressed_growth=10.0)
+# Hyper-BinaryNet's CIFAR rule T0 * 0.95^epoch (authors' code, `main.py`); "compressed"
+# decays T at least to 1 % of T0 by the last epoch.
+HARDTANH_ANNEALING = ExponentialAnnealing("temperature", rate=0.95, compressed_floor=0.01)
+
+
 # --------------------------------------------------------------------------- ProxConnect++ pairs
 #
 # A quantizer here is a pair (F, B'): the forward F maps latent weights or
@@ -182,7 +469,7 @@ class _Forward(NamedTuple):
     derivative: Callable | None  # dF/dx(x[, parameter]); None: not differentiable (sign)
     parameter: str | None  # name of its parameter
     binary: bool  # whether the output is +-1
-    anneal_direction: str | None  # "up"/"down": how the parameter moves towards sign
+    annealing: Annealing | None  # how training moves the parameter towards sign
 
 
 class _Backward(NamedTuple):
@@ -195,9 +482,9 @@ class _Backward(NamedTuple):
 _FORWARDS: dict[str, _Forward] = {
     "sign": _Forward(lambda x: lq.math.sign(x), None, None, True, None),
     "identity": _Forward(lambda x: x, lambda x: tf.ones_like(x), None, False, None),
-    "sign_swish": _Forward(_sign_swish, _sign_swish_derivative, "mu", False, "up"),
-    "hardtanh": _Forward(_hardtanh, _hardtanh_derivative, "temperature", False, "down"),
-    "prox": _Forward(_prox, _prox_derivative, "mu", False, "up"),
+    "sign_swish": _Forward(_sign_swish, _sign_swish_derivative, "mu", False, SIGN_SWISH_ANNEALING),
+    "hardtanh": _Forward(_hardtanh, _hardtanh_derivative, "temperature", False, HARDTANH_ANNEALING),
+    "prox": _Forward(_prox, _prox_derivative, "mu", False, PROX_ANNEALING),
 }
 _BACKWARDS: dict[str, _Backward] = {
     "identity": _Backward(None, None),
@@ -207,6 +494,8 @@ _BACKWARDS: dict[str, _Backward] = {
 }
 _DEFAULT_PARAMETERS = {"mu": 1.0, "temperature": 1.0, "clip_value": 1.0, "beta": 5.0}
 FORWARDS = tuple(_FORWARDS)
+# forward -> its annealing rule, for the forwards that have a parameter.
+FORWARDS_ANNEALING = {name: f.annealing for name, f in _FORWARDS.items() if f.annealing is not None}
 BACKWARDS = tuple(_BACKWARDS)
 
 
@@ -247,6 +536,8 @@ def _kernels(forward: str, backward: str, fuse: bool):
     return None, compile_(lambda x, dy, b: dy * b_derivative(x, None, b))
 
 
+# The general pair has no bnnzoo name (its forward and backward are arguments): a Keras
+# custom object only, so saved models reload.
 @lq.utils.register_keras_custom_object
 class ForwardBackwardQuantizer(lq.quantizers._BaseQuantizer):
     r"""A ProxConnect++ forward/backward pair: forward \\(F\\), backward \\(B'\\).
@@ -277,7 +568,11 @@ class ForwardBackwardQuantizer(lq.quantizers._BaseQuantizer):
 
     A forward with a parameter (`mu`, `temperature`) keeps it in a non-trainable
     variable, so `QuantizerAnnealing` can anneal it during training and it is part
-    of checkpoints and saved models. With `exact_sign=True` (also a variable, set by
+    of checkpoints and saved models. How training anneals it is the quantizer's
+    `annealing` (the forward's rule: `sign_swish` and `prox` grow \(\mu\) with a
+    `GeometricAnnealing`, `hardtanh` decays \(T\) with an `ExponentialAnnealing`); a
+    subclass may declare its own as a class attribute, and
+    `bnnzoo.callbacks.default_annealing` follows whatever it declares. With `exact_sign=True` (also a variable, set by
     the annealing callback at the end of its schedule) the forward is exactly
     \\(\operatorname{sign}\\) whatever the parameter; the backward is unchanged. The
     annealed variables are kept out of `layer.weights` (as larq does for its
@@ -345,6 +640,12 @@ class ForwardBackwardQuantizer(lq.quantizers._BaseQuantizer):
                 )
         self.forward = forward
         self.backward = backward
+        annealed = self.annealing.parameter if self.annealing is not None else None
+        if annealed != _FORWARDS[forward].parameter:
+            raise ValueError(
+                f"annealing of {type(self).__name__} must move the parameter "
+                f"{_FORWARDS[forward].parameter!r} of forward {forward!r}, got {self.annealing!r}"
+            )
         self.parameters = {
             name: check_positive(name, _DEFAULT_PARAMETERS[name] if given[name] is None else given[name], convert=True)
             for name in sorted(needed)
@@ -359,6 +660,16 @@ class ForwardBackwardQuantizer(lq.quantizers._BaseQuantizer):
     # ----------------------------------------------------------------- annealing
 
     @property
+    def annealing(self) -> Annealing | None:
+        """How training anneals the forward's parameter (`None`: not annealed).
+
+        The forward's rule; a subclass overrides it with a class attribute
+        (`annealing = GeometricAnnealing("mu", end=3.0)`), which must move the forward's
+        parameter.
+        """
+        return _FORWARDS[self.forward].annealing
+
+    @property
     def annealed_parameter(self) -> str | None:
         """Name of the forward's parameter (`mu`, `temperature`) or `None`."""
         return _FORWARDS[self.forward].parameter
@@ -366,7 +677,15 @@ class ForwardBackwardQuantizer(lq.quantizers._BaseQuantizer):
     @property
     def anneal_direction(self) -> str | None:
         """`"up"` or `"down"`: the way the parameter moves the forward towards sign."""
-        return _FORWARDS[self.forward].anneal_direction
+        return None if self.annealing is None else self.annealing.direction
+
+    def annealing_schedule(self, epochs: int, rule: str = "default",
+                           mu_max: float | None = None) -> Callable[[int], float]:
+        """The per-epoch schedule of the annealed parameter over `epochs`, from the
+        constructor's value, by `rule` (see `annealing`)."""
+        if self.annealing is None:
+            raise ValueError(f"forward {self.forward!r} has no annealed parameter")
+        return self.annealing.schedule(self._initial_parameter, epochs, rule, mu_max)
 
     def build(self, input_shape):
         name = self.annealed_parameter
@@ -467,8 +786,28 @@ def _log_uniform_space(name: str, low: float, high: float, default: float, doc: 
     return classmethod(search_space)
 
 
-class _NamedPair(ForwardBackwardQuantizer):
-    """A member of the family with its forward and backward fixed."""
+class NamedPair(ForwardBackwardQuantizer):
+    """A member of the ProxConnect++ family with its forward and backward fixed: the base
+    of every named pair (`BNN`, `BNNPlusPlus`, `SteWarmup`, ...).
+
+    A subclass sets `_forward` and `_backward` (names from `ForwardBackwardQuantizer`'s
+    tables) and, to anneal its forward's parameter otherwise than the forward's rule, an
+    `annealing`; its constructor takes the pair's parameters, and its config omits the
+    fixed names.
+
+    !!! example
+        ```python
+        from bnnzoo.quantizers import ExponentialAnnealing, NamedPair
+
+        class FastWarmup(NamedPair):  # STE-Warmup's pair, T halved every epoch
+            _forward, _backward = "hardtanh", "ste"
+            annealing = ExponentialAnnealing("temperature", rate=0.5)
+
+        q = FastWarmup(temperature=2.0)
+        assert q.annealing_schedule(epochs=10)(2) == 0.5
+        assert FastWarmup.from_config(q.get_config()).get_config() == q.get_config()
+        ```
+    """
 
     _forward = "sign"
     _backward = "ste"
@@ -485,9 +824,8 @@ class _NamedPair(ForwardBackwardQuantizer):
         return config
 
 
-@lq.utils.register_alias("binary_connect")
-@lq.utils.register_keras_custom_object
-class BinaryConnect(_NamedPair):
+@register_quantizer("binary_connect")
+class BinaryConnect(NamedPair):
     r"""BinaryConnect: sign forward, identity backward.
 
     \\[
@@ -515,9 +853,8 @@ class BinaryConnect(_NamedPair):
     _forward, _backward = "sign", "identity"
 
 
-@lq.utils.register_alias("bnn")
-@lq.utils.register_keras_custom_object
-class BNN(_NamedPair):
+@register_quantizer("bnn")
+class BNN(NamedPair):
     r"""BNN: sign forward, clipped identity backward.
 
     \\[
@@ -550,9 +887,8 @@ class BNN(_NamedPair):
     _forward, _backward = "sign", "ste"
 
 
-@lq.utils.register_alias("bnn_plus")
-@lq.utils.register_keras_custom_object
-class BNNPlus(_NamedPair):
+@register_quantizer("bnn_plus")
+class BNNPlus(NamedPair):
     r"""BNN+: sign forward, sign-Swish derivative backward.
 
     \\[
@@ -585,9 +921,8 @@ class BNNPlus(_NamedPair):
     search_space = _log_uniform_space("beta", 1.0, 20.0, 5.0, "the sign-Swish steepness beta.")
 
 
-@lq.utils.register_alias("bnnpp")
-@lq.utils.register_keras_custom_object
-class BNNPlusPlus(_NamedPair):
+@register_quantizer("bnnpp")
+class BNNPlusPlus(NamedPair):
     r"""BNN++: sign-Swish forward and its exact derivative backward, \\(\mu\\) annealed up.
 
     Not binary until finalized: the forward is the smooth \\(SS_\mu\\), not \\(\pm 1\\),
@@ -629,9 +964,8 @@ class BNNPlusPlus(_NamedPair):
     search_space = _log_uniform_space("mu", 0.25, 4.0, 1.0, "the starting mu (the default schedule grows it to MU_MAX = 5).")
 
 
-@lq.utils.register_alias("proxconnect")
-@lq.utils.register_keras_custom_object
-class ProxConnect(_NamedPair):
+@register_quantizer("proxconnect")
+class ProxConnect(NamedPair):
     r"""ProxConnect: proximal-map forward, identity backward.
 
     Not binary until finalized: the forward \\(P^\mu\\) is not \\(\pm 1\\) off
@@ -678,9 +1012,8 @@ class ProxConnect(_NamedPair):
         super().__init__(mu=mu, **kwargs)
 
 
-@lq.utils.register_alias("ste_warmup")
-@lq.utils.register_keras_custom_object
-class SteWarmup(_NamedPair):
+@register_quantizer("ste_warmup")
+class SteWarmup(NamedPair):
     r"""STE-Warmup (Hyper-BinaryNet): hardtanh(x / T) forward, clipped identity backward.
 
     Not binary until finalized: the forward \\(\operatorname{clip}(x / T, -1, 1)\\) takes
@@ -826,8 +1159,7 @@ def binary_forward(model) -> bool:
     return bool(states) and all(states)
 
 
-@lq.utils.register_alias("dorefa_weights")
-@lq.utils.register_keras_custom_object
+@register_quantizer("dorefa_weights")
 class DoReFaWeights(lq.quantizers.DoReFa):
     r"""DoReFa-Net's 1-bit weight quantizer: larq's `DoReFa` with `k_bit=1, mode="weights"`.
 
@@ -864,9 +1196,3 @@ class DoReFaWeights(lq.quantizers.DoReFa):
             raise ValueError(f"mode must be 'weights' or 'activations', got {mode!r}")
         super().__init__(k_bit=int(k_bit), mode=mode, **kwargs)
 
-
-register_quantizer("dorefa_weights", DoReFaWeights)
-
-for _name, _cls in (("binary_connect", BinaryConnect), ("bnn", BNN), ("bnn_plus", BNNPlus),
-                    ("bnnpp", BNNPlusPlus), ("proxconnect", ProxConnect), ("ste_warmup", SteWarmup)):
-    register_quantizer(_name, _cls)

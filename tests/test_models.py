@@ -21,7 +21,17 @@ import tensorflow as tf
 import bnnzoo
 from bnnzoo.models import FAMILY_DEFAULT, create_model, get_model_spec, list_models
 from bnnzoo.training import TrainConfig
-from _base import assert_learned, run_mirrored_test, run_model_saving_test, run_resume_test, run_serialization_test
+from _base import (
+    FAMILY_DIGITS_BAR,
+    assert_learned,
+    binary_layers,
+    family_digits_config,
+    run_below_minimum_test,
+    run_family_build_test,
+    run_mirrored_test,
+    run_resume_test,
+    small_shape,
+)
 
 ALL_MODELS = list_models()
 EXPECTED = {
@@ -52,27 +62,15 @@ HEAVY_FAMILIES = {"xnornet", "quicknet_large"}
 SHARED_QUANTIZER_FAMILIES = {"xnornet"}
 
 
-def small_shape(name: str, channels: int = 3) -> tuple[int, int, int]:
-    size = max(get_model_spec(name).min_input_size, 8)
-    return (size, size, channels)
-
-
-def binary_layers(model: tf.keras.Model) -> list[tf.keras.layers.Layer]:
-    """Layers whose kernel is binarized (1-bit) according to larq's model profile."""
-    profile = lq.models.ModelProfile(model)
-    return [lp for lp in profile.layer_profiles if lp.weight_count(bitwidth=1) > 0]
-
-
 # Families that take digits' 8x8 inputs (min_input_size <= 8) train on them in the
-# default suite: 3 epochs of Adam 1e-2 + ste_sign at the SMALL_KWARGS size must beat
-# this test accuracy (chance 0.10). The others need >= 32 px (larq-zoo ImageNet layouts).
+# default suite (`_base.FAMILY_DIGITS_BAR`); the others need >= 32 px (larq-zoo
+# ImageNet layouts). The checks are `tests/_base.py`'s, so `tests/test_contributing.py`
+# runs the same ones on a family added the way CONTRIBUTING.md says.
 DIGITS_FAMILIES = [n for n in ALL_MODELS if get_model_spec(n).min_input_size <= 8]
-FAMILY_DIGITS_BAR = 0.5
 
 
 def _digits_config(name: str, **kw) -> TrainConfig:
-    return TrainConfig(model=name, dataset="digits", epochs=3, batch_size=64, learning_rate=1e-2,
-                       model_kwargs=SMALL_KWARGS.get(name, {}), **kw)
+    return family_digits_config(name, SMALL_KWARGS.get(name, {}), **kw)
 
 
 @pytest.mark.parametrize("name", DIGITS_FAMILIES)
@@ -105,40 +103,18 @@ def _heavy(name):
 def test_small_input_build_forward_serialize_save(name, tmp_path):
     """Any quantizer pair (by name and by object), small input: forward pass, binary
     layers, config round trip and save/reload with identical predictions."""
-    shape = small_shape(name)
-    kernel_q = lq.quantizers.SteSign(clip_value=1.1)
-    model = create_model(name, input_shape=shape, num_classes=7, input_quantizer="approx_sign",
-                         kernel_quantizer=kernel_q, **SMALL_KWARGS.get(name, {}))
-    kernels = [l.kernel_quantizer for l in model.layers
-               if isinstance(getattr(l, "kernel_quantizer", None), lq.quantizers.SteSign)]
-    assert kernels and all(q.clip_value == pytest.approx(1.1) for q in kernels)
-    if name not in SHARED_QUANTIZER_FAMILIES:
-        assert len({id(q) for q in kernels}) == len(kernels)  # a fresh quantizer per layer
-    inputs = [l.input_quantizer for l in model.layers if getattr(l, "input_quantizer", None) is not None]
-    assert inputs and all(isinstance(q, lq.quantizers.ApproxSign) for q in inputs)
-
-    y = model(np.zeros((2, *shape), "float32"), training=False)
-    assert y.shape == (2, 7)
-    np.testing.assert_allclose(y.numpy().sum(axis=1), 1.0, rtol=1e-4)  # softmax outputs
-    assert len(binary_layers(model)) > 0
-    run_serialization_test(model)
     # Keras 2's .h5 loader finds functions and subclassed models by registered name only,
     # and larq-zoo registers neither its blurpool initializer, DoReFa-Net's clipping
     # activation nor BinaryDenseNet: its families reload from .keras files only.
     built_by_larq_zoo = get_model_spec(name).builder.__module__.endswith("larq_zoo_families")
-    run_model_saving_test(model, tmp_path, formats=(".keras",) if built_by_larq_zoo else (".keras", ".h5"))
+    run_family_build_test(name, tmp_path, SMALL_KWARGS.get(name, {}),
+                          shared_quantizer=name in SHARED_QUANTIZER_FAMILIES,
+                          formats=(".keras",) if built_by_larq_zoo else (".keras", ".h5"))
 
 
 @pytest.mark.parametrize("name", ALL_MODELS)
 def test_below_minimum_input_is_refused(name):
-    spec = get_model_spec(name)
-    if spec.min_input_size <= 1:  # the dense/pooling families take any size: 1 px builds
-        model = create_model(name, input_shape=(1, 1, 1), num_classes=3, **SMALL_KWARGS.get(name, {}))
-        assert model.output_shape == (None, 3)
-        return
-    too_small = spec.min_input_size - 1
-    with pytest.raises(ValueError, match=f"at least {spec.min_input_size}x{spec.min_input_size}"):
-        create_model(name, input_shape=(too_small, too_small, 3))
+    run_below_minimum_test(name, SMALL_KWARGS.get(name, {}))
 
 
 def test_small_models_at_default_shape():

@@ -6,25 +6,28 @@ formula (float64) on a grid that includes 0, +-1 and large values.
 
 import dataclasses
 import json
-import math
 
 import larq as lq
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from _base import run_digits_training_test
-
-import bnnzoo
-from bnnzoo import quantizers as Q
-from bnnzoo.callbacks import QuantizerAnnealing
-from bnnzoo.training import TrainConfig, train
-
-GRID = np.array(
-    [-1e4, -100.0, -5.0, -2.0, -1.0, -0.7, -0.5, -0.05, -1e-3, 0.0,
-     1e-3, 0.05, 0.5, 0.7, 1.0, 2.0, 5.0, 100.0, 1e4],
-    dtype=np.float32,
+from _base import (
+    GRID,
+    QUANTIZER_DIGITS_BAR,
+    assert_matches,
+    quantizer_digits_config,
+    quantizer_test_model,
+    run_digits_training_test,
+    run_quantizer_bop_test,
+    run_quantizer_layer_test,
+    run_quantizer_reference_test,
+    run_quantizer_saving_test,
+    run_quantizer_serialization_test,
+    run_quantizers_mirrored_test,
 )
+
+from bnnzoo import quantizers as Q
 
 
 # ----------------------------------------------------------------- NumPy references
@@ -82,125 +85,31 @@ REFERENCES = {
         lambda x: (1 - np.tanh(x) ** 2) / np.abs(np.tanh(x)).max(),
     ),
 }
-ANNEALED = ["bnnpp", "proxconnect", "ste_warmup"]
-
-
-def values_and_grads(quantizer, x, compiled=False):
-    def run(x):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            y = quantizer(x)
-        return y, tape.gradient(y, x)
-
-    fn = tf.function(run) if compiled else run
-    y, g = fn(tf.constant(x))
-    return y.numpy().astype(np.float64), g.numpy().astype(np.float64)
-
-
-def assert_matches(quantizer, forward, backward, x=GRID):
-    for compiled in (False, True):
-        y, g = values_and_grads(quantizer, x, compiled)
-        np.testing.assert_allclose(y, forward(x.astype(np.float64)), rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(g, backward(x.astype(np.float64)), rtol=1e-4, atol=1e-5)
 
 
 # ----------------------------------------------------------------- every registered quantizer
+# The checks are `tests/_base.py`'s, so `tests/test_contributing.py` runs the same ones
+# on a quantizer added the way CONTRIBUTING.md says.
 
 
 @pytest.mark.parametrize("name", Q.list_quantizers())
 def test_forward_and_gradient_match_numpy(name):
-    assert name in REFERENCES, f"no NumPy reference for registered quantizer {name!r}"
-    forward, backward = REFERENCES[name]
-    assert_matches(Q.get_quantizer(name), forward, backward)
+    run_quantizer_reference_test(name, REFERENCES)
 
 
 @pytest.mark.parametrize("name", Q.list_quantizers())
 def test_serialization_round_trip(name):
-    q = Q.get_quantizer(name)
-    config = q.get_config()
-    clone = type(q).from_config(config)
-    assert clone.get_config() == config
-    again = lq.quantizers.deserialize(lq.quantizers.serialize(q))
-    assert type(again) is type(q) and again.get_config() == config
-    y = q(tf.constant(GRID))
-    np.testing.assert_array_equal(clone(tf.constant(GRID)).numpy(), y.numpy())
-    # The larq alias resolves to the same class as the bnnzoo name.
-    assert type(lq.quantizers.get(name)) is type(q)
-    assert q.precision == 1, "every registered quantizer is a binary one"
-
-
-def _tiny_model(input_quantizer, kernel_quantizer, conv=True):
-    inputs = tf.keras.Input((8, 8, 1))
-    x = inputs
-    if conv:
-        kq = kernel_quantizer if isinstance(kernel_quantizer, str) else Q.clone_quantizer(kernel_quantizer)
-        iq = input_quantizer if isinstance(input_quantizer, str) else Q.clone_quantizer(input_quantizer)
-        x = lq.layers.QuantConv2D(4, 3, input_quantizer=iq, kernel_quantizer=kq,
-                                  kernel_constraint="weight_clip", use_bias=False, name="conv")(x)
-        x = tf.keras.layers.BatchNormalization(name="bn")(x)
-    x = tf.keras.layers.Flatten()(x)
-    x = lq.layers.QuantDense(10, input_quantizer=input_quantizer, kernel_quantizer=kernel_quantizer,
-                             kernel_constraint="weight_clip", name="dense")(x)
-    return tf.keras.Model(inputs, x)
-
-
-def _set_state(model, value_scale=0.37):
-    """Move every annealable quantizer away from its defaults (value and switch)."""
-    qs = Q.annealable_quantizers(model)
-    for i, q in enumerate(qs):
-        q.set_annealed(q.annealed_value() * (1 + value_scale), exact_sign=(i % 2 == 1))
-    return qs
+    run_quantizer_serialization_test(name)
 
 
 @pytest.mark.parametrize("name", Q.list_quantizers())
 def test_string_and_object_for_inputs_and_kernels(name):
-    x = np.random.default_rng(0).normal(size=(5, 8, 8, 1)).astype(np.float32)
-    by_string = _tiny_model(name, name)
-    by_object = _tiny_model(Q.get_quantizer(name), Q.get_quantizer(name))
-    by_object.set_weights(by_string.get_weights())
-    for layer in ("conv", "dense"):
-        for role in ("input_quantizer", "kernel_quantizer"):
-            assert type(getattr(by_string.get_layer(layer), role)) is Q.quantizer_class(name)
-    np.testing.assert_array_equal(by_string(x).numpy(), by_object(x).numpy())
-    assert lq.optimizers.Bop.is_binary_variable(by_string.get_layer("dense").kernel)
-    # Annealed state lives outside `weights`: same weight list as a plain ste_sign model.
-    assert [w.shape for w in by_string.get_weights()] == [
-        w.shape for w in _tiny_model("ste_sign", "ste_sign").get_weights()
-    ]
+    run_quantizer_layer_test(name)
 
 
 @pytest.mark.parametrize("name", Q.list_quantizers())
 def test_save_reload_identical_predictions(name, tmp_path):
-    x = np.random.default_rng(1).normal(size=(7, 8, 8, 1)).astype(np.float32)
-    model = _tiny_model(name, name)
-    states = [(q.annealed_value(), q.is_exact_sign()) for q in _set_state(model)]
-    expected = model(x).numpy()
-    model.save(tmp_path / "m.keras")
-    reloaded = tf.keras.models.load_model(tmp_path / "m.keras")
-    np.testing.assert_array_equal(reloaded(x).numpy(), expected)
-    assert [(q.annealed_value(), q.is_exact_sign())
-            for q in Q.annealable_quantizers(reloaded)] == states
-    # TF checkpoints (the training routine's resume state) hold the annealed state too.
-    fresh = _tiny_model(name, name)
-    tf.train.Checkpoint(model=model).write(str(tmp_path / "ckpt"))
-    tf.train.Checkpoint(model=fresh).read(str(tmp_path / "ckpt")).assert_consumed()
-    np.testing.assert_array_equal(fresh(x).numpy(), expected)
-
-
-class _InitialWeights(tf.keras.callbacks.Callback):
-    def on_train_begin(self, logs=None):
-        self.weights = self.model.get_weights()
-
-
-def _assert_bop_flipped_only_signs(model, initial, label=""):
-    values = dict(zip((w.name for w in model.weights), model.get_weights()))
-    before = dict(zip((w.name for w in model.weights), initial))
-    kernels = [layer.kernel for layer in model.layers if isinstance(layer, lq.layers.QuantDense)]
-    assert kernels and all(lq.optimizers.Bop.is_binary_variable(k) for k in kernels)
-    for k in kernels:
-        # Bop writes binary weights (+-1) and flips some of them.
-        np.testing.assert_array_equal(np.abs(values[k.name]), 1.0, err_msg=f"{label} {k.name}")
-        assert np.any(np.sign(values[k.name]) != np.sign(before[k.name])), f"{k.name}: no flip"
+    run_quantizer_saving_test(name, tmp_path)
 
 
 @pytest.fixture(scope="module")
@@ -213,55 +122,17 @@ def digits_subset(digits):
 @pytest.mark.parametrize("name", Q.list_quantizers())
 def test_one_epoch_fit_on_digits_with_bop(name, digits_subset):
     """One epoch of the shared training routine with CaseOptimizer(Bop, Adam)."""
-    digits = digits_subset
-    config = TrainConfig(model="binarynet_mlp", dataset="digits", quantizer=name, epochs=1,
-                         optimizer="bop", optimizer_kwargs={"threshold": 1e-7, "gamma": 1e-2},
-                         model_kwargs={"units": 32, "hidden_layers": 1})
-    initial = _InitialWeights()
-    result = train(config, arrays=digits, verbose=0, callbacks=[initial])
-    assert math.isfinite(result.history["loss"][0])
-    assert math.isfinite(result.metrics["test_loss"])
-    _assert_bop_flipped_only_signs(result.model, initial.weights, name)
-
-
-# Test accuracy on digits after 3 epochs of a binary MLP with one hidden layer of 64
-# units, Adam 1e-2 and `quantizer=name` (inputs and kernels, as `TrainConfig` applies
-# it); chance 0.10.
-QUANTIZER_DIGITS_BAR = 0.6
+    run_quantizer_bop_test(name, digits_subset)
 
 
 @pytest.mark.parametrize("name", Q.list_quantizers())
 def test_trains_on_digits_above_the_bar(name, digits):
-    config = TrainConfig(model="binarynet_mlp", dataset="digits", quantizer=name, epochs=3, batch_size=64,
-                         learning_rate=1e-2, model_kwargs={"units": 64, "hidden_layers": 1})
-    run_digits_training_test(config, digits, QUANTIZER_DIGITS_BAR)
+    run_digits_training_test(quantizer_digits_config(name), digits, QUANTIZER_DIGITS_BAR)
 
 
 def test_every_quantizer_fits_under_mirrored_strategy(digits, mirrored_strategy):
     """All registered quantizers side by side in one model (one trace), 2 replicas, Bop."""
-    names = Q.list_quantizers()
-    with mirrored_strategy.scope():
-        inputs = tf.keras.Input(digits.input_shape)
-        x = tf.keras.layers.Flatten()(inputs)
-        branches = []
-        for name in names:  # input quantizer by string, kernel quantizer by object
-            branches.append(lq.layers.QuantDense(
-                8, input_quantizer=name, kernel_quantizer=Q.get_quantizer(name),
-                kernel_constraint="weight_clip", use_bias=False, name=name)(x))
-        x = tf.keras.layers.Concatenate()(branches)
-        outputs = tf.keras.layers.Dense(digits.num_classes, activation="softmax")(x)
-        model = tf.keras.Model(inputs, outputs)
-        model.compile(bnnzoo.optimizers.get_optimizer("bop", 1e-3, threshold=1e-7, gamma=1e-2),
-                      loss="sparse_categorical_crossentropy")
-    initial = _InitialWeights()
-    annealing = QuantizerAnnealing(lambda epoch: 2.0 + epoch, "mu", final_epoch=1)
-    history = model.fit(digits.x_train[:256], digits.y_train[:256], batch_size=64, epochs=2,
-                        callbacks=[initial, annealing], verbose=0)
-    assert all(math.isfinite(v) for v in history.history["loss"])
-    for q in Q.annealable_quantizers(model):
-        if q.annealed_parameter == "mu":
-            assert q.annealed_value() == 3.0 and q.is_exact_sign()
-    _assert_bop_flipped_only_signs(model, initial.weights, "mirrored")
+    run_quantizers_mirrored_test(Q.list_quantizers(), digits, mirrored_strategy)
 
 
 # ----------------------------------------------------------------- parameters and options
@@ -316,7 +187,7 @@ def test_annealed_state_in_config_and_exact_sign_is_sign():
 
 def test_identity_forward_is_not_binary_and_summary_counts_binary_kernels():
     assert Q.ForwardBackwardQuantizer("identity", "identity").precision is None
-    model = _tiny_model("bnnpp", "ste_warmup")
+    model = quantizer_test_model("bnnpp", "ste_warmup")
     lq.models.summary(model)
     profile = lq.models.ModelProfile(model)
     assert profile.weight_count(bitwidth=1) == 3 * 3 * 4 + 4 * 6 * 6 * 10
@@ -389,3 +260,33 @@ def test_search_space_builds_valid_quantizers(name):
         spec = specs[key]
         for value in (spec.min_value, spec.max_value):
             assert Q.get_quantizer(name, **{**kwargs, key: value}).get_config()[key] == pytest.approx(value)
+
+
+def test_register_quantizer_refuses_what_it_cannot_register():
+    """One-line errors, raised before anything is registered (nothing half-done)."""
+    with pytest.raises(ValueError, match=r"quantizer 'bnn' is already registered \(BNN\)"):
+        Q.register_quantizer("bnn", Q.BNNPlus)
+    with pytest.raises(ValueError, match="quantizer name must be a non-empty string, got ''"):
+        Q.register_quantizer("")
+    with pytest.raises(ValueError, match="register_quantizer\\('fn'\\) takes a quantizer class"):
+        Q.register_quantizer("fn", lambda: None)
+    # larq's alias of another class: refused rather than silently replaced
+    with pytest.raises(ValueError, match="'magnitude_aware_sign' is already a Keras custom object"):
+        Q.register_quantizer("magnitude_aware_sign", Q.BNN)
+    assert "fn" not in Q.list_quantizers() and "magnitude_aware_sign" not in Q.list_quantizers()
+    assert tf.keras.utils.get_custom_objects()["magnitude_aware_sign"] is lq.quantizers.MagnitudeAwareSign
+
+
+def test_annealing_must_move_the_forwards_parameter():
+    class WrongParameter(Q.NamedPair):
+        _forward, _backward = "hardtanh", "ste"
+        annealing = Q.GeometricAnnealing("mu", end=5.0)
+
+    with pytest.raises(ValueError, match="annealing of WrongParameter must move the parameter 'temperature' "
+                                         "of forward 'hardtanh', got GeometricAnnealing"):
+        WrongParameter()
+    with pytest.raises(ValueError, match="end must be a finite number > 0, got 0.0"):
+        Q.GeometricAnnealing("mu", end=0.0)
+    with pytest.raises(ValueError, match="rule must be one of default, compressed, got 'none'"):
+        Q.BNNPlusPlus().annealing_schedule(5, rule="none")
+    assert Q.BNN().annealing is None and Q.list_quantizers(annealed=True) == ["bnnpp", "proxconnect", "ste_warmup"]

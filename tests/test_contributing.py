@@ -1,0 +1,177 @@
+"""CONTRIBUTING.md's "Adding things" table, followed to the letter.
+
+Each row's test registers a throwaway object exactly as the table says (inside the
+test; the registries are restored afterwards) and runs the shared suite of
+`tests/_base.py` on it, the checks every registered object of its kind goes through.
+One function per row: `test_quantizer_row`, `test_model_family_row`, and the optimizer
+row's `test_optimizer_row` goes next to them (a fixture registering an optimizer the
+documented way, and one function running `tests/test_every_optimizer.py`'s checks).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import larq as lq
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from _base import (
+    FAMILY_DIGITS_BAR,
+    QUANTIZER_DIGITS_BAR,
+    assert_learned,
+    family_digits_config,
+    quantizer_digits_config,
+    run_below_minimum_test,
+    run_digits_training_test,
+    run_family_build_test,
+    run_mirrored_test,
+    run_quantizer_bop_test,
+    run_quantizer_layer_test,
+    run_quantizer_reference_test,
+    run_quantizer_saving_test,
+    run_quantizer_serialization_test,
+    run_quantizers_mirrored_test,
+    run_resume_test,
+)
+
+from bnnzoo import quantizers as Q
+from bnnzoo.callbacks import default_annealing
+from bnnzoo.models import registry as model_registry
+from bnnzoo.models.blocks import BinaryLayerArgs, scaled_sizes
+from bnnzoo.models.registry import register_model
+from bnnzoo.quantizers import ExponentialAnnealing, NamedPair, register_quantizer
+from bnnzoo.training import TrainConfig, build_model, train
+
+CONTRIBUTING = Path(__file__).resolve().parents[1] / "CONTRIBUTING.md"
+QUANTIZER = "contrib_halving_warmup"
+FAMILY = "contrib_mlp"
+
+
+def _table_row(thing: str) -> str:
+    """The "Adding things" table's row for `thing` ("a quantizer", "a model family")."""
+    rows = [line for line in CONTRIBUTING.read_text().splitlines() if line.startswith(f"| {thing} |")]
+    assert len(rows) == 1, f"CONTRIBUTING.md has {len(rows)} rows for {thing!r}"
+    return rows[0]
+
+
+# ----------------------------------------------------------------- a quantizer
+
+
+@pytest.fixture
+def contributed_quantizer():
+    """A quantizer added as the table says; unregistered (bnnzoo, larq, Keras) afterwards."""
+
+    @register_quantizer(QUANTIZER)
+    class HalvingWarmup(NamedPair):
+        r"""Hardtanh forward, identity backward, the temperature halved every epoch.
+
+        \\[ q(x) = \operatorname{clip}(x / T, -1, 1), \qquad \frac{\partial q}{\partial x} := 1 \\]
+        """
+
+        _forward, _backward = "hardtanh", "identity"
+        annealing = ExponentialAnnealing("temperature", rate=0.5, compressed_floor=0.01)
+
+    # its NumPy reference at the default T = 1 (forward, backward derivative)
+    reference = {QUANTIZER: (lambda x: np.clip(x, -1.0, 1.0), np.ones_like)}
+    try:
+        yield HalvingWarmup, reference
+    finally:
+        Q._QUANTIZERS._entries.pop(QUANTIZER, None)
+        for key in (QUANTIZER, HalvingWarmup.__name__):
+            tf.keras.utils.get_custom_objects().pop(key, None)
+
+
+def test_quantizer_row_is_the_one_decorator():
+    row = _table_row("a quantizer")
+    assert '`@register_quantizer("name")`' in row and "annealing" in row
+    assert "register_alias" not in row and "register_keras_custom_object" not in row
+
+
+def test_quantizer_row(contributed_quantizer, digits, mirrored_strategy, tmp_path):
+    """The shared quantizer suite of `tests/test_quantizers.py` on the new quantizer."""
+    cls, reference = contributed_quantizer
+    assert QUANTIZER in Q.list_quantizers(annealed=True)
+    assert type(lq.quantizers.get(QUANTIZER)) is cls  # the larq string alias
+    run_quantizer_reference_test(QUANTIZER, reference)
+    run_quantizer_serialization_test(QUANTIZER)
+    run_quantizer_layer_test(QUANTIZER)
+    run_quantizer_saving_test(QUANTIZER, tmp_path)
+    run_quantizer_bop_test(QUANTIZER, digits)
+    run_digits_training_test(quantizer_digits_config(QUANTIZER), digits, QUANTIZER_DIGITS_BAR)
+    run_quantizers_mirrored_test([QUANTIZER], digits, mirrored_strategy)
+
+
+def test_contributed_quantizer_is_annealed_by_its_own_declaration(contributed_quantizer, digits):
+    """`default_annealing` follows the class's `annealing` (T halved per epoch, not
+    STE-Warmup's 0.95 on the same forward) with nothing added to `bnnzoo.callbacks`."""
+    config = TrainConfig(quantizer=QUANTIZER, epochs=3, model_kwargs={"units": 8},
+                         quantizer_kwargs={"temperature": 2.0})
+    (callback,) = default_annealing(build_model(config, (8, 8, 1), 10), config, 10)
+    assert [callback.value_at(e) for e in range(3)] == pytest.approx([2.0, 1.0, 0.5])
+    assert callback.log_name == "hardtanh_temperature" and callback.final_epoch == 2
+    compressed = TrainConfig.from_dict({**config.to_dict(), "annealing": "compressed"})
+    (callback,) = default_annealing(build_model(compressed, (8, 8, 1), 10), compressed, 10)
+    assert callback.value_at(2) == pytest.approx(2.0 * 0.01)  # min(0.5, 0.01 ** (1/2)) per epoch
+
+    result = train(config, arrays=digits, verbose=0)
+    assert result.history["hardtanh_temperature"] == pytest.approx([2.0, 1.0, 0.5])
+    assert result.history["hardtanh_temperature_exact_sign"] == [0.0, 0.0, 1.0]
+    annealed = Q.annealable_quantizers(result.model)
+    assert annealed and all(type(q).__name__ == "HalvingWarmup" for q in annealed)
+    assert all(q.annealed_value() == pytest.approx(0.5) and q.is_exact_sign() for q in annealed)
+
+
+# ----------------------------------------------------------------- a model family
+
+
+@pytest.fixture
+def contributed_family():
+    """A family added as the table says; unregistered afterwards."""
+
+    @register_model(FAMILY, default_input_shape=(8, 8, 1), description="Two binary dense layers.")
+    def contrib_mlp(input_shape, num_classes, input_quantizer="ste_sign", kernel_quantizer="ste_sign",
+                    kernel_constraint="weight_clip", width: float = 1.0, units: int = 64):
+        """A binary MLP: one hidden binary dense layer of `units * width` units."""
+        (n_units,) = scaled_sizes("units", [units], width)
+        binary = BinaryLayerArgs(input_quantizer, kernel_quantizer, kernel_constraint)
+        inputs = tf.keras.Input(shape=input_shape)
+        x = tf.keras.layers.Flatten()(inputs)
+        x = lq.layers.QuantDense(n_units, **binary.layer_kwargs(binary_inputs=False), name="dense")(x)
+        x = tf.keras.layers.BatchNormalization(momentum=0.9, scale=False, name="bn")(x)
+        x = lq.layers.QuantDense(num_classes, **binary.layer_kwargs(), name="classifier")(x)
+        x = tf.keras.layers.BatchNormalization(momentum=0.9, scale=False, name="bn_classifier")(x)
+        outputs = tf.keras.layers.Activation("softmax", name="softmax")(x)
+        return tf.keras.Model(inputs, outputs, name=FAMILY)
+
+    try:
+        yield contrib_mlp
+    finally:
+        model_registry._MODELS._entries.pop(FAMILY, None)
+
+
+def test_model_family_row_is_register_model():
+    row = _table_row("a model family")
+    assert re.search(r"`@register_model\(\"name\", default_input_shape=", row)
+    assert "BinaryLayerArgs" in row and "scaled_sizes" in row
+
+
+def test_model_family_row(contributed_family, digits, mirrored_strategy, tmp_path):
+    """The shared family suite of `tests/test_models.py` on the new family (8x8 inputs,
+    so the digits rows apply too)."""
+    small = {"units": 32}
+    run_family_build_test(FAMILY, tmp_path, small)
+    run_below_minimum_test(FAMILY, small)
+    config = family_digits_config(FAMILY, small)
+    assert_learned(run_resume_test(config, tmp_path, digits), config, FAMILY_DIGITS_BAR)
+    run_mirrored_test(family_digits_config(FAMILY, small, strategy="mirrored"), digits, mirrored_strategy,
+                      min_accuracy=FAMILY_DIGITS_BAR)
+
+
+def test_throwaway_objects_are_gone_after_their_tests():
+    """The fixtures restore the registries (runs after the rows in file order)."""
+    assert QUANTIZER not in Q.list_quantizers() and FAMILY not in model_registry.list_models()
+    assert QUANTIZER not in tf.keras.utils.get_custom_objects()
+    assert "HalvingWarmup" not in tf.keras.utils.get_custom_objects()
