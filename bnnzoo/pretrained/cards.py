@@ -197,6 +197,15 @@ def larq_zoo_imagenet_cards(releases_url: str) -> list[Card]:
     Args:
         releases_url: where larq-zoo's release files are, without a trailing `/`
             (`bnnzoo.pretrained.lookup.LARQ_ZOO_RELEASES` unless overridden).
+
+    !!! example
+        ```python
+        from bnnzoo.pretrained.cards import LARQ_ZOO_IMAGENET, larq_zoo_imagenet_cards
+
+        cards = larq_zoo_imagenet_cards("https://mirror.example.org/larq")
+        assert sorted(c.name for c in cards) == sorted(LARQ_ZOO_IMAGENET)
+        assert all(c.url.startswith("https://mirror.example.org/larq/") for c in cards)
+        ```
     """
     return [
         Card(

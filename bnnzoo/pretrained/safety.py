@@ -43,7 +43,16 @@ _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 def is_safe_name(value) -> bool:
-    """Whether `value` is usable as one path component (see `check_safe_name`)."""
+    """Whether `value` is usable as one path component (see `check_safe_name`).
+
+    !!! example
+        ```python
+        from bnnzoo.pretrained.safety import is_safe_name
+
+        assert is_safe_name("digits-bop2ndorder") and is_safe_name("weights.h5")
+        assert not any(is_safe_name(v) for v in ("..", "a/b", ".cache", "", None, "x" * 129))
+        ```
+    """
     return isinstance(value, str) and bool(_SAFE_NAME.fullmatch(value)) and ".." not in value
 
 
@@ -76,7 +85,17 @@ def _origin(url: str) -> tuple[str, str, int | None]:
 
 
 def same_origin(url: str, other: str) -> bool:
-    """Whether two URLs have the same scheme, host and port (a redirect may follow only those)."""
+    """Whether two URLs have the same scheme, host and port (a redirect may follow only those).
+
+    !!! example
+        ```python
+        from bnnzoo.pretrained.safety import same_origin
+
+        assert same_origin("https://github.com/a.h5", "HTTPS://GitHub.com/b/c.h5")
+        assert not same_origin("https://github.com/a.h5", "https://example.org/a.h5")
+        assert not same_origin("https://github.com/a.h5", "http://github.com/a.h5")
+        ```
+    """
     return _origin(url) == _origin(other)
 
 
