@@ -143,7 +143,7 @@ class DatasetSource:
         load: `load(name, data_dir)` returning the raw arrays `x_train`, `y_train`,
             `x_test`, `y_test` (any numeric dtype, images `(N, H, W)` or `(N, H, W, C)`;
             `load_arrays` checks and normalizes them); `name` is the name asked for.
-        description: what the source reads, for `bnnzoo list` and the unknown-name error.
+        description: what the source reads, one line (the unknown-name error quotes those of name families).
         accepts: for a source serving a family of names (paths, TFDS names), whether it
             serves `name`, answered without reading data; `None`: only its registered name.
 
