@@ -1,6 +1,6 @@
 """Datasets as deterministic, normalized train/validation/test `tf.data` pipelines.
 
-Sources, by name:
+Sources, by name (each one registration in `DATASET_SOURCES`, see `register_dataset`):
 
 - `"digits"`: scikit-learn's bundled 8×8 handwritten digits (1797 images). Ships
   inside the scikit-learn wheel, so it loads with no network. The default.
@@ -9,11 +9,13 @@ Sources, by name:
   `dataset-fashion-mnist` package (`/usr/share/datasets/fashion-mnist/`) or bnnzoo's
   cache (`~/.cache/bnnzoo/fashion-mnist`, or `$BNNZOO_CACHE/fashion-mnist`), which
   `python -m bnnzoo.datasets_cache` (run by `make test`) fills without root.
-- any other name is passed to `tensorflow_datasets` (`"cifar10"`, `"mnist"`, ...).
-  Data that is not prepared locally is only downloaded when the download host
-  answers within a few seconds; offline, a clear error is raised at once instead
-  of TFDS's minutes of retries.
 - a path to a `.npz` file holding `x_train`, `y_train`, `x_test`, `y_test`.
+- any name in TFDS's registry (`"cifar10"`, `"mnist"`, ...), through
+  `tensorflow_datasets`. Data that is not prepared locally is only downloaded when
+  the download host answers within a few seconds; offline, a clear error is raised
+  at once instead of TFDS's minutes of retries.
+
+A name matching none of them is a `ValueError` listing the valid ones.
 
 All splits are held in memory as float32 NHWC arrays, normalized per channel with
 the mean and standard deviation of the training split. The validation split is a
@@ -29,6 +31,8 @@ training seed, so every run of a dataset sees the same test and validation image
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(splits.train, validation_data=splits.validation, epochs=2, verbose=0)
     loss, accuracy = model.evaluate(splits.test, verbose=0)
+    assert (splits.input_shape, splits.num_classes) == ((8, 8, 1), 10)
+    assert len(splits.arrays.x_test) == 359 and accuracy > 0.3  # chance is 0.1
     ```
 """
 
@@ -41,21 +45,28 @@ import struct
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import tensorflow as tf
 
+from bnnzoo.registry import Registry
+
 __all__ = [
     "ArraySplits",
+    "DATASET_SOURCES",
+    "DatasetSource",
     "DatasetSplits",
     "DataUnavailableError",
     "FASHION_MNIST_ENV",
+    "check_dataset_name",
+    "dataset_source",
     "epoch_pipeline",
     "eval_pipeline",
-    "check_dataset_name",
     "list_datasets",
     "load_arrays",
     "load_dataset",
+    "register_dataset",
 ]
 
 FASHION_MNIST_ENV = "BNNZOO_FASHION_MNIST_DIR"
@@ -73,29 +84,6 @@ _PROBE_TIMEOUT_S = 3.0
 
 class DataUnavailableError(RuntimeError):
     """The requested dataset is not on this machine and cannot be fetched now."""
-
-
-def list_datasets() -> list[str]:
-    """Names of the built-in offline datasets (any TFDS name or `.npz` path also works)."""
-    return ["digits", "fashion_mnist"]
-
-
-def check_dataset_name(name: str) -> None:
-    """Raise `ValueError` listing the valid names unless `name` can name a dataset.
-
-    Cheap: it reads no data (TFDS names are checked against TFDS's registry).
-    """
-    if name in list_datasets() or name.endswith(".npz"):
-        return
-    import tensorflow_datasets as tfds
-
-    try:
-        tfds.builder_cls(name.split(":")[0].split("/")[0])
-    except tfds.core.registered.DatasetNotFoundError:
-        raise ValueError(
-            f"Unknown dataset {name!r}. Built-in: {', '.join(list_datasets())}; "
-            "or a TFDS name (e.g. 'cifar10', 'mnist'), or a path to a .npz file."
-        ) from None
 
 
 @dataclass(frozen=True)
@@ -121,16 +109,6 @@ class ArraySplits:
     def input_shape(self) -> tuple[int, ...]:
         return tuple(int(d) for d in self.x_train.shape[1:])
 
-    def summary(self) -> dict:
-        return {
-            "name": self.name,
-            "input_shape": list(self.input_shape),
-            "num_classes": self.num_classes,
-            "train": len(self.x_train),
-            "validation": len(self.x_val),
-            "test": len(self.x_test),
-        }
-
 
 @dataclass(frozen=True)
 class DatasetSplits:
@@ -152,8 +130,124 @@ class DatasetSplits:
 
 # --------------------------------------------------------------------------- sources
 
+# What a source's `load(name, data_dir)` returns: the raw arrays of the two splits.
+RawSplits = dict[str, np.ndarray]
+_SPLIT_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
-def _load_digits() -> dict[str, np.ndarray]:
+
+@dataclass(frozen=True)
+class DatasetSource:
+    """How one kind of dataset is read: a loader, a line saying what it is, the names it serves.
+
+    Args:
+        load: `load(name, data_dir)` returning the raw arrays `x_train`, `y_train`,
+            `x_test`, `y_test` (any numeric dtype, images `(N, H, W)` or `(N, H, W, C)`;
+            `load_arrays` checks and normalizes them); `name` is the name asked for.
+        description: what the source reads, one line (the unknown-name error quotes those of name families).
+        accepts: for a source serving a family of names (paths, TFDS names), whether it
+            serves `name`, answered without reading data; `None`: only its registered name.
+
+    !!! example
+        ```python
+        from bnnzoo.data import dataset_source
+
+        digits = dataset_source("digits")
+        assert digits.accepts is None and "scikit-learn" in digits.description
+        assert set(digits.load("digits", None)) == {"x_train", "y_train", "x_test", "y_test"}
+        ```
+    """
+
+    load: Callable[..., RawSplits]
+    description: str
+    accepts: Callable[[str], bool] | None = None
+
+
+# Every dataset source, by name: a new source is one `register_dataset`.
+DATASET_SOURCES: Registry[DatasetSource] = Registry("dataset")
+
+
+def register_dataset(name: str, *, description: str, accepts: Callable[[str], bool] | None = None):
+    """A decorator registering `load(name, data_dir) -> raw splits` as dataset source `name`.
+
+    Afterwards `load_arrays(name)` / `load_dataset(name)` (and `bnnzoo train --dataset
+    name`) read it; its arrays are checked, split and normalized like every other source's.
+
+    Args:
+        name: the dataset's name (for a source with `accepts`, a name for the source).
+        description: what it reads, one line.
+        accepts: see `DatasetSource`; leave it out for a source of one dataset.
+
+    !!! example
+        ```python
+        import numpy as np
+        import bnnzoo
+        from bnnzoo.data import register_dataset
+
+        @register_dataset("stripes", description="vertical or horizontal 8x8 stripes, generated")
+        def stripes(name, data_dir):
+            y = np.arange(60) % 2
+            x = np.zeros((60, 8, 8), "float32")
+            x[y == 0, :, ::2] = 1.0  # class 0: vertical stripes
+            x[y == 1, ::2, :] = 1.0  # class 1: horizontal stripes
+            return {"x_train": x[:40], "y_train": y[:40], "x_test": x[40:], "y_test": y[40:]}
+
+        arrays = bnnzoo.data.load_arrays("stripes", validation_fraction=0.25)
+        assert arrays.input_shape == (8, 8, 1) and arrays.num_classes == 2
+        assert (len(arrays.x_train), len(arrays.x_val), len(arrays.x_test)) == (30, 10, 20)
+        assert "stripes" in bnnzoo.data.list_datasets()
+        ```
+    """
+    def add(load: Callable[..., RawSplits]) -> Callable[..., RawSplits]:
+        DATASET_SOURCES.register(name, DatasetSource(load, description, accepts))
+        return load
+
+    return add
+
+
+def list_datasets() -> list[str]:
+    """Names of the registered single datasets (`.npz` paths and TFDS names also work)."""
+    return [name for name, source in DATASET_SOURCES.items() if source.accepts is None]
+
+
+def dataset_source(name: str) -> DatasetSource:
+    """The source that serves dataset `name`; `ValueError` listing the valid names if none does.
+
+    A registered name is served by its own source; another name by the first source
+    (in name order) whose `accepts` says yes. Cheap: it reads no data.
+
+    Args:
+        name: the dataset name (or `.npz` path, or TFDS name).
+
+    !!! example
+        ```python
+        from bnnzoo.data import DATASET_SOURCES, dataset_source
+
+        assert dataset_source("digits") is DATASET_SOURCES.get("digits")
+        assert dataset_source("runs/my_data.npz") is DATASET_SOURCES.get("npz")  # not read yet
+        try:
+            dataset_source("digitz")
+        except ValueError as err:
+            assert str(err).startswith("Unknown dataset 'digitz'. Valid names: digits, fashion_mnist")
+        ```
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"dataset must be a non-empty string, got {name!r}")
+    if name in DATASET_SOURCES:
+        return DATASET_SOURCES.get(name)
+    for _, source in DATASET_SOURCES.items():
+        if source.accepts is not None and source.accepts(name):
+            return source
+    families = "; or ".join(s.description for _, s in DATASET_SOURCES.items() if s.accepts is not None)
+    raise ValueError(f"Unknown dataset {name!r}. Valid names: {', '.join(list_datasets())}; or {families}")
+
+
+def check_dataset_name(name: str) -> None:
+    """Raise `ValueError` listing the valid names unless `name` can name a dataset (reads no data)."""
+    dataset_source(name)
+
+
+@register_dataset("digits", description="scikit-learn's bundled 8x8 handwritten digits (offline)")
+def _load_digits(name, data_dir) -> RawSplits:
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
@@ -203,7 +297,8 @@ def _fashion_mnist_dir(data_dir: str | os.PathLike | None) -> Path:
     )
 
 
-def _load_fashion_mnist(data_dir) -> dict[str, np.ndarray]:
+@register_dataset("fashion_mnist", description="Fashion-MNIST from local idx files or bnnzoo's cache (offline)")
+def _load_fashion_mnist(name, data_dir) -> RawSplits:
     folder = _fashion_mnist_dir(data_dir)
     arrays = {k: _read_idx(folder / f) for k, f in _FASHION_FILES.items()}
     for k in ("x_train", "x_test"):
@@ -213,15 +308,17 @@ def _load_fashion_mnist(data_dir) -> dict[str, np.ndarray]:
     return arrays
 
 
-_SPLIT_KEYS = ("x_train", "y_train", "x_test", "y_test")
-
-
-def _load_npz(path: Path) -> dict[str, np.ndarray]:
+@register_dataset("npz", description="a path to a .npz file holding x_train, y_train, x_test, y_test",
+                  accepts=lambda name: name.endswith(".npz"))
+def _load_npz(name, data_dir) -> RawSplits:
+    path = Path(name)
+    if not path.is_file():
+        raise FileNotFoundError(f"No .npz dataset at {path}")
     try:
         with np.load(path, allow_pickle=False) as f:
             missing = [k for k in _SPLIT_KEYS if k not in f]
             if missing:
-                raise ValueError(f"{path} lacks the arrays {missing}; it needs x_train, y_train, x_test, y_test")
+                raise ValueError(f"{path} lacks the arrays {missing}; it needs {', '.join(_SPLIT_KEYS)}")
             return {k: np.asarray(f[k]) for k in _SPLIT_KEYS}
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
         if str(path) in str(err):
@@ -275,8 +372,12 @@ def _check_labels(name: str, key: str, y: np.ndarray, n: int) -> np.ndarray:
     return y.astype(np.int32)
 
 
-def _check_splits(name: str, raw: dict[str, np.ndarray], allow_nan: bool) -> tuple[dict[str, np.ndarray], int]:
+def _check_splits(name: str, raw: RawSplits, allow_nan: bool) -> tuple[RawSplits, int]:
     """Validated copies of the raw splits and the class count of the training labels."""
+    missing = [k for k in _SPLIT_KEYS if k not in raw]
+    if missing:
+        raise ValueError(f"dataset {name!r}: its source returned no {', '.join(missing)} "
+                         f"(a source's load returns {', '.join(_SPLIT_KEYS)})")
     out = {}
     for split in ("train", "test"):
         x = out[f"x_{split}"] = _check_images(name, f"x_{split}", np.asarray(raw[f"x_{split}"]), allow_nan)
@@ -312,7 +413,20 @@ def _tfds_split_to_numpy(ds: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(xs), np.concatenate(ys)
 
 
-def _load_tfds(name: str, data_dir) -> dict[str, np.ndarray]:
+def _in_tfds_registry(name: str) -> bool:
+    if name.endswith(".npz"):
+        return False
+    import tensorflow_datasets as tfds
+
+    try:
+        tfds.builder_cls(name.split(":")[0].split("/")[0])  # "mnist:3.0.1", "cifar10/config"
+    except (tfds.core.registered.DatasetNotFoundError, ValueError):  # ValueError: not a TFDS-style name
+        return False
+    return True
+
+
+@register_dataset("tfds", description="a TFDS name (e.g. 'cifar10', 'mnist')", accepts=_in_tfds_registry)
+def _load_tfds(name: str, data_dir) -> RawSplits:
     import tensorflow_datasets as tfds
 
     def load(download: bool):
@@ -332,11 +446,6 @@ def _load_tfds(name: str, data_dir) -> dict[str, np.ndarray]:
                 f"{', '.join(list_datasets())}."
             ) from missing
         train, test = load(download=True)
-    except tfds.core.registered.DatasetNotFoundError as err:
-        raise ValueError(
-            f"Unknown dataset {name!r}. Built-in: {', '.join(list_datasets())}; "
-            "or a TFDS name (e.g. 'cifar10', 'mnist'), or a path to a .npz file."
-        ) from err
     x_train, y_train = _tfds_split_to_numpy(train)
     x_test, y_test = _tfds_split_to_numpy(test)
     return {
@@ -345,19 +454,6 @@ def _load_tfds(name: str, data_dir) -> dict[str, np.ndarray]:
         "x_test": x_test.astype(np.float32),
         "y_test": y_test.astype(np.int32),
     }
-
-
-def _raw_arrays(name: str, data_dir) -> dict[str, np.ndarray]:
-    if name == "digits":
-        return _load_digits()
-    if name == "fashion_mnist":
-        return _load_fashion_mnist(data_dir)
-    if name.endswith(".npz"):
-        path = Path(name)
-        if not path.is_file():
-            raise FileNotFoundError(f"No .npz dataset at {path}")
-        return _load_npz(path)
-    return _load_tfds(name, data_dir)
 
 
 # --------------------------------------------------------------------------- splits
@@ -380,7 +476,8 @@ def load_arrays(
     outside it is refused.
 
     Args:
-        name: `"digits"`, `"fashion_mnist"`, a TFDS name or a path to a `.npz` file.
+        name: a registered dataset (`list_datasets()`: `"digits"`, `"fashion_mnist"`, ...),
+            a path to a `.npz` file or a TFDS name.
         validation_fraction: share of the training data held out for validation, in [0, 1).
         split_seed: seed of the train/validation split (not of training).
         data_dir: folder to read Fashion-MNIST idx files or TFDS data from.
@@ -392,11 +489,10 @@ def load_arrays(
         ValueError: bad arguments, unknown dataset name or malformed data (the
             message names the array and the dimension or value).
     """
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"dataset must be a non-empty string, got {name!r}")
+    source = dataset_source(name)
     if not 0.0 <= validation_fraction < 1.0:
         raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
-    raw, num_classes = _check_splits(name, _raw_arrays(name, data_dir), allow_nan)
+    raw, num_classes = _check_splits(name, source.load(name, data_dir), allow_nan)
     x_train, y_train = raw["x_train"], raw["y_train"]
 
     perm = np.random.default_rng(split_seed).permutation(len(x_train))

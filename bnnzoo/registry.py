@@ -16,11 +16,13 @@ module may use it.
     def red():
         return "#f00"
 
-    print(colours.get("red")(), colours.names())  # #f00 ['red']
+    assert colours.get("red")() == "#f00" and colours.names() == ["red"]
     try:
-        colours.get("blue")
+        colours.get("blue", argument="background")
     except ValueError as err:
-        print(err)  # Unknown colour 'blue'. Valid names: red
+        assert str(err) == "Unknown colour 'blue' (background). Valid names: red"
+    else:
+        raise AssertionError("an unknown name was found")
     ```
 """
 

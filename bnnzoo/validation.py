@@ -9,13 +9,15 @@ bnnzoo.
     ```python
     from bnnzoo.validation import check_int, check_number, check_positive
 
-    check_positive("width", 0.5)                  # 0.5
-    check_int("units", 64, 1, 4096)               # 64
-    check_number("gamma", 1e-4, low=0, high=1, low_open=True)  # 0.0001
+    assert check_positive("width", 0.5) == 0.5
+    assert check_int("units", 64, 1, 4096) == 64
+    assert check_number("gamma", 1e-4, low=0, high=1, low_open=True) == 1e-4
     try:
         check_positive("width", 0)
     except ValueError as err:
-        print(err)  # width must be a finite number > 0, got 0
+        assert str(err) == "width must be a finite number > 0, got 0"
+    else:
+        raise AssertionError("width=0 was accepted")
     ```
 """
 

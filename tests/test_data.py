@@ -1,6 +1,7 @@
 """Dataset sources, seeded splits, normalization and the epoch-keyed training pipeline."""
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -129,6 +130,75 @@ def test_tfds_offline_fails_fast_with_a_clear_error(tmp_path, monkeypatch):
 def test_unknown_dataset_lists_valid_names():
     with pytest.raises(ValueError, match="digits, fashion_mnist"):
         data.load_arrays("no_such_dataset_anywhere")
+
+
+@pytest.fixture
+def sources(monkeypatch):
+    """The dataset registry, restored after the test (so throwaway sources do not leak)."""
+    monkeypatch.setattr(data.DATASET_SOURCES, "_entries", dict(data.DATASET_SOURCES._entries))
+    return data.DATASET_SOURCES
+
+
+def _two_class_splits(n_train=40, n_test=10):
+    rng = np.random.default_rng(1)
+    return {"x_train": rng.random((n_train, 5, 5)), "y_train": np.arange(n_train) % 2,
+            "x_test": rng.random((n_test, 5, 5)), "y_test": np.arange(n_test) % 2}
+
+
+def test_a_registered_source_loads_like_the_built_in_ones(sources):
+    calls = []
+
+    @data.register_dataset("throwaway", description="two classes of noise")
+    def throwaway(name, data_dir):
+        calls.append((name, data_dir))
+        return _two_class_splits()
+
+    assert "throwaway" in data.list_datasets() and "throwaway" in sources
+    data.check_dataset_name("throwaway")  # accepted without loading
+    assert calls == []
+    arrays = data.load_arrays("throwaway", validation_fraction=0.25, data_dir="/some/folder")
+    assert calls == [("throwaway", "/some/folder")]
+    assert arrays.name == "throwaway" and arrays.input_shape == (5, 5, 1) and arrays.num_classes == 2
+    assert (len(arrays.x_train), len(arrays.x_val), len(arrays.x_test)) == (30, 10, 10)
+    assert abs(float(arrays.x_train.mean())) < 1e-5  # normalized like every source
+    splits = data.load_dataset("throwaway", batch_size=8)
+    assert splits.num_classes == 2 and next(iter(splits.train))[0].shape == (8, 5, 5, 1)
+
+
+def test_unknown_name_lists_every_registered_dataset_and_the_name_families(sources):
+    data.register_dataset("throwaway", description="noise")(lambda name, data_dir: _two_class_splits())
+    for check in (data.check_dataset_name, data.load_arrays, data.dataset_source):
+        with pytest.raises(ValueError) as err:
+            check("no_such_dataset_anywhere")
+        message = str(err.value)
+        assert message.startswith("Unknown dataset 'no_such_dataset_anywhere'. Valid names: "
+                                  "digits, fashion_mnist, throwaway; or ")
+        assert "a path to a .npz file" in message and "a TFDS name" in message
+        assert "\n" not in message
+    with pytest.raises(ValueError, match="dataset must be a non-empty string, got ''"):
+        data.check_dataset_name("")
+
+
+def test_a_source_of_many_names_is_asked_after_the_registered_names(sources, tmp_path):
+    @data.register_dataset("toy-files", description="a path to a .toy file",
+                           accepts=lambda name: name.endswith(".toy"))
+    def toy(name, data_dir):
+        return _two_class_splits(n_train=int(Path(name).stem))
+
+    assert "toy-files" not in data.list_datasets()  # a family of names, not one dataset
+    assert data.dataset_source("20.toy").load is toy
+    assert data.dataset_source("x.npz") is sources.get("npz")
+    assert data.dataset_source("digits") is sources.get("digits")
+    assert len(data.load_arrays(str(tmp_path / "20.toy"), validation_fraction=0.0).x_train) == 20
+
+
+def test_sources_are_checked_and_registered_once(sources):
+    with pytest.raises(ValueError, match="dataset 'digits' is already registered"):
+        data.register_dataset("digits", description="another")(lambda name, data_dir: {})
+    data.register_dataset("half", description="no test split")(
+        lambda name, data_dir: {"x_train": np.zeros((4, 2, 2)), "y_train": np.array([0, 1, 0, 1])})
+    with pytest.raises(ValueError, match="dataset 'half': its source returned no x_test, y_test"):
+        data.load_arrays("half")
 
 
 def test_epoch_pipeline_is_keyed_on_epoch(digits):

@@ -118,6 +118,66 @@ def test_create_model_rebuilds_the_card_architecture():
         create_model("binarynet_mlp", weights="digits", input_shape=(28, 28, 1))
 
 
+
+# --------------------------------------------------------------------------- the package's modules
+
+# What `bnnzoo.pretrained` offered as one module (its `__all__` and the constants other
+# modules use); the package keeps every one importable from `bnnzoo.pretrained`.
+FORMER_MODULE_NAMES = (
+    "ARTIFACTS_ENV", "CACHE_ENV", "CARD_FILE", "DATA_LICENSES", "DEPRECATED_CACHE_ENV", "FAMILY_DEFAULT",
+    "LARQ_ZOO_IMAGENET", "LARQ_ZOO_RELEASES", "LARQ_ZOO_RELEASES_ENV", "MAX_DOWNLOAD_BYTES", "RECIPE_RECORD",
+    "WEIGHTS_FILE", "Card", "WeightsIntegrityError", "artifacts_dir", "cache_dir", "check_download_url",
+    "check_safe_name", "fetch", "format_bytes", "format_card_line", "get_card", "inside_folder", "list_cards",
+    "list_pretrained", "load_pretrained_weights", "recipe_artifact", "recipe_record", "recipe_reference",
+    "register_remote_card", "sha256_file", "weights_path",
+)
+# The package's modules, lowest first: each imports bnnzoo modules listed before it only.
+PRETRAINED_MODULES = ("safety", "cards", "lookup", "fetching", "formatting")
+
+
+def test_former_names_import_from_the_package_and_live_in_one_module():
+    import importlib
+
+    modules = {m: importlib.import_module(f"bnnzoo.pretrained.{m}") for m in PRETRAINED_MODULES}
+    for name in FORMER_MODULE_NAMES:
+        assert name in pretrained.__all__, name
+        homes = [m for m, module in modules.items() if name in getattr(module, "__all__", ())]
+        assert len(homes) == 1, (name, homes)
+        assert getattr(pretrained, name) is getattr(modules[homes[0]], name), name
+    exported = {n for module in modules.values() for n in module.__all__}
+    assert set(pretrained.__all__) == exported  # the package re-exports exactly its modules' names
+
+
+def test_pretrained_modules_import_downward_only():
+    import ast
+
+    folder = REPO / "bnnzoo" / "pretrained"
+    assert sorted(p.stem for p in folder.glob("*.py")) == sorted(("__init__",) + PRETRAINED_MODULES)
+    for i, module in enumerate(PRETRAINED_MODULES):
+        tree = ast.parse((folder / f"{module}.py").read_text())
+        imported = {node.module for node in ast.walk(tree)
+                    if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("bnnzoo")}
+        imported |= {a.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                     for a in node.names if a.name.startswith("bnnzoo")}
+        allowed = {f"bnnzoo.pretrained.{m}" for m in PRETRAINED_MODULES[:i]} | {"bnnzoo.datasets_cache"}
+        assert imported <= allowed, (module, sorted(imported - allowed))
+    assert "bnnzoo.pretrained.lookup" in {
+        node.module for node in ast.walk(ast.parse((folder / "fetching.py").read_text()))
+        if isinstance(node, ast.ImportFrom)}  # sanity: the walk sees imports
+
+
+def test_every_package_and_the_larq_zoo_table_ship_in_the_wheel():
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    packages = {".".join(p.parent.relative_to(REPO).parts) for p in (REPO / "bnnzoo").rglob("__init__.py")
+                if "__pycache__" not in p.parts}
+    assert "bnnzoo.pretrained" in packages
+    assert packages <= set(config["packages"]), sorted(packages - set(config["packages"]))
+    for package, patterns in config["package-data"].items():
+        if package != "bnnzoo._artifacts":
+            folder = REPO.joinpath(*package.split("."))
+            assert all(list(folder.glob(pattern)) for pattern in patterns), (package, patterns)
+    assert "larq_zoo_imagenet.json" in config["package-data"]["bnnzoo.pretrained"]
+
 # --------------------------------------------------------------------------- fetching
 
 
@@ -186,7 +246,7 @@ def test_remote_card_loads_through_create_model(served, monkeypatch):
     shutil.copy(pretrained.weights_path(shipped), folder / "mlp.h5")
     remote = Card(**{**shipped.__dict__, "tag": "digits-mirror", "url": f"{server.url}/mlp.h5",
                      "weights_file": "mlp.h5", "source": "test mirror"})
-    monkeypatch.setitem(pretrained._REMOTE_CARDS, ("binarynet_mlp", "digits-mirror"), remote)
+    monkeypatch.setitem(pretrained.lookup._REMOTE_CARDS, ("binarynet_mlp", "digits-mirror"), remote)
     assert "digits-mirror" in pretrained.list_pretrained("binarynet_mlp")
     a = create_model("binarynet_mlp", weights="digits")
     b = create_model("binarynet_mlp", weights="digits-mirror")
@@ -194,7 +254,7 @@ def test_remote_card_loads_through_create_model(served, monkeypatch):
     np.testing.assert_array_equal(a.predict(x, verbose=0), b.predict(x, verbose=0))
     corrupt = Card(**{**remote.__dict__, "tag": "digits-corrupt", "sha256": "0" * 64,
                       "weights_file": "mlp-corrupt.h5"})
-    monkeypatch.setitem(pretrained._REMOTE_CARDS, ("binarynet_mlp", "digits-corrupt"), corrupt)
+    monkeypatch.setitem(pretrained.lookup._REMOTE_CARDS, ("binarynet_mlp", "digits-corrupt"), corrupt)
     with pytest.raises(WeightsIntegrityError):
         create_model("binarynet_mlp", weights="digits-corrupt")
 
@@ -327,7 +387,7 @@ def test_larq_zoo_release_file_loads_with_weights_imagenet(served, monkeypatch):
     card = pretrained.get_card("binary_densenet28", "imagenet")
     local = Card(**{**card.__dict__, "url": f"{server.url}/binary_densenet_28_weights.h5",
                     "sha256": pretrained.sha256_file(folder / "binary_densenet_28_weights.h5")})
-    monkeypatch.setitem(pretrained._REMOTE_CARDS, ("binary_densenet28", "imagenet"), local)
+    monkeypatch.setitem(pretrained.lookup._REMOTE_CARDS, ("binary_densenet28", "imagenet"), local)
     model = create_model("binary_densenet28", weights="imagenet")
     assert model.input_shape == (None, 224, 224, 3) and model.output_shape == (None, 1000)
     for ours, theirs in zip(model.weights, reference.weights):

@@ -51,6 +51,7 @@ the result), `interpreter` (running it), `verify` (the check), `report`
     model = bnnzoo.models.create_model("binarynet_mlp", weights="digits")
     report = export_model(model, format="lce", out="mlp.tflite", dataset="digits")
     print(report.summary())
+    assert report.top1_agreement == 1.0 and report.test_images > 0
     ```
 """
 

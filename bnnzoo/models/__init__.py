@@ -4,8 +4,9 @@
     ```python
     from bnnzoo.models import create_model, list_models
 
-    print(list_models())
+    assert {"binarynet", "binarynet_mlp", "reactnet"} <= set(list_models())
     model = create_model("binarynet", input_shape=(28, 28, 1), width=0.25)
+    assert model.output_shape == (None, 10)
     ```
 """
 

@@ -13,8 +13,12 @@ describe their topology.
     from bnnzoo.models.blocks import BinaryLayerArgs, scaled_sizes
 
     binary = BinaryLayerArgs("ste_sign", "ste_sign", "weight_clip")
-    (units,) = scaled_sizes("units", [512], width=0.5)       # [256]
+    (units,) = scaled_sizes("units", [512], width=0.5)
+    assert units == 256
     layer = lq.layers.QuantDense(units, **binary.layer_kwargs(), name="dense")
+    first, second = binary.layer_kwargs(), binary.layer_kwargs(binary_inputs=False)
+    assert first["kernel_quantizer"] is not second["kernel_quantizer"]  # never shared between layers
+    assert second["input_quantizer"] is None and first["use_bias"] is False
     ```
 """
 

@@ -328,7 +328,7 @@ def reactnet(
         from bnnzoo.models.reactnet import reactnet
 
         model = reactnet((8, 8, 1), 10, input_quantizer="approx_sign", width=0.25, depth=8)
-        print(model.count_params())
+        assert model.input_shape == (None, 8, 8, 1) and model.output_shape == (None, 10)
         ```
     """
     input_shape = tuple(int(d) for d in input_shape)
