@@ -148,16 +148,23 @@ class Claim:
     paper_setting: str
     paper_result: str
     ours_differs: str
-    kind: str  # "speed" (epochs to the baseline's target, and accuracy) or "accuracy"
-    target: tuple[str, str] | None  # (history key, "best" | "final") of the baseline
+    # (history key, "best" | "final") of the baseline: a speed claim (epochs to that
+    # target, and accuracy); `None`: an accuracy claim
+    target: tuple[str, str] | None
     base: dict
     arms: tuple[Arm, ...]
-    epochs: int
-    search_epochs: int
+    # Protocol 2 gives every claim the same budget: 15 epochs, searched at 1/3 of them.
+    epochs: int = 15
+    search_epochs: int = 5
     float_start_epochs: int = 0  # > 0: every arm starts from a float run of the same net
     # speed claims: "no_worse" (faster at equal or higher accuracy) or "higher" (the
     # paper also claims higher accuracy, so a speed-up alone does not reproduce it)
     accuracy_claim: str = "no_worse"
+
+    @property
+    def kind(self) -> str:
+        """`"speed"` (the claim has a `target`) or `"accuracy"`."""
+        return "accuracy" if self.target is None else "speed"
 
     @property
     def baseline(self) -> Arm:
@@ -190,7 +197,7 @@ CLAIMS: dict[str, Claim] = {c.name: c for c in (
         ours_differs=f"{_CNN_TEXT}, 15 epochs; each arm's schedules scaled to the run (Bop's "
                      "gamma x0.1 after every 3 epochs); key hyperparameter searched: Bop's gamma, "
                      "Bop2ndOrder's gamma schedule (scaled as a whole)",
-        kind="speed", target=("val_accuracy", "best"),
+        target=("val_accuracy", "best"),
         base=_CNN,
         arms=(
             Arm("bop", "Bop (own recipe)",
@@ -208,7 +215,6 @@ CLAIMS: dict[str, Claim] = {c.name: c for c in (
                                                "threshold_scale": 0.0}},
                 lr=lr_axis(1e-2), key=_GAMMA_SCALE),
         ),
-        epochs=15, search_epochs=5,
     ),
     Claim(
         name="proxconnect",
@@ -221,7 +227,7 @@ CLAIMS: dict[str, Claim] = {c.name: c for c in (
                      "(the paper's optimizer recipe was not retrieved); BNN++'s mu grows to mu_max "
                      "(searched), ProxConnect's from its searched start; exact sign in the last "
                      "20 % of the epochs",
-        kind="accuracy", target=None,
+        target=None,
         base={**_CNN, "optimizer": "adam", "lr_schedule": "linear"},
         arms=(
             Arm("bnn", "BNN (sign, clipped STE)", {"quantizer": "bnn"}),
@@ -232,7 +238,6 @@ CLAIMS: dict[str, Claim] = {c.name: c for c in (
             Arm("proxconnect", "ProxConnect (P^mu, identity)", {"quantizer": "proxconnect"},
                 key=Axis("quantizer_kwargs.mu", 0.1, 3.0)),
         ),
-        epochs=15, search_epochs=5,
     ),
     Claim(
         name="hyper_binarynet",
@@ -246,7 +251,7 @@ CLAIMS: dict[str, Claim] = {c.name: c for c in (
         ours_differs=f"{_CNN_TEXT} (HyperConv2D convs for the hyper arm), 15 epochs, lr halved "
                      "every 5 epochs; T0 searched; exact sign in the last 20 % of the epochs (the "
                      "authors evaluate hardtanh(x/T) after hundreds of epochs, when T is ~0)",
-        kind="speed", target=("val_accuracy", "final"),
+        target=("val_accuracy", "final"),
         base={**_CNN, **_HBN},
         arms=(
             Arm("ste", "STE", {"quantizer": "ste_sign"}, lr=lr_axis(3e-3)),
@@ -257,7 +262,7 @@ CLAIMS: dict[str, Claim] = {c.name: c for c in (
             Arm("hyperconv_ste_warmup", "HyperConv + STE-Warmup",
                 {"quantizer": "ste_warmup", "model_kwargs": {"width": 0.25, "hyper": True}}, key=_T0),
         ),
-        epochs=15, search_epochs=5, accuracy_claim="higher",
+        accuracy_claim="higher",
     ),
     Claim(
         name="fsg",
@@ -269,7 +274,7 @@ CLAIMS: dict[str, Claim] = {c.name: c for c in (
         ours_differs=f"{_CNN_TEXT} with ReLU float activations, weights-only (dorefa_weights), "
                      "5 float epochs then 15 binary epochs, lr x0.1 every 5 epochs; GRU slow net "
                      "instead of Mamba; alpha searched",
-        kind="speed", target=("loss", "final"),
+        target=("loss", "final"),
         base={**_CNN, "model_kwargs": {"width": 0.25, "activation": "relu"},
               "input_quantizer": "none", "kernel_quantizer": "dorefa_weights", "lr_schedule": "step"},
         arms=(
@@ -278,7 +283,7 @@ CLAIMS: dict[str, Claim] = {c.name: c for c in (
             Arm("fsg_authors", "FSG (authors' variant)", {"optimizer": "fsg_authors"},
                 lr=lr_axis(1e-3), key=_ALPHA),
         ),
-        epochs=15, search_epochs=5, float_start_epochs=5,
+        float_start_epochs=5,
     ),
 )}
 
