@@ -15,9 +15,7 @@ Writes `<out-dir>/bnnpp_mu.json` and `.md`.
 
 from __future__ import annotations
 
-import argparse
 import datetime
-import json
 import os
 import sys
 from pathlib import Path
@@ -26,7 +24,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from reproduce import write_json_atomic  # noqa: E402
+from _common import ResultStore, base_parser, write_report  # noqa: E402
 
 CAPS = (2.0, 3.0, 5.0, 10.0, 20.0, 100.0)
 FULL = dict(dataset="fashion_mnist", epochs=10, units=256, batch_size=128, learning_rate=3e-3)
@@ -53,39 +51,34 @@ def run_cap(cap: float | None, settings: dict, arrays, data_dir=None) -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true")
-    p.add_argument("--results-dir", default=None)
-    p.add_argument("--out-dir", default="docs/benchmarks")
-    p.add_argument("--data-dir")
+    p = base_parser(__doc__.split("\n\n")[0], ("quick", "results_dir", "out_dir", "data_dir"),
+                    results_dir={"help": "one JSON per cap (default benchmarks/results/bnnpp_mu)"})
     p.add_argument("--caps", type=float, nargs="+", default=list(CAPS))
     args = p.parse_args(argv)
     settings = QUICK if args.quick else FULL
-    results = Path(args.results_dir or REPO / "benchmarks/results/bnnpp_mu")
+    # Results of other settings are not reused: their cap is trained again.
+    results = ResultStore(args.results_dir or REPO / "benchmarks/results/bnnpp_mu", mark_finished=False)
     import bnnzoo
 
     arrays = bnnzoo.data.load_arrays(settings["dataset"], data_dir=args.data_dir)
     rows = []
     reference = None
     for cap in [*args.caps, None]:
-        path = results / (f"cap{cap:g}.json" if cap else "ste_sign.json")
-        row = json.loads(path.read_text()) if path.exists() else None
-        if row is None or row.get("settings") != settings:
+        def run(cap=cap):
             what = f"mu 1 -> {cap:g}" if cap else "ste_sign reference"
             print(f"{datetime.datetime.now():%H:%M:%S} {what}", flush=True)
-            row = {**run_cap(cap, settings, arrays, args.data_dir), "settings": settings}
-            write_json_atomic(path, row)
+            return {**run_cap(cap, settings, arrays, args.data_dir), "settings": settings}
+
+        row = results.get_or_run(run, f"cap{cap:g}" if cap else "ste_sign",
+                                 accept=lambda r: r.get("settings") == settings)
         if cap:
             rows.append(row)
         else:
             reference = row
     best = max(rows, key=lambda r: r["val_accuracy_final"])
     command = "python benchmarks/bnnpp_mu.py" + (" " + " ".join(argv) if argv else "")
-    out = Path(args.out_dir)
-    write_json_atomic(out / "bnnpp_mu.json", {"command": command, "settings": settings,
-                                              "date": datetime.date.today().isoformat(),
-                                              "best_cap": best["cap"], "results": rows,
-                                              "ste_sign_reference": reference})
+    report = {"command": command, "settings": settings, "date": datetime.date.today().isoformat(),
+              "best_cap": best["cap"], "results": rows, "ste_sign_reference": reference}
     lines = ["# BNN++: validation accuracy per cap of the mu schedule", "",
              f"`{command}`; binary MLP {settings['units']} units x 3, {settings['dataset']}, "
              f"{settings['epochs']} epochs, Adam {settings['learning_rate']:g} (linear decay), "
@@ -97,7 +90,7 @@ def main(argv=None) -> int:
               f"{100 * reference['val_accuracy_best']:.2f} |"]
     lines += ["", f"Best final validation accuracy: cap {best['cap']:g}. One seed, validation split "
               "only: a guide for the default, not a comparison (that is `benchmarks/reproduce.py`).", ""]
-    (out / "bnnpp_mu.md").write_text("\n".join(lines))
+    write_report(args.out_dir, "bnnpp_mu", report, lines)
     print("\n".join(lines))
     return 0
 

@@ -19,20 +19,21 @@ Each method runs in its own worker process, so its peak resident memory
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
-import json
 import os
 import platform
 import shlex
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (base_parser, epochs_to, run_isolated, serve_child, write_json_atomic,  # noqa: E402
+                     write_markdown)
+
 BASELINE = "ste_sign+adam"
 
 # The full run: BinaryNet MLP (Courbariaux et al.'s MNIST network, narrowed) on a
@@ -169,11 +170,9 @@ def _trackable_variables(*roots) -> list:
     return found
 
 
-def _worker_main(args) -> int:
-    sizing = json.loads(args.sizing)
-    records = run_method(args.worker, sizing, Path(args.run_dir))
-    Path(args.result).write_text(json.dumps(records))
-    return 0
+def _worker(request: dict) -> list[dict]:
+    """Child side of `_spawn`: one method's records."""
+    return run_method(request["method"], request["sizing"], Path(request["run_dir"]))
 
 
 def _inline(method: str, sizing: dict, run_dir: Path, tmp: Path) -> dict:
@@ -186,32 +185,17 @@ def _inline(method: str, sizing: dict, run_dir: Path, tmp: Path) -> dict:
 
 
 def _spawn(method: str, sizing: dict, run_dir: Path, tmp: Path) -> dict:
-    """Run one method in a worker process; its records plus the process's peak RSS."""
-    result = tmp / f"{method}.json"
-    log = tmp / f"{method}.log"
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", method, "--sizing",
-           json.dumps(sizing), "--run-dir", str(run_dir), "--result", str(result)]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore"}
-    with open(log, "w") as fh:
-        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=str(REPO))
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0 or not result.exists():
-        tail = log.read_text()[-1500:]
-        return {"method": method, "error": f"worker exited with {proc.returncode}", "log_tail": tail}
-    # ru_maxrss is in KiB on Linux.
-    return {"method": method, "records": json.loads(result.read_text()),
-            "peak_rss_bytes": int(usage.ru_maxrss) * 1024}
+    """Run one method in a worker process (`_common.run_isolated`); its records plus the
+    process's peak RSS."""
+    child = run_isolated(__file__, {"method": method, "sizing": sizing, "run_dir": str(run_dir)}, tmp, method,
+                         log_path=tmp / f"{method}.log",
+                         env={"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore"})
+    if not child.ok:
+        return {"method": method, "error": f"worker exited with {child.returncode}", "log_tail": child.log_tail}
+    return {"method": method, "records": child.answer, "peak_rss_bytes": child.peak_rss_bytes}
 
 
 # --------------------------------------------------------------------------- report
-
-
-def _epochs_to(curve: list[float], target: float) -> int | None:
-    for i, value in enumerate(curve):
-        if value >= target:
-            return i + 1
-    return None
 
 
 def summarize(results: list[dict], target: float) -> dict:
@@ -227,7 +211,7 @@ def summarize(results: list[dict], target: float) -> dict:
             continue
         recs = res["records"]
         accs = [r["test_accuracy"] for r in recs]
-        epochs = [_epochs_to(r["val_accuracy"], target) for r in recs]
+        epochs = [epochs_to(r["val_accuracy"], target) for r in recs]
         reached = [e for e in epochs if e is not None]
         steps = [r["step_seconds"] for r in recs if r["step_seconds"]]
         rows[method] = {
@@ -332,8 +316,7 @@ def write_report(payload: dict, md_path: Path, png_path: Path | None) -> None:
         "<!-- bnnzoo:benchmark-pages -->",
         "",
     ]
-    md_path.parent.mkdir(parents=True, exist_ok=True)
-    md_path.write_text("\n".join(lines))
+    write_markdown(md_path, lines)
 
 
 def plot_curves(results: list[dict], path: Path) -> None:
@@ -428,27 +411,20 @@ def compare(methods: list[str] | None = None, *, quick: bool = False, out: str |
     }
     json_path = out_dir / "benchmarks" / "compare.json"
     png_path = out_dir / "benchmarks" / "compare.png"
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(payload, indent=2) + "\n")
+    write_json_atomic(json_path, payload)
     plot_curves(results, png_path)
     write_report(payload, out_dir / "benchmarks.md", png_path)
     return payload
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="seconds: digits, 1 epoch, 1 seed, 3 methods")
+    p = base_parser(__doc__.split("\n\n")[0], ("quick", "seeds", "epochs"),
+                    quick={"help": "seconds: digits, 1 epoch, 1 seed, 3 methods"})
     p.add_argument("--out", help="folder for benchmarks.md and benchmarks/ (default docs/)")
     p.add_argument("--methods", nargs="+", help="quantizer+optimizer names (default: every registered one)")
-    p.add_argument("--seeds", type=int, nargs="+")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--worker", help=argparse.SUPPRESS)
-    p.add_argument("--sizing", help=argparse.SUPPRESS)
-    p.add_argument("--run-dir", help=argparse.SUPPRESS)
-    p.add_argument("--result", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    if args.worker:
-        return _worker_main(args)
+    if args.run_one:
+        return serve_child(args.run_one, _worker)
     argv = sys.argv[1:] if argv is None else list(argv)
     command = " ".join([".venv/bin/python benchmarks/compare.py", *map(shlex.quote, argv)])
     payload = compare(args.methods, quick=args.quick, out=args.out, seeds=args.seeds,

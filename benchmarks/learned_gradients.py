@@ -40,7 +40,7 @@ from bnnzoo.fsg import binary_kernel_layers  # noqa: E402
 from bnnzoo.training import TrainConfig  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import TestAccuracy, base_parser, settings_from, subset  # noqa: E402
+from _common import TestAccuracy, base_parser, settings_from, subset, write_report  # noqa: E402
 
 METHODS = {
     "ste": dict(optimizer="adam", quantizer="ste_sign", model_kwargs={}),
@@ -206,7 +206,8 @@ def plot(runs, path, title):
     plt.close(fig)
 
 
-def write_markdown(report, path):
+def report_lines(report):
+    """The Markdown report's lines."""
     s, cfg, timing = report["summary"], report["config"], report["timing"]
     lines = [
         "# Learned gradients: STE vs FSG vs HyperConv + STE-Warmup",
@@ -249,8 +250,9 @@ def write_markdown(report, path):
         "",
         "![curves](learned_gradients.png)",
         "",
+        "",
     ]
-    Path(path).write_text("\n".join(lines) + "\n")
+    return lines
 
 
 def main(argv=None):
@@ -280,8 +282,7 @@ def main(argv=None):
         "runs": runs,
         "wall_seconds": round(time.perf_counter() - started, 1),
     }
-    (out / "learned_gradients.json").write_text(json.dumps(report, indent=2) + "\n")
-    write_markdown(report, out / "learned_gradients.md")
+    write_report(out, "learned_gradients", report, report_lines(report))
     plot(runs, out / "learned_gradients.png",
          f"{settings['model']} {settings['model_kwargs']} on {settings['dataset']}")
     print(json.dumps(report["summary"], indent=2))

@@ -40,7 +40,8 @@ from bnnzoo.optimizers import get_optimizer  # noqa: E402
 from bnnzoo.training import TrainConfig  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import TestAccuracy, base_parser, settings_from, subset  # noqa: E402
+from _common import (TestAccuracy, base_parser, epochs_to, settings_from, subset,  # noqa: E402
+                     write_json_atomic, write_markdown)
 
 # Hyperparameters per compared optimizer. Chosen on the validation split only
 # (see TUNING below and the .md); `learning_rate` is Adam's for real-valued variables.
@@ -212,11 +213,9 @@ def run_convergence(settings, arrays, labels, verbose):
 
 
 def first_epoch_reaching(curve, target):
-    """1-based epoch at which `curve` first reaches `target` (None if never)."""
-    for i, value in enumerate(curve):
-        if value >= target - 1e-9:
-            return i + 1
-    return None
+    """1-based epoch at which `curve` first reaches `target` (None if never); within 1e-9,
+    so that Bop reaches its own final accuracy at the epoch it first had it."""
+    return epochs_to(curve, target, tolerance=1e-9)
 
 
 def summarize(runs, labels, seeds):
@@ -285,7 +284,8 @@ def fmt(x, digits=4):
     return f"{x:.{digits}f}" if isinstance(x, float) else str(x)
 
 
-def write_markdown(report, path):
+def report_lines(report):
+    """The Markdown report's lines, from the report as written to JSON."""
     s, c, t = report["summary"], report["convergence"], report["timing"]
     cfg = report["settings"]
     lines = [
@@ -370,7 +370,7 @@ def write_markdown(report, path):
         lines.append("")
     lines += ["## Notes", ""]
     lines += [f"- {note}" for note in report["notes"]]
-    path.write_text("\n".join(lines) + "\n")
+    return lines + [""]
 
 
 def main(argv=None):
@@ -392,7 +392,7 @@ def main(argv=None):
     if args.tune:
         tuning = tune(settings, arrays, args.verbose)
         tuning["command"] = " ".join(["python", "benchmarks/optimizers.py", *(argv or sys.argv[1:])])
-        Path(args.tune).write_text(json.dumps(tuning, indent=2) + "\n")
+        write_json_atomic(args.tune, tuning)
         print("best:", tuning["best"])
         return tuning
     tuning = json.loads(Path(args.tuning_results).read_text()) if args.tuning_results else None
@@ -438,12 +438,12 @@ def main(argv=None):
         "tuning": tuning,
     }
     report["wall_seconds"] = round(time.perf_counter() - started, 1)
-    (out / "optimizers.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    write_json_atomic(out / "optimizers.json", report)
     if conv:
         plot(runs, labels, settings["seeds"], out / "optimizers.png",
              f"{settings['model']} on {settings['dataset']}: median and range over seeds")
         # JSON round trip turns int keys into strings; use the written form for the table.
-        write_markdown(json.loads((out / "optimizers.json").read_text()), out / "optimizers.md")
+        write_markdown(out / "optimizers.md", report_lines(json.loads((out / "optimizers.json").read_text())))
     print(f"wrote {out}/optimizers.json ({report['wall_seconds']} s)")
     return report
 

@@ -19,7 +19,6 @@ version on the digits data (for the test suite).
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import datetime
 import json
@@ -32,13 +31,15 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import bnnzoo  # noqa: E402
 from bnnzoo import training  # noqa: E402
 from bnnzoo.quantizers import list_quantizers  # noqa: E402
 from bnnzoo.training import TrainConfig  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import base_parser, write_report  # noqa: E402
 
 BASELINE = "ste_sign"
 TARGET_RATIO = 1.05
@@ -114,7 +115,8 @@ def train_all(names, arrays, sizing, log) -> list[dict]:
     return runs
 
 
-def write_markdown(path: Path, report: dict) -> None:
+def report_lines(report: dict) -> list[str]:
+    """The Markdown report's lines."""
     s, timing = report["summary"], report["timing"]
     sizing = report["sizing"]
     lines = [
@@ -157,7 +159,7 @@ def write_markdown(path: Path, report: dict) -> None:
     ]
     if report.get("notes"):
         lines += ["Notes:", ""] + [f"- {n}" for n in report["notes"]] + [""]
-    path.write_text("\n".join(lines))
+    return lines
 
 
 def plot(path: Path, report: dict) -> None:
@@ -218,17 +220,13 @@ def run(quick: bool, out_dir: Path, command: str, log=print) -> dict:
         "runs": runs,
         "wall_seconds": round(time.perf_counter() - started, 1),
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "quantizers.json").write_text(json.dumps(report, indent=2) + "\n")
-    write_markdown(out_dir / "quantizers.md", report)
+    write_report(out_dir, "quantizers", report, report_lines(report))
     plot(out_dir / "quantizers.png", report)
     return report
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="seconds-long run on digits")
-    parser.add_argument("--out-dir", default=str(Path(__file__).resolve().parents[1] / "docs" / "benchmarks"))
+    parser = base_parser(__doc__.splitlines()[0], ("quick", "out_dir"))
     args = parser.parse_args(argv)
     command = " ".join([".venv/bin/python", "benchmarks/quantizers.py"] + (argv if argv is not None else sys.argv[1:]))
     report = run(args.quick, Path(args.out_dir), command, log=lambda m: print(m, flush=True))

@@ -64,15 +64,12 @@ seconds-long version on the digits data (for the test suite).
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import datetime
-import json
 import math
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -82,6 +79,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402
+from _common import (LoadAverage, TestAccuracy, base_parser, epochs_to, run_isolated,  # noqa: E402
+                     serve_child)
+
 BENCHMARK = "reproduce"
 # Bump when a claim's protocol, arms or settings change: old results are then refused.
 VERSION = 2
@@ -147,16 +148,23 @@ class Claim:
     paper_setting: str
     paper_result: str
     ours_differs: str
-    kind: str  # "speed" (epochs to the baseline's target, and accuracy) or "accuracy"
-    target: tuple[str, str] | None  # (history key, "best" | "final") of the baseline
+    # (history key, "best" | "final") of the baseline: a speed claim (epochs to that
+    # target, and accuracy); `None`: an accuracy claim
+    target: tuple[str, str] | None
     base: dict
     arms: tuple[Arm, ...]
-    epochs: int
-    search_epochs: int
+    # Protocol 2 gives every claim the same budget: 15 epochs, searched at 1/3 of them.
+    epochs: int = 15
+    search_epochs: int = 5
     float_start_epochs: int = 0  # > 0: every arm starts from a float run of the same net
     # speed claims: "no_worse" (faster at equal or higher accuracy) or "higher" (the
     # paper also claims higher accuracy, so a speed-up alone does not reproduce it)
     accuracy_claim: str = "no_worse"
+
+    @property
+    def kind(self) -> str:
+        """`"speed"` (the claim has a `target`) or `"accuracy"`."""
+        return "accuracy" if self.target is None else "speed"
 
     @property
     def baseline(self) -> Arm:
@@ -189,7 +197,7 @@ CLAIMS: dict[str, Claim] = {c.name: c for c in (
         ours_differs=f"{_CNN_TEXT}, 15 epochs; each arm's schedules scaled to the run (Bop's "
                      "gamma x0.1 after every 3 epochs); key hyperparameter searched: Bop's gamma, "
                      "Bop2ndOrder's gamma schedule (scaled as a whole)",
-        kind="speed", target=("val_accuracy", "best"),
+        target=("val_accuracy", "best"),
         base=_CNN,
         arms=(
             Arm("bop", "Bop (own recipe)",
@@ -207,7 +215,6 @@ CLAIMS: dict[str, Claim] = {c.name: c for c in (
                                                "threshold_scale": 0.0}},
                 lr=lr_axis(1e-2), key=_GAMMA_SCALE),
         ),
-        epochs=15, search_epochs=5,
     ),
     Claim(
         name="proxconnect",
@@ -220,7 +227,7 @@ CLAIMS: dict[str, Claim] = {c.name: c for c in (
                      "(the paper's optimizer recipe was not retrieved); BNN++'s mu grows to mu_max "
                      "(searched), ProxConnect's from its searched start; exact sign in the last "
                      "20 % of the epochs",
-        kind="accuracy", target=None,
+        target=None,
         base={**_CNN, "optimizer": "adam", "lr_schedule": "linear"},
         arms=(
             Arm("bnn", "BNN (sign, clipped STE)", {"quantizer": "bnn"}),
@@ -231,7 +238,6 @@ CLAIMS: dict[str, Claim] = {c.name: c for c in (
             Arm("proxconnect", "ProxConnect (P^mu, identity)", {"quantizer": "proxconnect"},
                 key=Axis("quantizer_kwargs.mu", 0.1, 3.0)),
         ),
-        epochs=15, search_epochs=5,
     ),
     Claim(
         name="hyper_binarynet",
@@ -245,7 +251,7 @@ CLAIMS: dict[str, Claim] = {c.name: c for c in (
         ours_differs=f"{_CNN_TEXT} (HyperConv2D convs for the hyper arm), 15 epochs, lr halved "
                      "every 5 epochs; T0 searched; exact sign in the last 20 % of the epochs (the "
                      "authors evaluate hardtanh(x/T) after hundreds of epochs, when T is ~0)",
-        kind="speed", target=("val_accuracy", "final"),
+        target=("val_accuracy", "final"),
         base={**_CNN, **_HBN},
         arms=(
             Arm("ste", "STE", {"quantizer": "ste_sign"}, lr=lr_axis(3e-3)),
@@ -256,7 +262,7 @@ CLAIMS: dict[str, Claim] = {c.name: c for c in (
             Arm("hyperconv_ste_warmup", "HyperConv + STE-Warmup",
                 {"quantizer": "ste_warmup", "model_kwargs": {"width": 0.25, "hyper": True}}, key=_T0),
         ),
-        epochs=15, search_epochs=5, accuracy_claim="higher",
+        accuracy_claim="higher",
     ),
     Claim(
         name="fsg",
@@ -268,7 +274,7 @@ CLAIMS: dict[str, Claim] = {c.name: c for c in (
         ours_differs=f"{_CNN_TEXT} with ReLU float activations, weights-only (dorefa_weights), "
                      "5 float epochs then 15 binary epochs, lr x0.1 every 5 epochs; GRU slow net "
                      "instead of Mamba; alpha searched",
-        kind="speed", target=("loss", "final"),
+        target=("loss", "final"),
         base={**_CNN, "model_kwargs": {"width": 0.25, "activation": "relu"},
               "input_quantizer": "none", "kernel_quantizer": "dorefa_weights", "lr_schedule": "step"},
         arms=(
@@ -277,7 +283,7 @@ CLAIMS: dict[str, Claim] = {c.name: c for c in (
             Arm("fsg_authors", "FSG (authors' variant)", {"optimizer": "fsg_authors"},
                 lr=lr_axis(1e-3), key=_ALPHA),
         ),
-        epochs=15, search_epochs=5, float_start_epochs=5,
+        float_start_epochs=5,
     ),
 )}
 
@@ -409,83 +415,24 @@ def _canonical(claim: Claim, arm: Arm) -> tuple[str, str]:
 # ------------------------------------------------------------------------ results store
 
 
-class ResultStore:
-    """Per-result JSON files under one directory, stamped with benchmark and version."""
-
-    STAMP = "benchmark.json"
+class ResultStore(_common.ResultStore):
+    """`_common.ResultStore` stamped with this benchmark, its `VERSION`, and whether the
+    results are `--quick` ones on which dataset."""
 
     def __init__(self, root: Path, settings: Settings):
-        self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
-        stamp = {"benchmark": BENCHMARK, "version": VERSION, "quick": settings.quick,
-                 "dataset": settings.dataset}
-        path = self.root / self.STAMP
-        if path.exists():
-            try:
-                found = json.loads(path.read_text())
-            except json.JSONDecodeError:
-                found = {}
-            if {k: found.get(k) for k in stamp} != stamp:
-                raise ValueError(
-                    f"results directory {self.root} holds results of {found or 'an unknown benchmark'}, "
-                    f"not {stamp}; use another --results-dir (or delete that one to start over)"
-                )
-        else:
-            write_json_atomic(path, stamp)
-
-    def path(self, *parts: str) -> Path:
-        return self.root.joinpath(*parts[:-1], parts[-1] + ".json")
-
-    def get(self, *parts: str) -> dict | None:
-        """The finished result, or `None` (missing, or half-written: then it is removed)."""
-        path = self.path(*parts)
-        if not path.exists():
-            return None
-        try:
-            result = json.loads(path.read_text())
-        except json.JSONDecodeError:
-            print(f"  discarding half-written result {path}", flush=True)
-            path.unlink()
-            return None
-        return result if isinstance(result, dict) and result.get("finished") else None
-
-    def put(self, result: dict, *parts: str) -> None:
-        write_json_atomic(self.path(*parts), {**result, "finished": True})
-
-
-def write_json_atomic(path: Path, obj) -> None:
-    """`bnnzoo._atomic.atomic_write_json` (NaN/inf as null) into a folder made if missing;
-    numpy scalars are written as Python numbers."""
-    from bnnzoo._atomic import atomic_write_json
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(path, obj, default=lambda o: o.item())
+        super().__init__(root, {"benchmark": BENCHMARK, "version": VERSION, "quick": settings.quick,
+                                "dataset": settings.dataset})
 
 
 # ------------------------------------------------------------------------ running
 
 
-def _load_average_callback():
-    """A Keras callback writing the 1-minute load average at each epoch end to
-    `logs["load_1min"]` (a timing is quoted only from an idle machine)."""
-    import tensorflow as tf
-
-    class LoadAverage(tf.keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            if logs is not None:
-                logs["load_1min"] = os.getloadavg()[0]
-
-    return LoadAverage()
-
-
 def _diagnostics(fields: dict, arrays) -> list:
     """The per-epoch logging every protocol-2 run gets: test accuracy, load average, and
     for the Bop family the fraction of would-be flips that tau blocks."""
-    from _common import TestAccuracy
     from bnnzoo.optimizers import ThresholdBlocking
 
-    callbacks = [TestAccuracy(arrays.x_test, arrays.y_test), _load_average_callback()]
+    callbacks = [TestAccuracy(arrays.x_test, arrays.y_test), LoadAverage()]
     if fields.get("optimizer") in ("bop", "bop2ndorder"):
         callbacks.append(ThresholdBlocking(every=10))
     return callbacks
@@ -508,39 +455,22 @@ def _run(fields: dict, run_dir: Path, arrays) -> dict:
 
 
 def _run_isolated(fields: dict, run_dir: Path) -> dict:
-    """`_run` in a fresh Python process (which loads the data itself).
-
-    Why: in one long-lived process that had trained ~20 runs before, every STE-Warmup
-    run of protocol 1's claim `hyper_binarynet` stayed at chance (loss ln 10) until
-    its exact-sign last epoch, while the same config in a fresh process learns from
-    epoch 0. The cause was not found; a process per result rules out any state
-    carried from one run to the next.
-    """
+    """`_run` in a fresh Python process, which loads the data itself
+    (`_common.run_isolated`: why a process per result)."""
     run_dir = Path(run_dir)
-    run_dir.parent.mkdir(parents=True, exist_ok=True)
-    request = run_dir.parent / f".{run_dir.name}.request.json"
-    answer = run_dir.parent / f".{run_dir.name}.result.json"
-    answer.unlink(missing_ok=True)
-    write_json_atomic(request, {"fields": fields, "run_dir": str(run_dir), "answer": str(answer)})
-    done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--run-one", str(request)],
-                          cwd=REPO)
-    if done.returncode != 0 or not answer.exists():
-        raise RuntimeError(f"the run {run_dir} failed in its own process (exit status {done.returncode})")
-    result = json.loads(answer.read_text())
-    request.unlink(missing_ok=True)
-    answer.unlink(missing_ok=True)
-    return result
+    child = run_isolated(__file__, {"fields": fields, "run_dir": str(run_dir)}, run_dir.parent, run_dir.name)
+    if not child.ok:
+        raise RuntimeError(f"the run {run_dir} failed in its own process (exit status {child.returncode})")
+    return child.answer
 
 
-def _run_one(request_path: str) -> int:
-    """Child side of `_run_isolated`."""
+def _run_one(request: dict) -> dict:
+    """Child side of `_run_isolated`: load the data, train, return the result."""
     import bnnzoo
 
-    request = json.loads(Path(request_path).read_text())
     fields = request["fields"]
     arrays = bnnzoo.data.load_arrays(fields["dataset"], data_dir=fields.get("data_dir"))
-    write_json_atomic(Path(request["answer"]), _run(fields, Path(request["run_dir"]), arrays))
-    return 0
+    return _run(fields, Path(request["run_dir"]), arrays)
 
 
 def _execute(fields: dict, run_dir: Path, arrays, settings: Settings) -> dict:
@@ -652,18 +582,6 @@ def run_claim(claim: Claim, settings: Settings, store: ResultStore, runs_dir: Pa
 
 
 # ------------------------------------------------------------------------ analysis
-
-
-def epochs_to(curve: list[float], target: float, higher_is_better: bool,
-              binary: list[bool] | None = None) -> int | None:
-    """First epoch (1-based) whose value reaches `target` among the epochs that
-    `binary` marks (all when `None`), or `None`."""
-    for i, value in enumerate(curve):
-        if binary is not None and not binary[i]:
-            continue
-        if value is not None and ((value >= target) if higher_is_better else (value <= target)):
-            return i + 1
-    return None
 
 
 def best_checkpoint(history: dict) -> dict:
@@ -879,7 +797,7 @@ PROTOCOL = (
 
 
 def write_report(analysis: dict, out_dir: Path, command: str, settings: Settings) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """`<out_dir>/reproduce.json`, `.md` and `.png` from the claims' analyses."""
     report = {
         "benchmark": BENCHMARK, "version": VERSION,
         "date": datetime.date.today().isoformat(),
@@ -890,7 +808,6 @@ def write_report(analysis: dict, out_dir: Path, command: str, settings: Settings
         "summary": {name: a["summary"] for name, a in analysis.items()},
         "claims": analysis,
     }
-    write_json_atomic(out_dir / "reproduce.json", report)
     lines = [
         "# Reproducing the source papers' claims (protocol 2)",
         "",
@@ -953,7 +870,7 @@ def write_report(analysis: dict, out_dir: Path, command: str, settings: Settings
                 fr = ", ".join("–" if v is None else f"{100 * v:.3f}" for v in d.get("step_flip_rate", []))
                 lines.append(f"- {label}: tau blocked % [{tb}]; flipped per step % [{fr}]")
     lines += ["", "![curves](reproduce.png)", ""]
-    (out_dir / "reproduce.md").write_text("\n".join(lines))
+    _common.write_report(out_dir, "reproduce", report, lines)
     _plot(analysis, out_dir / "reproduce.png")
 
 
@@ -1020,17 +937,13 @@ def _plot(analysis: dict, path: Path) -> None:
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = base_parser(__doc__.split("\n\n")[0], ("quick", "results_dir", "out_dir", "data_dir", "report_only"),
+                    results_dir={"help": "per-result JSON files (default benchmarks/results/reproduce, "
+                                         "or runs/reproduce-quick with --quick)"},
+                    data_dir={"help": "Fashion-MNIST folder (default: bnnzoo.data's lookup)"})
     p.add_argument("--claims", nargs="+", help=f"claims to run (default all): {', '.join(CLAIMS)}")
     p.add_argument("--arms", nargs="+", help="run only these arms of the claims (default all)")
-    p.add_argument("--quick", action="store_true", help="seconds-long run on digits (tests)")
-    p.add_argument("--results-dir", help="per-result JSON files (default benchmarks/results/reproduce, "
-                   "or runs/reproduce-quick with --quick)")
     p.add_argument("--runs-dir", help="run directories with checkpoints (default runs/reproduce)")
-    p.add_argument("--out-dir", default="docs/benchmarks", help="where the report goes")
-    p.add_argument("--data-dir", help="Fashion-MNIST folder (default: bnnzoo.data's lookup)")
-    p.add_argument("--report-only", action="store_true", help="rebuild the report from the results")
-    p.add_argument("--run-one", metavar="REQUEST", help=argparse.SUPPRESS)  # child of _run_isolated
     p.add_argument("--time-budget", type=float, default=0,
                    help="stop starting new claims after this many seconds (0: no limit)")
     return p.parse_args(argv)
@@ -1039,7 +952,7 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.run_one:
-        return _run_one(args.run_one)
+        return serve_child(args.run_one, _run_one)
     try:
         names = check_claims(args.claims)
     except ValueError as error:

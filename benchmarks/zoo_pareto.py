@@ -17,18 +17,18 @@ measures new or retrained artifacts.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import datetime
-import json
 import platform
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bnnzoo._atomic import atomic_write_json  # noqa: E402
+from _common import ResultStore, base_parser, write_json_atomic, write_report as write_files  # noqa: E402
+
 BENCHMARK, VERSION = "zoo_pareto", 2
 # Largest |softmax output difference| accepted between LCE and Keras; top-1 must agree
 # on every test image. Looser than export's 1e-4: binarynet_mlp:fashion_mnist differs by
@@ -55,19 +55,16 @@ def measure(card, results_dir: Path) -> dict:
     from bnnzoo import zoo
     from bnnzoo.models import create_model
 
-    path = results_dir / f"{card.name}-{card.tag}.json"
-    if path.is_file():
-        stored = json.loads(path.read_text())
-        if stored.get("version") == VERSION and stored.get("sha256") == card.sha256:
-            return stored
-    print(f"measuring {card.name}:{card.tag} ...", flush=True)
-    model = create_model(card.name, weights=card.tag)
-    lce = zoo.measure_lce_export(model, card.dataset, atol=ATOL)
-    result = {"benchmark": BENCHMARK, "version": VERSION, "sha256": card.sha256, "lce_export": lce,
-              "date": datetime.date.today().isoformat()}
-    results_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(path, result)
-    return result
+    def run():
+        print(f"measuring {card.name}:{card.tag} ...", flush=True)
+        model = create_model(card.name, weights=card.tag)
+        lce = zoo.measure_lce_export(model, card.dataset, atol=ATOL)
+        return {"benchmark": BENCHMARK, "version": VERSION, "sha256": card.sha256, "lce_export": lce,
+                "date": datetime.date.today().isoformat()}
+
+    return ResultStore(results_dir, mark_finished=False).get_or_run(
+        run, f"{card.name}-{card.tag}",
+        accept=lambda r: r.get("version") == VERSION and r.get("sha256") == card.sha256)
 
 
 def update_card(card, measured: dict) -> bool:
@@ -79,7 +76,7 @@ def update_card(card, measured: dict) -> bool:
     if "error" in lce or card.lce_export == lce:
         return False
     updated = dataclasses.replace(card, lce_export=lce)
-    atomic_write_json(pretrained.artifacts_dir() / card.name / card.tag / pretrained.CARD_FILE, updated.to_dict())
+    write_json_atomic(pretrained.artifacts_dir() / card.name / card.tag / pretrained.CARD_FILE, updated.to_dict())
     return True
 
 
@@ -121,16 +118,15 @@ def kib(n):
 
 
 def write_report(rows: list[dict], out_dir: Path, command: str) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """`<out_dir>/zoo_pareto.json` and `.md` from `rows`, each row marked `pareto` or not."""
     fronts = set()
     for dataset in sorted({r["dataset"] for r in rows}):
         fronts |= pareto_front([r for r in rows if r["dataset"] == dataset])
     for r in rows:
         r["pareto"] = r["artifact"] in fronts
     machine = f"{platform.machine()}, {platform.python_version()}"
-    (out_dir / "zoo_pareto.json").write_text(json.dumps(
-        {"benchmark": BENCHMARK, "version": VERSION, "date": datetime.date.today().isoformat(),
-         "command": command, "machine": machine, "rows": rows}, indent=1))
+    report = {"benchmark": BENCHMARK, "version": VERSION, "date": datetime.date.today().isoformat(),
+              "command": command, "machine": machine, "rows": rows}
     lines = [
         "# Shipped artifacts: accuracy against size",
         "",
@@ -157,14 +153,14 @@ def write_report(rows: list[dict], out_dir: Path, command: str) -> None:
                      f"{kib(r['lce_bytes'])} | {agree} | "
                      f"{_fmt_diff(r['lce_max_abs_diff'])} | "
                      f"{'★' if r['pareto'] else ''} |")
-    (out_dir / "zoo_pareto.md").write_text("\n".join(lines) + "\n")
+    # The committed layout of zoo_pareto.json (indent 1, no final newline) is kept.
+    write_files(out_dir, "zoo_pareto", report, lines + [""], indent=1, final_newline=False)
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = base_parser(__doc__.split("\n\n")[0], ("results_dir", "out_dir"),
+                    results_dir={"default": str(ROOT / "benchmarks" / "results" / "zoo_pareto")})
     p.add_argument("--dataset", help="only the artifacts of this dataset (default: every one)")
-    p.add_argument("--results-dir", default=str(ROOT / "benchmarks" / "results" / "zoo_pareto"))
-    p.add_argument("--out-dir", default=str(ROOT / "docs" / "benchmarks"))
     p.add_argument("--update-cards", action="store_true",
                    help="also record each measurement as the shipped card's lce_export")
     args = p.parse_args(argv)

@@ -52,7 +52,24 @@ def test_quick_report(compare, tmp_path):
 
 
 def test_epochs_to_target_and_unknown_method(compare, tmp_path):
-    assert compare._epochs_to([0.5, 0.79, 0.81, 0.9], 0.8) == 3
-    assert compare._epochs_to([0.5, 0.6], 0.8) is None
+    assert compare.epochs_to([0.5, 0.79, 0.81, 0.9], 0.8) == 3  # the shared runner's (test_benchmark_runner)
+    assert compare.epochs_to([0.5, 0.6], 0.8) is None
     with pytest.raises(ValueError, match="Unknown quantizer 'nope'"):
         compare.compare(["nope+adam"], quick=True, out=tmp_path)
+
+
+def test_a_failing_worker_is_reported_with_its_exit_status_and_log(compare, tmp_path):
+    failed = compare._spawn("ste_sign+adam", {"no": "sizing"}, tmp_path / "runs", tmp_path)
+    assert failed["error"] == "worker exited with 1" and "KeyError: 'dataset'" in failed["log_tail"]
+
+
+# slow: a training run in a worker process (tens of seconds); --quick runs in-process.
+@pytest.mark.slow
+def test_each_method_trains_in_its_own_worker_process(compare, tmp_path):
+    """Outside --quick every method runs through the shared runner's isolated run: its
+    records come back from the worker, with the worker's own peak memory."""
+    payload = compare.compare(["ste_sign+adam"], quick=True, out=tmp_path, in_process=False,
+                              log=lambda *a, **k: None)
+    row, run = payload["methods"]["ste_sign+adam"], payload["runs"][0]
+    assert "worker process" in payload["peak_memory_measure"] and row["peak_rss_bytes"] > 50 * 2**20
+    assert [r["seed"] for r in run["records"]] == [0] and 0 <= run["records"][0]["test_accuracy"] <= 1
