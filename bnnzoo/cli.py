@@ -51,6 +51,7 @@ def cmd_list(args) -> int:
         for card in pretrained.list_cards(name):
             print("    " + pretrained.format_card_line(card))
     print("Quantizers: " + ", ".join(quantizers.list_quantizers()))
+    print("Annealed quantizers: " + ", ".join(quantizers.list_quantizers(annealed=True)))
     print("Optimizers: " + ", ".join(optimizers.list_optimizers()))
     print("Datasets:   " + ", ".join(data.list_datasets())
           + " (offline), any TFDS name, or a .npz file")
@@ -108,7 +109,7 @@ def add_train_parser(sub) -> None:
     p.add_argument("--quantizer-arg", type=key_value, action="append", default=[], metavar="K=V")
     p.add_argument("--model-arg", type=key_value, action="append", default=[], metavar="K=V")
     p.add_argument("--annealing", choices=("default", "compressed", "none"),
-                   help="quantizer annealing rule (bnnpp, ste_warmup, proxconnect): the papers' "
+                   help="quantizer annealing rule (for every quantizer that declares one; `bnnzoo list`): the papers' "
                         "bounded rules, the warm-up squeezed into short runs, or none")
     p.add_argument("--lr-schedule", choices=("constant", "linear", "halving", "step"),
                    help="learning-rate schedule over the run (default constant)")

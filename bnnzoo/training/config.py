@@ -58,7 +58,7 @@ class TrainConfig:
     annealed quantizers use an exact-sign forward (at least the last epoch; 0.2: the
     last fifth), so the model trained and validated there is binary; `mu_max` the
     value the `"default"` rule grows BNN++'s / ProxConnect's \\(\\mu\\) to (`None`:
-    `bnnzoo.callbacks.MU_MAX`);
+    the forward's declared cap, `bnnzoo.callbacks.MU_MAX`);
     `lr_schedule` the learning-rate schedule of the whole run (`LR_SCHEDULES`);
     `clipnorm` a global gradient-norm clip applied by every optimizer of the run (each
     sub-optimizer of a `CaseOptimizer` clips the gradients it receives);

@@ -140,7 +140,7 @@ def run_callbacks(model: tf.keras.Model, config: "TrainConfig", steps_per_epoch:
     """The callbacks a run of `config` needs, asked of the parts it uses.
 
     - the model's quantizers: `bnnzoo.callbacks.default_annealing` (annealing of
-      BNN++, ProxConnect and STE-Warmup by the rule `config.annealing`);
+      every quantizer that declares an `annealing`, by the rule `config.annealing`);
     - the optimizer's `training_callbacks(model, config, steps_per_epoch)` when its
       `bnnzoo.optimizers.OptimizerSpec` declares one (`bop`/`bop2ndorder`: the
       binary-variable check and `FlipRate`).
