@@ -8,7 +8,6 @@ import sys
 from bnnzoo.cli_support import (
     fail,
     key_value,
-    non_negative_int,
     positive_float,
     positive_int,
     split_logical_cpus,
@@ -29,6 +28,26 @@ def _port(text: str) -> int:
     if value > 65535:
         raise argparse.ArgumentTypeError(f"must be a TCP port in 1..65535, got {value}")
     return value
+
+
+class _SeedAction(argparse.Action):
+    """`--seed S`: an integer in [0, 2**32), else one error line naming `--seed`.
+
+    An action rather than a `type=`, because argparse prints its usage block
+    before a type error; here the error is the one line every `bnnzoo` failure is.
+    """
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from bnnzoo.tuning.tuners import SEED_LIMIT
+
+        try:
+            seed = int(values.strip(), 10)
+        except ValueError:
+            seed = None
+        if seed is None or not 0 <= seed < SEED_LIMIT:
+            fail(f"{option_string or '--seed'} must be an integer in 0..{SEED_LIMIT - 1} (0 <= S < 2**32), "
+                 f"got {values!r}")
+        setattr(namespace, self.dest, seed)
 
 
 def add_parser(sub) -> None:
@@ -57,7 +76,13 @@ def add_parser(sub) -> None:
                    help="learning rate when the space does not search it")
     p.add_argument("--batch-size", "-b", type=positive_int, default=64,
                    help="batch size when the space does not search it")
-    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--seed", action=_SeedAction, default=0, metavar="S",
+                   help="seed of the search (default 0), an integer in 0..2**32-1: the same S samples the "
+                        "same trials in the same order, for every tuner, and trains each from the same "
+                        "initial weights. Random search repeats exactly; Hyperband's promotions and "
+                        "Bayesian proposals also follow the trials' scores, which repeat on the same "
+                        "machine type and software stack. --distributed: only the random draws follow S, "
+                        "not the order workers finish in; start every worker with the chief's S")
     p.add_argument("--model-arg", type=key_value, action="append", default=[], metavar="K=V",
                    help="model-family option for every trial (e.g. units=128)")
     p.add_argument("--data-dir", help="folder with the dataset files")
@@ -124,7 +149,8 @@ def cmd_tune(args) -> int:
 def _echo(args) -> list[str]:
     """A command line equivalent to `args` (when not run as the `bnnzoo` script)."""
     parts = ["--model", args.model, "--dataset", args.dataset, "--space", args.space, "--tuner", args.tuner,
-             "--max-trials", str(args.max_trials), "--epochs", str(args.epochs), "--out", args.out]
+             "--max-trials", str(args.max_trials), "--epochs", str(args.epochs), "--seed", str(args.seed),
+             "--out", args.out]
     for flag, value in (("--optimizer", args.optimizer), ("--quantizer", args.quantizer)):
         if value:
             parts += [flag, ",".join(value)]

@@ -111,9 +111,27 @@ def run_search(
 ) -> SearchResult | None:
     """Run (or resume) a search over `space` with `tuner`; write the results to `out`.
 
+    Reproducible with `base.seed` (`bnnzoo tune --seed S`, default 0): the same
+    call run again, into any `out`, samples the same trials in the same order with
+    the same hyperparameter values, for every tuner, and trains each from the same
+    initial weights, because the tuner's oracle is seeded from `base.seed`
+    (`make_tuner`) and every trial trains with `base.seed` (`bnnzoo.training.train`:
+    seeded Python, NumPy and TensorFlow, deterministic TensorFlow ops). Random
+    search's trials depend on the seed alone; Hyperband's promotions and the
+    Bayesian tuner's proposals after its random initial points also depend on the
+    trials' scores, which repeat on the same machine type and software stack, not
+    necessarily across them. A search interrupted and resumed samples what an
+    uninterrupted one does. With `distributed`, only the tuner's random draws
+    follow the seed: which trial a worker gets, and what Hyperband and Bayesian
+    decide, depend on the order in which workers finish; each worker trains with
+    its own `base.seed`, so start every worker with the chief's.
+    `results.json` records the seed (`search.seed`) and keras-tuner's oracle
+    seed derived from it (`search.oracle_seed`).
+
     Args:
         base: the config every trial starts from (model, dataset, epochs per
-            trial, seed, fixed values of what the space does not search).
+            trial, seed of the search and of every trial, fixed values of what
+            the space does not search).
         space: a preset name (`list_search_spaces()`).
         tuner: `random`, `hyperband` or `bayesian`.
         max_trials: number of trials (> 0).
@@ -248,6 +266,7 @@ def _finish(kt_tuner, hypermodel: BNNHyperModel, out: Path, base, space, tuner, 
         "machine": _machine(),
         "search": {"model": base.model, "dataset": base.dataset, "space": space, "tuner": tuner,
                    "max_trials": max_trials, "epochs_per_trial": base.epochs, "seed": base.seed,
+                   "oracle_seed": oracle.seed,
                    "final_epochs": final_epochs or base.epochs, "train_size": len(hypermodel.arrays.x_train),
                    "val_size": len(hypermodel.arrays.x_val), "test_size": len(hypermodel.arrays.x_test),
                    "searched_hyperparameters": hps},

@@ -8,16 +8,22 @@ epoch checkpoint when keras-tuner retries it after a restart.
 
 Hyperband trials train from scratch for their bracket's epoch budget (the shared
 routine starts each run from its config, not from another trial's weights).
+
+Seeds: a search's seed `S` fixes its oracle's draws through `oracle_seed(S)`
+(see `make_tuner` for what is reproducible and what is not); every trial trains
+with the `TrainConfig` seed, which `run_search` sets to the same `S`.
 """
 
 from __future__ import annotations
 
 import gc
+import hashlib
 import os
 import threading
 import time
 
 import keras_tuner as kt
+import numpy as np
 import tensorflow as tf
 from keras_tuner.engine import trial as _trial_module
 from keras_tuner.src.distribute import utils as _dist_utils  # no public equivalent: see distributed.py
@@ -25,10 +31,44 @@ from keras_tuner.src.distribute import utils as _dist_utils  # no public equival
 from bnnzoo import training as _training
 from bnnzoo.registry import Registry
 from bnnzoo.tuning.hypermodel import OBJECTIVE, BNNHyperModel
+from bnnzoo.validation import check_int
 
-__all__ = ["TUNERS", "list_tuners", "make_tuner", "format_hp_values"]
+__all__ = ["TUNERS", "list_tuners", "make_tuner", "format_hp_values", "oracle_seed", "SEED_LIMIT"]
 
 RUN_SUBDIR = "run"
+
+# A search's seed has the range of `TrainConfig.seed`, since its trials train with it.
+SEED_LIMIT = 2**32
+
+
+def oracle_seed(seed: int) -> int:
+    """The keras-tuner oracle seed of a bnnzoo search seed `seed` (an integer in [1, 2**31)).
+
+    Not `seed` itself, for two reasons. keras-tuner replaces a seed of 0 (bnnzoo's
+    default) by `random.randint(1, 10000)`, so a search with seed 0 drew different
+    trials on every run. And keras-tuner draws the k-th value of a search with seed
+    `s` from `random.Random(s + k)`, so searches with nearby seeds share draws,
+    shifted: seed `s + m` repeats seed `s`'s draws from its m-th value on (with m
+    values drawn per trial, its first trial is seed `s`'s second). A hash of `seed` spread
+    over [1, 2**31) is never 0, and two seeds' streams practically never overlap.
+
+    Args:
+        seed: the search's seed, an integer in [0, 2**32).
+
+    Returns:
+        A deterministic integer in [1, 2**31): the same for the same `seed` on every
+        machine and Python version.
+
+    !!! example
+        ```python
+        from bnnzoo.tuning.tuners import oracle_seed
+
+        assert oracle_seed(0) == oracle_seed(0) != oracle_seed(1)
+        assert 1 <= oracle_seed(0) < 2**31
+        ```
+    """
+    digest = hashlib.sha256(f"bnnzoo tune seed {check_int('seed', seed, 0, SEED_LIMIT - 1)}".encode()).digest()
+    return 1 + int.from_bytes(digest[:8], "big") % (2**31 - 1)
 
 
 def format_hp_values(values: dict, skip_tuner_keys: bool = True) -> str:
@@ -40,6 +80,11 @@ def format_hp_values(values: dict, skip_tuner_keys: bool = True) -> str:
             value = f"{value:.3g}"
         parts.append(f"{key}={value}")
     return " ".join(parts)
+
+
+def _creation_order(trial_id: str):
+    """Sort key of keras-tuner's trial ids: their number (`"07"` < `"10"`), others after."""
+    return (0, int(trial_id), "") if trial_id.isdigit() else (1, 0, trial_id)
 
 
 class _BNNTunerMixin:
@@ -81,6 +126,20 @@ class _BNNTunerMixin:
         if self.max_model_size and model.count_params() > self.max_model_size:
             raise kt.errors.FailedTrialError(f"Oversized model: {model.count_params()} parameters. Skip model.")
         return model
+
+    def reload(self):
+        """keras-tuner's reload, with the oracle's trials back in the order they were created.
+
+        keras-tuner reads them back in file-system order (a glob), and the Bayesian
+        oracle fits its Gaussian process to them in that order, and the best trial
+        among equal scores is the first in it: in creation order (trial ids
+        `0, 1, ...`), a resumed search proposes and ranks as an unbroken one does.
+        """
+        super().reload()
+        if self._is_worker():  # a worker's oracle is the chief's
+            return
+        trials = self.oracle.trials
+        self.oracle.trials = {tid: trials[tid] for tid in sorted(trials, key=_creation_order)}
 
     def load_model(self, trial):
         """The trained model of `trial`, from its run directory (`<trial dir>/run/model.keras`)."""
@@ -151,8 +210,44 @@ class Hyperband(_BNNTunerMixin, kt.Hyperband):
     """`keras_tuner.Hyperband` over bnnzoo runs (`max_epochs` = the search's epochs)."""
 
 
-class BayesianOptimization(_BNNTunerMixin, kt.BayesianOptimization):
-    """`keras_tuner.BayesianOptimization` over bnnzoo runs."""
+class _BayesianOracle(kt.oracles.BayesianOptimizationOracle):
+    """keras-tuner's Gaussian-process oracle with restarts that a resumed search repeats.
+
+    keras-tuner seeds the generator of the acquisition search's starting points once,
+    when the oracle is built, and does not save it with the oracle's state: a search
+    interrupted and resumed would draw other starting points, and so possibly
+    propose other trials, than the same search run without a break. Here the
+    generator is seeded before each proposal from the oracle seed and the number of
+    trials created so far, which the saved state holds. (The random initial points
+    come from keras-tuner's saved seed counter, as in the other tuners; the Gaussian
+    process itself is fitted with `random_state=seed`, deterministic already.)
+    """
+
+    def populate_space(self, trial_id):
+        self._random_state = np.random.RandomState(_proposal_seed(self.seed, len(self.trials)))
+        return super().populate_space(trial_id)
+
+
+def _proposal_seed(seed: int, trials: int) -> int:
+    digest = hashlib.sha256(f"bnnzoo bayesian proposal {seed} {trials}".encode()).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
+class BayesianOptimization(_BNNTunerMixin, kt.Tuner):
+    """keras-tuner's Bayesian optimization over bnnzoo runs, with `_BayesianOracle`.
+
+    Args:
+        hypermodel: the `BNNHyperModel`.
+        objective, max_trials, num_initial_points, seed, max_consecutive_failed_trials:
+            the oracle's options, as for `keras_tuner.BayesianOptimization`.
+        **kwargs: `keras_tuner.Tuner`'s options (`directory`, `project_name`, `overwrite`...).
+    """
+
+    def __init__(self, hypermodel=None, *, objective=None, max_trials=10, num_initial_points=None, seed=None,
+                 max_consecutive_failed_trials=3, **kwargs):
+        oracle = _BayesianOracle(objective=objective, max_trials=max_trials, num_initial_points=num_initial_points,
+                                 seed=seed, max_consecutive_failed_trials=max_consecutive_failed_trials)
+        super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
 
 
 TUNERS: Registry = Registry("tuner")
@@ -166,18 +261,61 @@ def list_tuners() -> list[str]:
 
 
 def make_tuner(name: str, hypermodel: BNNHyperModel, *, max_trials: int, directory: str,
-               project_name: str = "search", seed: int = 0, overwrite: bool = False):
+               project_name: str = "search", seed: int | None = None, overwrite: bool = False):
     """A tuner of kind `name` (`list_tuners()`) searching `hypermodel`.
 
     With `overwrite=False` (the default) an existing project in
     `directory/project_name` is reloaded: finished trials are kept and an
-    interrupted one is retried (resuming from its run directory).
+    interrupted one is retried (resuming from its run directory). A reloaded
+    project keeps the oracle seed it was created with.
+
+    Reproducibility: two searches with the same `seed`, hypermodel (space, base
+    config, registered optimizers and quantizers) and `max_trials`, run one
+    process at a time, create the same trials in the same order, with the same
+    hyperparameter values, whatever directory they write to, also when one of them
+    was interrupted and resumed:
+
+    * `random`: trial k's values are the k-th draws of the oracle's seeded stream
+      (`oracle_seed(seed)`), whatever the scores.
+    * `hyperband`: the brackets come in a fixed order and their new trials are the
+      same seeded draws; which trials a round promotes depends on the scores.
+    * `bayesian`: the first `max(3, max_trials // 3)` trials are seeded draws; later
+      ones are proposed from the scores (a Gaussian process fitted with a fixed
+      seed, and restarts seeded from the seed and trial count).
+
+    Scores are reproducible where training is: every trial trains with
+    `hypermodel.base.seed` (`bnnzoo.training.train` seeds Python, NumPy and
+    TensorFlow with it and turns on TensorFlow's deterministic ops), so trial k
+    of both searches starts from the same weights and sees the batches in the
+    same order. The same scores, and so the same promotions and Bayesian
+    proposals, need the same machine type and software stack: other hardware or
+    library versions may round differently. In keras-tuner's chief/worker mode
+    only the random draws are tied to the seed, not the order in which workers
+    finish, which hyperband and bayesian decisions depend on (see the tuning docs).
+
+    Args:
+        name: `random`, `hyperband` or `bayesian`.
+        hypermodel: the `BNNHyperModel` to search.
+        max_trials: number of trials (> 0); also caps Hyperband's brackets.
+        directory / project_name: where keras-tuner keeps its project.
+        seed: the search's seed, an integer in [0, 2**32); default
+            `hypermodel.base.seed`, the seed the trials train with. The oracle is
+            seeded with `oracle_seed(seed)`.
+        overwrite: start afresh instead of reloading an existing project.
+
+    Returns:
+        The keras-tuner tuner (`tuner.search(verbose=0)` runs it).
+
+    Raises:
+        ValueError: an unknown `name`, `max_trials` not a positive integer, or
+            `seed` not an integer in [0, 2**32).
     """
     TUNERS.get(name)  # ValueError listing the valid names
     if not (isinstance(max_trials, int) and max_trials > 0):
         raise ValueError(f"max_trials must be a positive integer, got {max_trials!r}")
+    seed = hypermodel.base.seed if seed is None else seed
     objective = kt.Objective(OBJECTIVE, direction="max")
-    common = dict(objective=objective, seed=seed, directory=directory, project_name=project_name,
+    common = dict(objective=objective, seed=oracle_seed(seed), directory=directory, project_name=project_name,
                   overwrite=overwrite, max_consecutive_failed_trials=max_trials)
     if name == "hyperband":
         tuner = Hyperband(hypermodel, max_epochs=max(hypermodel.base.epochs, 1), factor=3,
