@@ -156,7 +156,7 @@ def register_optimizer(name: str, *, search_space=None, training_callbacks=None,
 
         assert "sgd_example" in list_optimizers()
         assert optimizer_spec("sgd_example").build(0.1).momentum == 0.9
-        del OPTIMIZERS._entries["sgd_example"]  # keep the registry as shipped
+        assert OPTIMIZERS.unregister("sgd_example").builder is sgd_example  # keep the registry as shipped
         ```
     """
 
