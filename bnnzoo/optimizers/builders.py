@@ -76,12 +76,15 @@ class OptimizerSpec:
 
     !!! example
         ```python
+        import larq as lq
         from bnnzoo.optimizers import optimizer_spec
 
         spec = optimizer_spec("bop2ndorder")
         assert spec.training_callbacks is optimizer_spec("bop").training_callbacks
         assert spec.wrap_model is None and optimizer_spec("fsg").wrap_model is not None
-        print(type(spec.build(1e-3, threshold=1e-6)).__name__, [f.name for f in spec.cli_flags])
+        assert isinstance(spec.build(1e-3, threshold=1e-6), lq.optimizers.CaseOptimizer)
+        assert [f.name for f in spec.cli_flags][:2] == ["threshold", "gamma"]  # bop's flags, and more
+        assert all(spec.accepts(f.name) for f in spec.cli_flags)
         ```
     """
 
