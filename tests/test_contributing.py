@@ -65,6 +65,21 @@ def _table_row(thing: str) -> str:
     return rows[0]
 
 
+def test_every_row_names_tests_that_exist():
+    """Each "checked by" cell names test files of this repository, and the rows without
+    a test of their own here say the one statement or runner they document."""
+    rows = [line for line in CONTRIBUTING.read_text().splitlines()
+            if line.startswith("| a") and not line.startswith("| to add")]
+    assert len(rows) == 6, [row.split("|")[1] for row in rows]
+    for row in rows:
+        named = re.findall(r"`(tests/[\w/]+\.py)`", row.split(" | ")[-1])
+        assert named and all((CONTRIBUTING.parent / path).is_file() for path in named), row[:40]
+    assert '`@register_dataset("name", description=' in _table_row("a dataset source")
+    assert "`tests/test_data.py`" in _table_row("a dataset source")
+    benchmark = _table_row("a benchmark")
+    assert "`base_parser(" in benchmark and "`tests/test_benchmark_runner.py`" in benchmark
+
+
 # ----------------------------------------------------------------- a quantizer
 
 
