@@ -14,6 +14,7 @@ from typing import Sequence
 from bnnzoo.cli_support import (
     ctrl_c_as_interrupt,
     fail,
+    format_bytes,
     is_expected,
     key_value,
     non_negative_float,
@@ -27,7 +28,7 @@ from bnnzoo.cli_support import (
 )
 from bnnzoo.registry import Registry
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "format_card_line"]
 
 # Subcommands that live next to their feature: name -> module. Each module has
 # `add_parser(subparsers) -> None`, which adds its parser and sets `func` on it.
@@ -40,6 +41,33 @@ SUBCOMMAND_MODULES.register("publish", "bnnzoo.zoo_cli")
 # ----------------------------------------------------------------- list
 
 
+def format_card_line(card) -> str:
+    """One line of `bnnzoo list` for a `bnnzoo.pretrained.Card`: tag, dataset, top-1
+    accuracy, binary-weight memory (and its share of float32's), `[download]` for
+    remote weights.
+
+    !!! example
+        ```python
+        from bnnzoo.cli import format_card_line
+        from bnnzoo.cli_support import format_bytes
+        from bnnzoo.pretrained import get_card
+
+        card = get_card("binarynet", "digits")
+        line = format_card_line(card)
+        assert line.split()[:2] == ["digits", "digits"] and "[download]" not in line
+        assert f"top-1 {100 * card.test_accuracy:6.2f} %" in line
+        assert f"weights {format_bytes(card.weight_memory_bytes)} (1/" in line
+        ```
+    """
+    ratio = card.memory_ratio_vs_float32
+    size = format_bytes(card.weight_memory_bytes)
+    if ratio is not None:
+        size += f" (1/{1 / ratio:.0f} of float32 {format_bytes(card.float32_memory_bytes)})"
+    where = "" if card.shipped else "  [download]"
+    return (f"{card.tag:22s} {card.dataset:14s} top-1 {100 * card.test_accuracy:6.2f} %  "
+            f"weights {size}{where}")
+
+
 def cmd_list(args) -> int:
     from bnnzoo import data, optimizers, pretrained, quantizers
     from bnnzoo.models import get_model_spec, list_models
@@ -49,7 +77,7 @@ def cmd_list(args) -> int:
         spec = get_model_spec(name)
         print(f"  {name:22s} input {'x'.join(map(str, spec.default_input_shape)):9s} {spec.description}")
         for card in pretrained.list_cards(name):
-            print("    " + pretrained.format_card_line(card))
+            print("    " + format_card_line(card))
     print("Quantizers: " + ", ".join(quantizers.list_quantizers()))
     print("Annealed quantizers: " + ", ".join(quantizers.list_quantizers(annealed=True)))
     print("Optimizers: " + ", ".join(optimizers.list_optimizers()))

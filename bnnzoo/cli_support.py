@@ -1,4 +1,5 @@
-"""What every `bnnzoo` subcommand shares: argument types, one-line errors, environment.
+"""What every `bnnzoo` subcommand shares: argument types, one-line errors, environment,
+sizes as text (`format_bytes`, also the docs' zoo table's).
 
 The subcommands live next to their features (`bnnzoo.tuning.cli`, `bnnzoo.export.cli`)
 and `bnnzoo.cli` puts them together; all of them use these helpers, so this module
@@ -17,6 +18,7 @@ import sys
 __all__ = [
     "ctrl_c_as_interrupt",
     "fail",
+    "format_bytes",
     "is_expected",
     "key_value",
     "non_negative_float",
@@ -28,6 +30,27 @@ __all__ = [
     "set_debug",
     "split_logical_cpus",
 ]
+
+
+# ----------------------------------------------------------------- sizes as text
+
+
+def format_bytes(n: float | None) -> str:
+    """`n` bytes as KiB (one decimal) below 1 MiB, else MiB (two decimals); `?` for `None`.
+
+    !!! example
+        ```python
+        from bnnzoo.cli_support import format_bytes
+
+        assert (format_bytes(None), format_bytes(1536), format_bytes(3 << 20)) == ("?", "1.5 KiB", "3.00 MiB")
+        assert format_bytes((1 << 20) - 1) == f"{((1 << 20) - 1) / 1024:.1f} KiB"  # just below 1 MiB
+        ```
+    """
+    if n is None:
+        return "?"
+    if n >= 1 << 20:
+        return f"{n / (1 << 20):.2f} MiB"
+    return f"{n / 1024:.1f} KiB"
 
 
 # ----------------------------------------------------------------- argument types

@@ -195,6 +195,7 @@ def register_dataset(name: str, *, description: str, accepts: Callable[[str], bo
         assert arrays.input_shape == (8, 8, 1) and arrays.num_classes == 2
         assert (len(arrays.x_train), len(arrays.x_val), len(arrays.x_test)) == (30, 10, 20)
         assert "stripes" in bnnzoo.data.list_datasets()
+        bnnzoo.data.DATASET_SOURCES.unregister("stripes")  # keep the registry as shipped
         ```
     """
     def add(load: Callable[..., RawSplits]) -> Callable[..., RawSplits]:

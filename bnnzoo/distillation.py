@@ -439,7 +439,10 @@ def wrap_for_distillation(model: tf.keras.Model, teacher: tf.keras.Model, *, tem
         try:
             wrap_for_distillation(student, teacher)
         except ValueError as err:
-            print(err)  # teacher output shape (None, 5) does not match the student output shape (None, 10): ...
+            assert str(err).startswith(
+                "teacher output shape (None, 5) does not match the student output shape (None, 10)")
+        else:
+            raise AssertionError("a 5-class teacher was accepted for a 10-class student")
         ```
     """
     loss = DistillationLoss(temperature=temperature, alpha=alpha, from_logits=from_logits)

@@ -587,11 +587,14 @@ class ForwardBackwardQuantizer(lq.quantizers._BaseQuantizer):
     !!! example
         ```python
         import larq as lq
+        import numpy as np
         from bnnzoo.quantizers import ForwardBackwardQuantizer
 
         # STE-Warmup's pair written out: hardtanh(x / T) forward, 1{|x|<=1} backward
         q = ForwardBackwardQuantizer(forward="hardtanh", backward="ste", temperature=0.5)
         layer = lq.layers.QuantDense(64, kernel_quantizer=q, input_quantizer="bnnpp")
+        x = np.array([-2.0, -0.25, 0.0, 0.3, 1.0], "float32")
+        np.testing.assert_allclose(q(x).numpy(), np.clip(x / 0.5, -1.0, 1.0), rtol=1e-6)
         ```
 
     Args:
@@ -842,7 +845,10 @@ class BinaryConnect(NamedPair):
         import bnnzoo  # registers the string aliases
 
         layer = lq.layers.QuantDense(64, kernel_quantizer="binary_connect")
-        y = layer(np.ones((2, 16), "float32"))  # kernel binarized with sign
+        x = np.ones((2, 16), "float32")
+        y = layer(x)
+        binary = np.where(layer.kernel.numpy() >= 0, 1.0, -1.0)  # the kernel binarized with sign
+        np.testing.assert_allclose(y.numpy(), x @ binary, rtol=1e-6)
         ```
 
     References:
@@ -1178,7 +1184,10 @@ class DoReFaWeights(lq.quantizers.DoReFa):
         from bnnzoo.quantizers import get_quantizer
 
         q = get_quantizer("dorefa_weights")
-        print(q(np.array([-0.3, 0.2], "float32")).numpy())  # [-1.  1.]
+        w = np.array([-0.9, -0.3, 0.05, 0.2], "float32")
+        p = np.tanh(w) / (2 * np.abs(np.tanh(w)).max()) + 0.5  # the pre-quantized weight in [0, 1]
+        assert np.array_equal(q(w).numpy(), 2 * np.round(p) - 1)
+        assert np.array_equal(q(w).numpy(), np.sign(w))  # 1 bit: the sign (w != 0)
         ```
 
     Args:

@@ -2,9 +2,9 @@
 
 Quantizers, optimizers, model families, FSG slow nets, tuners, training strategies
 and tuner search spaces are each a `Registry`: a name -> object mapping with one
-`register` (decorator or call), one `get` whose error lists the valid names, and one
-`names(filter)` listing. This module imports nothing from bnnzoo, so every other
-module may use it.
+`register` (decorator or call), one `get` whose error lists the valid names, one
+`names(filter)` listing, and an `unregister` for throwaway entries. This module
+imports nothing from bnnzoo, so every other module may use it.
 
 !!! example
     ```python
@@ -78,6 +78,33 @@ class Registry(Generic[T]):
             raise ValueError(
                 f"Unknown {self.kind} {name!r}{given}. Valid names: {', '.join(self.names())}"
             ) from None
+
+    def unregister(self, name: str) -> T:
+        """Remove `name` and return the object it held; `ValueError` listing the valid
+        names if nothing is registered under it (as `get`).
+
+        For a test or an example that registers a throwaway object: afterwards the
+        registry holds what it held before.
+
+        !!! example
+            ```python
+            from bnnzoo.registry import Registry
+
+            colours = Registry("colour")
+            red = colours.register("red", lambda: "#f00")
+            colours.register("blue", lambda: "#00f")
+            assert colours.unregister("red") is red and colours.names() == ["blue"]
+            try:
+                colours.unregister("red")
+            except ValueError as err:
+                assert str(err) == "Unknown colour 'red'. Valid names: blue"
+            else:
+                raise AssertionError("a name was removed twice")
+            ```
+        """
+        obj = self.get(name)
+        del self._entries[name]
+        return obj
 
     def names(self, filter: str = "*") -> list[str]:
         """Sorted registered names matching the shell-style pattern `filter`."""

@@ -34,6 +34,7 @@ from bnnzoo import pretrained as _pretrained
 from bnnzoo import training as _training
 from bnnzoo import quantizers as _quantizers
 from bnnzoo._atomic import atomic_write_bytes, atomic_write_json, replace_directory
+from bnnzoo.cli_support import format_bytes
 
 __all__ = [
     "copy_training_curves",
@@ -75,7 +76,7 @@ def zoo_table_markdown() -> str:
                 f"| `{name}` | `{card.tag}` | {card.dataset} | {'x'.join(map(str, card.input_shape))} "
                 f"| {100 * card.test_accuracy:.2f} % | {card.params if card.params is not None else '?'} "
                 f"| {card.binary_params if card.binary_params is not None else '?'} "
-                f"| {_pretrained.format_bytes(card.weight_memory_bytes)} "
+                f"| {format_bytes(card.weight_memory_bytes)} "
                 f"| {f'1/{1 / ratio:.1f}' if ratio else '?'} | {recipe} |"
             )
     return "\n".join(rows) + "\n"

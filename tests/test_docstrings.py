@@ -57,10 +57,6 @@ def examples() -> list[tuple[str, str]]:
 
 
 EXAMPLES = examples()
-# Modules whose examples still state results in comments; other branches convert them,
-# and the integrator removes each entry once its module's examples assert (an entry
-# with nothing left to convert fails `test_still_to_convert_lists_only_modules_with_claims`).
-STILL_TO_CONVERT = ("bnnzoo.callbacks", "bnnzoo.fsg", "bnnzoo.optimizers", "bnnzoo.quantizers", "bnnzoo.training")
 # Examples that export with LCE (larq-compute-engine: the Python 3.11 and 3.12 stacks).
 NEEDS_LCE = re.compile(r"""format=["']lce["']|export_model\([^)]*,\s*["']lce["']""")
 
@@ -115,11 +111,6 @@ def unchecked_claims(code: str) -> list[str]:
     return claims
 
 
-def _still_to_convert(name: str) -> bool:
-    module = name.split("#")[0]
-    return any(module == m or module.startswith(m + ".") for m in STILL_TO_CONVERT)
-
-
 def test_unchecked_claims_finds_results_written_as_comments():
     assert unchecked_claims("print(f(1))  # 0.97\n") == ["print(f(1))  # 0.97"]
     assert unchecked_claims("x = g()\nx.shape  # (2, 10)\n") == ["x.shape  # (2, 10)"]
@@ -131,13 +122,6 @@ def test_unchecked_claims_finds_results_written_as_comments():
 
 
 def test_examples_assert_what_they_state():
-    """Examples outside `STILL_TO_CONVERT` check their results with `assert`."""
-    claims = {name: unchecked_claims(code) for name, code in EXAMPLES if not _still_to_convert(name)}
+    """Every example checks its results with `assert`."""
+    claims = {name: unchecked_claims(code) for name, code in EXAMPLES}
     assert {name: lines for name, lines in claims.items() if lines} == {}
-
-
-def test_still_to_convert_lists_only_modules_with_claims():
-    for module in STILL_TO_CONVERT:
-        pending = [name for name, code in EXAMPLES
-                   if _still_to_convert(name) and name.split("#")[0].startswith(module) and unchecked_claims(code)]
-        assert pending, f"{module}'s examples assert now: remove it from STILL_TO_CONVERT"

@@ -17,6 +17,7 @@ import pytest
 import tensorflow as tf
 
 from bnnzoo import pretrained, training, zoo
+from bnnzoo.cli import format_card_line
 from bnnzoo.models import create_model, list_models
 from bnnzoo.pretrained import Card, WeightsIntegrityError
 
@@ -74,7 +75,7 @@ def test_best_shipped_models_clear_the_bars():
 
 def test_list_line_and_zoo_table_show_accuracy_and_size():
     card = pretrained.get_card("binarynet", "fashion_mnist")
-    line = pretrained.format_card_line(card)
+    line = format_card_line(card)
     assert line.split()[0] == "fashion_mnist" and f"{100 * card.test_accuracy:.2f} %" in line
     assert re.search(r"\(1/\d+ of float32", line)
     table = zoo.zoo_table_markdown()
@@ -122,17 +123,18 @@ def test_create_model_rebuilds_the_card_architecture():
 # --------------------------------------------------------------------------- the package's modules
 
 # What `bnnzoo.pretrained` offered as one module (its `__all__` and the constants other
-# modules use); the package keeps every one importable from `bnnzoo.pretrained`.
+# modules use); the package keeps every one importable from `bnnzoo.pretrained`, except
+# its CLI formatting: `format_card_line` is `bnnzoo.cli`'s, `format_bytes` `bnnzoo.cli_support`'s.
 FORMER_MODULE_NAMES = (
     "ARTIFACTS_ENV", "CACHE_ENV", "CARD_FILE", "DATA_LICENSES", "DEPRECATED_CACHE_ENV", "FAMILY_DEFAULT",
     "LARQ_ZOO_IMAGENET", "LARQ_ZOO_RELEASES", "LARQ_ZOO_RELEASES_ENV", "MAX_DOWNLOAD_BYTES", "RECIPE_RECORD",
     "WEIGHTS_FILE", "Card", "WeightsIntegrityError", "artifacts_dir", "cache_dir", "check_download_url",
-    "check_safe_name", "fetch", "format_bytes", "format_card_line", "get_card", "inside_folder", "list_cards",
+    "check_safe_name", "fetch", "get_card", "inside_folder", "list_cards",
     "list_pretrained", "load_pretrained_weights", "recipe_artifact", "recipe_record", "recipe_reference",
     "register_remote_card", "sha256_file", "weights_path",
 )
 # The package's modules, lowest first: each imports bnnzoo modules listed before it only.
-PRETRAINED_MODULES = ("safety", "cards", "lookup", "fetching", "formatting")
+PRETRAINED_MODULES = ("safety", "cards", "lookup", "fetching")
 
 
 def test_former_names_import_from_the_package_and_live_in_one_module():
@@ -404,7 +406,7 @@ def test_cli_evaluate_and_list_show_the_card(capsys):
     assert abs(result["test_accuracy"] - card.test_accuracy) <= 0.003
     assert main(["list", "binarynet*"]) == 0
     out = capsys.readouterr().out
-    assert pretrained.format_card_line(card) in out
+    assert format_card_line(card) in out
     assert "quicknet" not in out
 
 

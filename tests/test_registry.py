@@ -1,4 +1,5 @@
-"""The model registry: listing, creating, errors, weights and quantizer handling."""
+"""The `Registry` type (`unregister`) and the model registry: listing, creating, errors,
+weights and quantizer handling."""
 
 import larq as lq
 import numpy as np
@@ -7,11 +8,26 @@ import tensorflow as tf
 
 from bnnzoo import models
 from bnnzoo.models import registry
+from bnnzoo.registry import Registry
 
 
 def _binary_layers(model):
     return [l for l in model.layers if getattr(getattr(l, "kernel_quantizer", None), "precision", None) == 1
             or getattr(l, "kernel_quantizer", None) == "ste_sign"]
+
+
+def test_unregister_restores_the_registry():
+    """`unregister` returns what was registered, frees the name for another object,
+    and refuses (listing the valid names, changing nothing) a name it does not hold."""
+    colours = Registry("colour")
+    colours.register("blue", "#00f")
+    colours.register("red", "#f00")
+    assert colours.unregister("red") == "#f00"
+    assert colours.names() == ["blue"] and "red" not in colours and len(colours) == 1
+    assert colours.register("red", "#e00") == "#e00"  # no longer "already registered"
+    with pytest.raises(ValueError, match=r"^Unknown colour 'green'\. Valid names: blue, red$"):
+        colours.unregister("green")
+    assert colours.items() == [("blue", "#00f"), ("red", "#e00")]
 
 
 def test_list_models_and_filter():

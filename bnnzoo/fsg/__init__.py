@@ -64,6 +64,7 @@ training step). The registered builders `fsg`, `fsg_attention` and `fsg_authors`
 
 !!! example
     ```python
+    import numpy as np
     import tensorflow as tf
     import bnnzoo
 
@@ -77,7 +78,11 @@ training step). The registered builders `fsg`, `fsg_attention` and `fsg_authors`
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
-    model.fit(data.x_train, data.y_train, epochs=1, verbose=0)
+    history = model.fit(data.x_train, data.y_train, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    # the history store: L = 5 float32 gradients per binary weight
+    binary = sum(layer.kernel.shape.num_elements() for layer in bnnzoo.fsg.binary_kernel_layers(model))
+    assert model.optimizer.history_memory_bytes() == 5 * 4 * binary
     ```
 
 References:

@@ -27,15 +27,20 @@ the authors' code is listed in `docs/learned_gradients.md`.
 
 !!! example
     ```python
+    import math
     import bnnzoo
 
     data = bnnzoo.data.load_arrays("digits")
     model = bnnzoo.models.create_model("binarynet_mlp", input_shape=(8, 8, 1), units=64, hidden_layers=1)
     model = bnnzoo.fsg.wrap(model)
-    optimizer = bnnzoo.optimizers.get_optimizer("fsg_authors", 1e-3)  # an FSGAuthors
+    optimizer = bnnzoo.optimizers.get_optimizer("fsg_authors", 1e-3)
+    assert type(optimizer) is bnnzoo.fsg.FSGAuthors
     model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(data.x_train[:128], data.y_train[:128], batch_size=64, epochs=1, verbose=0)
-    print(float(optimizer.slow_optimizer.learning_rate), float(optimizer.fast_optimizer.learning_rate))
+    # the generators' own Adams (1e-3 slow, 1e-2 fast) took each of the 2 steps too
+    assert math.isclose(float(optimizer.slow_optimizer.learning_rate), 1e-3, rel_tol=1e-6)
+    assert math.isclose(float(optimizer.fast_optimizer.learning_rate), 1e-2, rel_tol=1e-6)
+    assert [int(o.iterations) for o in optimizer.optimizers] == [2, 2, 2]
     ```
 """
 
@@ -86,6 +91,7 @@ class FSGAuthors(FSG):
 
     !!! example
         ```python
+        import math
         import tensorflow as tf
         import bnnzoo
 
@@ -93,7 +99,12 @@ class FSGAuthors(FSG):
         model = bnnzoo.fsg.wrap(model)
         optimizer = bnnzoo.fsg.FSGAuthors(inner=tf.keras.optimizers.legacy.Adam(1e-3), slow_net="gru")
         model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
-        print([o.__class__.__name__ for o in optimizer.optimizers])  # inner, slow, fast
+        inner, slow, fast = optimizer.optimizers
+        assert (slow, fast) == (optimizer.slow_optimizer, optimizer.fast_optimizer)
+        # the defaults of the authors' code: Adam 1e-3 (slow net), Adam 1e-2 (fast net), eps 1e-8
+        assert math.isclose(float(slow.learning_rate), 1e-3, rel_tol=1e-6)
+        assert math.isclose(float(fast.learning_rate), 1e-2, rel_tol=1e-6)
+        assert all(type(o) is tf.keras.optimizers.legacy.Adam and o.epsilon == 1e-8 for o in (slow, fast))
         ```
 
     References:

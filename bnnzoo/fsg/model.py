@@ -9,15 +9,19 @@ quantized kernels. A normal `model.fit` script changes in two lines:
 
 !!! example
     ```python
+    import numpy as np
     import bnnzoo
 
     data = bnnzoo.data.load_arrays("digits")
     model = bnnzoo.models.create_model("binarynet_mlp", input_shape=(8, 8, 1), units=64, hidden_layers=1)
-    model = bnnzoo.fsg.wrap(model)                                    # 1
-    model.compile(optimizer=bnnzoo.optimizers.FSG(slow_net="gru"),    # 2
+    model = bnnzoo.fsg.wrap(model)                                    # line one: FSG's training step
+    model.compile(optimizer=bnnzoo.optimizers.FSG(slow_net="gru"),    # line two: its optimizer
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(data.x_train, data.y_train, epochs=1, verbose=0)
     plain = bnnzoo.fsg.unwrap(model)  # a plain functional model for export
+    assert type(plain) is not bnnzoo.fsg.FSGModel and all(a is b for a, b in zip(plain.layers, model.layers))
+    # inference uses the model's own quantized kernels: the same predictions
+    np.testing.assert_array_equal(plain.predict(data.x_test, verbose=0), model.predict(data.x_test, verbose=0))
     ```
 
 How the kernels are substituted: during the (traced) training step each binary

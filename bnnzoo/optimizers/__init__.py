@@ -27,11 +27,14 @@ these fields (`optimizer_spec(name)`), never the optimizer module or the builder
 
 !!! example
     ```python
-    import bnnzoo
-    from bnnzoo.optimizers import get_optimizer, optimizer_spec
+    from bnnzoo.optimizers import applying_optimizers, get_optimizer, optimizer_spec
 
     opt = get_optimizer("bop2ndorder", 1e-3, threshold=1e-6, gamma=1e-3)
-    print(type(opt).__name__, [f.name for f in optimizer_spec("bop2ndorder").cli_flags])
+    # a CaseOptimizer: Bop2ndOrder on the binary variables, Adam on the rest
+    assert [type(o).__name__ for o in applying_optimizers(opt)] == ["Bop2ndOrder", "Adam"]
+    spec = optimizer_spec("bop2ndorder")
+    assert "threshold" in [f.name for f in spec.cli_flags]
+    assert all(spec.accepts(f.name) for f in spec.cli_flags)  # every --flag is a builder argument
     ```
 """
 

@@ -76,12 +76,15 @@ class OptimizerSpec:
 
     !!! example
         ```python
+        import larq as lq
         from bnnzoo.optimizers import optimizer_spec
 
         spec = optimizer_spec("bop2ndorder")
         assert spec.training_callbacks is optimizer_spec("bop").training_callbacks
         assert spec.wrap_model is None and optimizer_spec("fsg").wrap_model is not None
-        print(type(spec.build(1e-3, threshold=1e-6)).__name__, [f.name for f in spec.cli_flags])
+        assert isinstance(spec.build(1e-3, threshold=1e-6), lq.optimizers.CaseOptimizer)
+        assert [f.name for f in spec.cli_flags][:2] == ["threshold", "gamma"]  # bop's flags, and more
+        assert all(spec.accepts(f.name) for f in spec.cli_flags)
         ```
     """
 
@@ -156,7 +159,7 @@ def register_optimizer(name: str, *, search_space=None, training_callbacks=None,
 
         assert "sgd_example" in list_optimizers()
         assert optimizer_spec("sgd_example").build(0.1).momentum == 0.9
-        del OPTIMIZERS._entries["sgd_example"]  # keep the registry as shipped
+        assert OPTIMIZERS.unregister("sgd_example").builder is sgd_example  # keep the registry as shipped
         ```
     """
 

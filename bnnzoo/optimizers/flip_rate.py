@@ -63,14 +63,22 @@ class FlipRate(tf.keras.callbacks.Callback):
 
     !!! example
         ```python
+        import numpy as np
         import bnnzoo
 
         data = bnnzoo.data.load_arrays("digits")
         model = bnnzoo.models.create_model("binarynet_mlp", input_shape=(8, 8, 1), units=64)
         model.compile(bnnzoo.optimizers.get_optimizer("bop"), "sparse_categorical_crossentropy")
-        history = model.fit(data.x_train, data.y_train, epochs=2, verbose=0,
+        kernels = bnnzoo.optimizers.binary_kernels(model)
+        before = {name: k.numpy() >= 0 for name, k in kernels.items()}
+        history = model.fit(data.x_train, data.y_train, epochs=1, verbose=0,
                             callbacks=[bnnzoo.callbacks.FlipRate()])
-        print(history.history["flip_rate"])  # one value per epoch
+        flips = {name: np.mean((k.numpy() >= 0) != before[name]) for name, k in kernels.items()}
+        for name, rate in flips.items():
+            assert np.isclose(history.history[f"flip_rate/{name}"][0], rate)
+        sizes = {name: k.shape.num_elements() for name, k in kernels.items()}
+        overall = sum(flips[n] * sizes[n] for n in kernels) / sum(sizes.values())
+        assert np.isclose(history.history["flip_rate"][0], overall) and overall > 0
         ```
 
     Args:

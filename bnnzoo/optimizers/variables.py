@@ -18,8 +18,11 @@ predicate claims) and any optimizer with a `create_variables(variables)` method
 
     kernel = tf.Variable(tf.ones((2, 2)))
     opt = get_optimizer("adam", 1e-3)
+    assert opt.weights == []
     create_optimizer_variables(opt, [kernel])
-    print([w.name for w in opt.weights])  # iterations, m and v of the kernel
+    # the step count, then Adam's m and v of the kernel
+    assert [tuple(w.shape) for w in opt.weights] == [(), (2, 2), (2, 2)]
+    assert opt.get_slot_names() == ["m", "v"] and float(tf.reduce_sum(opt.get_slot(kernel, "v"))) == 0.0
     ```
 """
 
@@ -85,7 +88,6 @@ def applying_optimizers(optimizer) -> list:
         from bnnzoo.optimizers import applying_optimizers
 
         members = applying_optimizers(bnnzoo.optimizers.get_optimizer("bop", 1e-3))
-        print([type(o).__name__ for o in members])  # ['Bop', 'Adam']
         assert [type(o).__name__ for o in members] == ["Bop", "Adam"]
         ```
     """

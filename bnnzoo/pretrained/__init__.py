@@ -17,9 +17,9 @@ a mismatch is refused with `WeightsIntegrityError`.
 The package's modules, lowest first: `safety` (which names, paths and URLs are
 used), `cards` (the `Card` data, recipe references, larq-zoo's ImageNet table),
 `lookup` (finding cards in the artifacts folder and among registered remote
-cards), `fetching` (sha256 checks, the download cache, loading weights into a
-model) and `formatting` (`bnnzoo list`'s line per card). Everything public is
-importable from `bnnzoo.pretrained`.
+cards) and `fetching` (sha256 checks, the download cache, loading weights into a
+model). Everything public is importable from `bnnzoo.pretrained`. How a card
+reads in `bnnzoo list` is the CLI's (`bnnzoo.cli.format_card_line`).
 
 !!! example
     ```python
@@ -62,7 +62,6 @@ from bnnzoo.pretrained.fetching import (
     sha256_file,
     weights_path,
 )
-from bnnzoo.pretrained.formatting import format_bytes, format_card_line
 from bnnzoo.pretrained.lookup import (
     ARTIFACTS_ENV,
     LARQ_ZOO_RELEASES,
@@ -95,8 +94,6 @@ __all__ = [
     "check_download_url",
     "check_safe_name",
     "fetch",
-    "format_bytes",
-    "format_card_line",
     "get_card",
     "inside_folder",
     "is_safe_name",

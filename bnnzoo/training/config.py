@@ -264,10 +264,13 @@ def learning_rate_schedule(name: str, learning_rate: float, epochs: int, steps_p
 
     !!! example
         ```python
+        import numpy as np
         from bnnzoo.training import learning_rate_schedule
 
         lr = learning_rate_schedule("halving", 1e-2, epochs=10, steps_per_epoch=100)
-        print(float(lr(0)), float(lr(300)))  # 0.01 0.005
+        every = max(1, round(0.3 * 10)) * 100  # steps between halvings
+        steps = [0, every - 1, every, 2 * every, 999]
+        assert np.allclose([float(lr(s)) for s in steps], [1e-2 * 0.5 ** (s // every) for s in steps])
         ```
     """
     if name not in LR_SCHEDULES:

@@ -68,10 +68,13 @@ def assemble_run(config: TrainConfig, strategy: tf.distribute.Strategy | None = 
 
     !!! example
         ```python
+        import bnnzoo
         from bnnzoo.training import TrainConfig, assemble_run
 
         parts = assemble_run(TrainConfig(optimizer="bop", epochs=2, model_kwargs={"units": 16}))
-        print(type(parts.optimizer).__name__, [type(c).__name__ for c in parts.callbacks])
+        assert parts.model.optimizer is parts.optimizer  # compiled
+        # bop's declared training_callbacks; ste_sign declares no annealing
+        assert [type(c) for c in parts.callbacks] == [bnnzoo.optimizers.FlipRate]
         assert parts.steps_per_epoch == -(-len(parts.arrays.x_train) // 64)
         ```
     """

@@ -139,7 +139,7 @@ def resolve_run_directory(config: TrainConfig, out: str | os.PathLike | None,
 
         out = tempfile.mkdtemp()
         with resolve_run_directory(TrainConfig(epochs=1), out, tf.distribute.get_strategy()) as run:
-            print(run.state)  # fresh
+            assert run.state == "fresh"  # `out` holds no run yet
         ```
     """
     run = RunDirectory(Path(out) if out is not None else None, chief=is_chief(strategy))
