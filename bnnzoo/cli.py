@@ -12,13 +12,13 @@ import sys
 from typing import Sequence
 
 from bnnzoo.cli_support import (
+    SeedAction,
     ctrl_c_as_interrupt,
     fail,
     format_bytes,
     is_expected,
     key_value,
     non_negative_float,
-    non_negative_int,
     one_line,
     positive_float,
     positive_int,
@@ -129,7 +129,7 @@ def add_train_parser(sub) -> None:
     p.add_argument("--epochs", "-e", type=positive_int)
     p.add_argument("--batch-size", "-b", type=positive_int)
     p.add_argument("--learning-rate", "--lr", type=positive_float)
-    p.add_argument("--seed", type=non_negative_int)
+    p.add_argument("--seed", action=SeedAction, metavar="S")
     p.add_argument("--validation-fraction", type=non_negative_float)
     p.add_argument("--data-dir", help="folder with the dataset files (Fashion-MNIST idx, TFDS data)")
     p.set_defaults(optimizer_flags=add_optimizer_flags(p))

@@ -16,6 +16,8 @@ import signal
 import sys
 
 __all__ = [
+    "SEED_LIMIT",
+    "SeedAction",
     "ctrl_c_as_interrupt",
     "fail",
     "format_bytes",
@@ -181,3 +183,34 @@ def is_expected(err: BaseException) -> bool:
     if "bnnzoo.data" in sys.modules:
         expected += (sys.modules["bnnzoo.data"].DataUnavailableError,)
     return isinstance(err, expected)
+
+
+SEED_LIMIT = 2**32  # seeds are integers in [0, SEED_LIMIT), as TensorFlow and NumPy take them
+
+
+class SeedAction(argparse.Action):
+    """`--seed S`: an integer in [0, 2**32), else one error line naming `--seed`.
+
+    An action rather than a `type=`, because argparse prints its usage block
+    before a type error; here the error is the one line every `bnnzoo` failure is.
+
+    !!! example
+        ```python
+        import argparse
+        from bnnzoo.cli_support import SeedAction
+
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--seed", action=SeedAction, default=0, metavar="S")
+        assert parser.parse_args(["--seed", "7"]).seed == 7
+        ```
+    """
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        try:
+            seed = int(values.strip(), 10)
+        except ValueError:
+            seed = None
+        if seed is None or not 0 <= seed < SEED_LIMIT:
+            fail(f"{option_string or '--seed'} must be an integer in 0..{SEED_LIMIT - 1} (0 <= S < 2**32), "
+                 f"got {values!r}")
+        setattr(namespace, self.dest, seed)

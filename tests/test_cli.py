@@ -28,6 +28,9 @@ def test_list_shows_families_quantizers_optimizers(capsys):
     assert code == 0
     for word in ("binarynet_mlp", "binarynet", "ste_sign", "bop", "digits"):
         assert word in out
+    annealed = next(line for line in out.splitlines() if line.startswith("Annealed quantizers: "))
+    names = annealed.split(": ", 1)[1].split(", ")
+    assert {"bnnpp", "ste_warmup", "proxconnect"} <= set(names) and "ste_sign" not in names
 
 
 @pytest.mark.parametrize("command", ["list", "train", "evaluate"])
@@ -49,6 +52,8 @@ def test_help_for_each_subcommand(capsys, command):
     (["--quantizer", "nope"], "ste_sign"),
     (["--threshold", "-1", "--optimizer", "bop"], "--threshold"),
     (["--optimizer", "bop", "--gamma", "2"], "gamma"),
+    (["--seed", "-1"], "--seed must be an integer in 0..4294967295"),
+    (["--seed", "4294967296"], "--seed must be an integer in 0..4294967295"),
 ])
 def test_train_rejects_bad_input_before_work(capsys, tmp_path, argv, needle):
     err = fails(capsys, "train", "--out", str(tmp_path / "r"), *argv)

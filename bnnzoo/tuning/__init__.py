@@ -56,7 +56,7 @@ from bnnzoo.tuning.spaces import (
     list_search_spaces,
     object_search_space,
 )
-from bnnzoo.tuning.tuners import TUNERS, list_tuners, make_tuner
+from bnnzoo.tuning.tuners import TUNERS, list_tuners, make_tuner, oracle_seed
 
 __all__ = [
     "BNNHyperModel",
@@ -69,6 +69,7 @@ __all__ = [
     "list_search_spaces",
     "list_tuners",
     "make_tuner",
+    "oracle_seed",
     "object_search_space",
     "run_search",
 ]

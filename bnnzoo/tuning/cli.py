@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from bnnzoo.cli_support import (
+    SeedAction,
     fail,
     key_value,
     positive_float,
@@ -28,26 +29,6 @@ def _port(text: str) -> int:
     if value > 65535:
         raise argparse.ArgumentTypeError(f"must be a TCP port in 1..65535, got {value}")
     return value
-
-
-class _SeedAction(argparse.Action):
-    """`--seed S`: an integer in [0, 2**32), else one error line naming `--seed`.
-
-    An action rather than a `type=`, because argparse prints its usage block
-    before a type error; here the error is the one line every `bnnzoo` failure is.
-    """
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        from bnnzoo.tuning.tuners import SEED_LIMIT
-
-        try:
-            seed = int(values.strip(), 10)
-        except ValueError:
-            seed = None
-        if seed is None or not 0 <= seed < SEED_LIMIT:
-            fail(f"{option_string or '--seed'} must be an integer in 0..{SEED_LIMIT - 1} (0 <= S < 2**32), "
-                 f"got {values!r}")
-        setattr(namespace, self.dest, seed)
 
 
 def add_parser(sub) -> None:
@@ -76,7 +57,7 @@ def add_parser(sub) -> None:
                    help="learning rate when the space does not search it")
     p.add_argument("--batch-size", "-b", type=positive_int, default=64,
                    help="batch size when the space does not search it")
-    p.add_argument("--seed", action=_SeedAction, default=0, metavar="S",
+    p.add_argument("--seed", action=SeedAction, default=0, metavar="S",
                    help="seed of the search (default 0), an integer in 0..2**32-1: the same S samples the "
                         "same trials in the same order, for every tuner, and trains each from the same "
                         "initial weights. Random search repeats exactly; Hyperband's promotions and "
