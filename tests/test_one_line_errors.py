@@ -411,3 +411,14 @@ def test_invalid_search_files_name_the_file(capsys, searched, tmp_path, relative
     rc, _, err = run_cli(capsys, *TUNE, "--out", out)
     assert_one_line_error(rc, err, f"{target} is not valid JSON", "another --out")
     assert hashes(out) == before
+
+
+def test_disk_full_during_a_search_names_the_file_and_stops(capsys, tmp_path, monkeypatch):
+    from bnnzoo.training import run_dir
+
+    monkeypatch.setattr(run_dir, "atomic_write_json", _full_disk_on("history.json"))
+    out = tmp_path / "tune"
+    rc, _, err = run_cli(capsys, *TUNE, "--max-trials", "3", "--out", out)
+    history = out / "search" / "trial_0" / "run" / "history.json"
+    assert_one_line_error(rc, err, f"cannot write {history}: No space left on device", "free some space")
+    assert not (out / "search" / "trial_1").exists()  # stopped at the first full disk

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import keras_tuner as kt
+
 from bnnzoo import data as _data
 from bnnzoo import training as _training
 from bnnzoo._runlock import LOCK_FILE, directory_lock
@@ -217,7 +219,12 @@ def run_search(
         if distributed == "worker":
             kt_tuner.heartbeat_seconds = _distributed.HEARTBEAT_SECONDS
 
-        kt_tuner.search(verbose=0)
+        try:
+            kt_tuner.search(verbose=0)
+        except kt.errors.FatalError as err:
+            if isinstance(err.__cause__, OSError):  # a full disk (BNNHyperModel.fit): its one line
+                raise err.__cause__ from None
+            raise
         if distributed == "worker":
             say(f"[tune] worker {kt_tuner.tuner_id}: the chief says the search is over")
             return None
