@@ -180,8 +180,7 @@ class TrainConfig:
 
 def _check_type(argument: str, value, kinds, allowed: str) -> None:
     """`ValueError` naming `argument`, `value` and what is `allowed` unless `value` is one of `kinds`."""
-    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in (kinds if isinstance(
-            kinds, tuple) else (kinds,))):
+    if not isinstance(value, kinds):
         raise ValueError(f"{argument} must be {allowed}, got {value!r} ({type(value).__name__})")
 
 
