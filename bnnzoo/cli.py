@@ -13,6 +13,7 @@ from typing import Sequence
 
 from bnnzoo.cli_support import (
     SeedAction,
+    Terminated,
     ctrl_c_as_interrupt,
     fail,
     format_bytes,
@@ -20,6 +21,7 @@ from bnnzoo.cli_support import (
     key_value,
     non_negative_float,
     one_line,
+    one_line_warnings,
     positive_float,
     positive_int,
     quiet_tensorflow,
@@ -145,6 +147,9 @@ def add_train_parser(sub) -> None:
     p.add_argument("--init-from", metavar="RUN_DIR",
                    help="initialize the weights from a run directory or saved model of the same network")
     p.add_argument("--strategy", choices=STRATEGIES.names())
+    p.add_argument("--connect-timeout", type=positive_float, metavar="S",
+                   help="--strategy multiworker: seconds to wait for the other workers of TF_CONFIG "
+                        "(default 120; also $BNNZOO_CONNECT_TIMEOUT)")
     p.add_argument("--logical-cpus", type=positive_int,
                    help="split the CPU into N logical devices (for --strategy mirrored without GPUs)")
     p.add_argument("--out", help="run directory (default runs/<model>-<dataset>-<optimizer>-<quantizer>)")
@@ -172,34 +177,43 @@ def config_from_args(args, recipe: dict | None = None):
         value = getattr(args, name, None)
         if value is not None:
             values[name] = value
-    opt_kwargs = dict(values.get("optimizer_kwargs", {}))
+    opt_kwargs = values.get("optimizer_kwargs", {})
+    opt_kwargs = dict(opt_kwargs) if isinstance(opt_kwargs, dict) else opt_kwargs
     for name in getattr(args, "optimizer_flags", ()):
         value = getattr(args, name, None)
-        if value is not None:
+        if value is not None and isinstance(opt_kwargs, dict):
             opt_kwargs[name] = None if value == "none" else value
-    opt_kwargs.update(dict(args.optimizer_arg))
+    if isinstance(opt_kwargs, dict):
+        opt_kwargs.update(dict(args.optimizer_arg))
     values["optimizer_kwargs"] = opt_kwargs
-    values["quantizer_kwargs"] = {**values.get("quantizer_kwargs", {}), **dict(args.quantizer_arg)}
-    values["model_kwargs"] = {**values.get("model_kwargs", {}), **dict(args.model_arg)}
+    for key, given in (("quantizer_kwargs", args.quantizer_arg), ("model_kwargs", args.model_arg)):
+        recipe_value = values.get(key, {})
+        # A recipe's non-table value is left for TrainConfig to refuse, naming the key.
+        values[key] = {**recipe_value, **dict(given)} if isinstance(recipe_value, dict) else recipe_value
     return TrainConfig.from_dict(values)
 
 
-def _interrupted(out: str, epochs: int) -> str:
-    """The one line for a Ctrl-C'd `bnnzoo train`: what `out` holds now."""
+def _interrupted(out: str, epochs: int, how: str = "interrupted") -> str:
+    """The one line for a Ctrl-C'd (`how="interrupted"`) or SIGTERM'd (`"terminated"`)
+    `bnnzoo train`: what `out` holds now."""
     import re
     from pathlib import Path
 
     index = Path(out) / "checkpoints" / "checkpoint"
     if index.is_file():
         done = max(map(int, re.findall(r"ckpt-(\d+)", index.read_text())), default=0)
-        return f"interrupted after epoch {done} of {epochs}; the same command resumes {out} from there"
+        return f"{how} after epoch {done} of {epochs}; the same command resumes {out} from there"
     if (Path(out) / "metrics.json").is_file():
-        return f"interrupted; {out} keeps its previous finished run (the unfinished replacement was discarded)"
-    return f"interrupted before the first epoch ended; nothing was kept in {out}"
+        return f"{how}; {out} keeps its previous finished run (the unfinished replacement was discarded)"
+    return f"{how} before the first epoch ended; nothing was kept in {out}"
 
 
 def cmd_train(args) -> int:
     split_logical_cpus(args.logical_cpus)
+    if args.connect_timeout is not None:
+        from bnnzoo.training.config import CONNECT_TIMEOUT_ENV
+
+        os.environ[CONNECT_TIMEOUT_ENV] = repr(args.connect_timeout)
     from bnnzoo import data, pretrained
     from bnnzoo.training import read_recipe
 
@@ -229,14 +243,15 @@ def cmd_train(args) -> int:
 
     print(f"Training {config.model} on {config.dataset} with {config.optimizer} + {config.quantizer} "
           f"for {config.epochs} epochs -> {out}", flush=True)
+    signals = ctrl_c_as_interrupt(terminate=True)  # SIGTERM ends it like Ctrl-C, in one line
     try:
-        with ctrl_c_as_interrupt():
+        with signals:
             result = training.train(config, out, resume=not args.no_resume, overwrite=args.overwrite,
                                     record=record)
     except (DataUnavailableError, FileNotFoundError) as err:
         fail(str(err))
     except KeyboardInterrupt:
-        fail(_interrupted(out, config.epochs))
+        fail(_interrupted(out, config.epochs, "terminated" if signals.interrupted is Terminated else "interrupted"))
     # Values read back from metrics.json may be null (a NaN loss is written as null).
     m = {k: float("nan") if v is None else v for k, v in result.metrics.items()}
     print(f"test accuracy: {m['test_accuracy']:.4f}  (loss {m['test_loss']:.4f}, "
@@ -326,6 +341,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: the arguments (default: `sys.argv[1:]`).
     """
     quiet_tensorflow()  # also done by the console-script shim, before bnnzoo imports TF
+    one_line_warnings()
     args = build_parser().parse_args(argv)
     set_debug(args.debug)
     try:

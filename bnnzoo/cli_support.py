@@ -18,6 +18,7 @@ import sys
 __all__ = [
     "SEED_LIMIT",
     "SeedAction",
+    "Terminated",
     "ctrl_c_as_interrupt",
     "fail",
     "format_bytes",
@@ -26,6 +27,7 @@ __all__ = [
     "non_negative_float",
     "non_negative_int",
     "one_line",
+    "one_line_warnings",
     "positive_float",
     "positive_int",
     "quiet_tensorflow",
@@ -136,9 +138,14 @@ def fail(message: str) -> None:
     raise SystemExit(2)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C's `KeyboardInterrupt` (so every cleanup that runs for
+    Ctrl-C runs for it) inside `ctrl_c_as_interrupt(terminate=True)`."""
+
+
 class ctrl_c_as_interrupt:
     """Context manager: an exception raised after Ctrl-C (SIGINT) is reported as the
-    `KeyboardInterrupt` it is.
+    `KeyboardInterrupt` it is; with `terminate=True` SIGTERM too, as `Terminated`.
 
     Python raises `KeyboardInterrupt` at the next bytecode, which may be inside a
     Python callback of TensorFlow's C++ code; that code then turns it into another
@@ -146,25 +153,39 @@ class ctrl_c_as_interrupt:
     "interrupted" message would become a traceback. Off the main thread it does nothing.
     """
 
+    def __init__(self, terminate: bool = False):
+        self.signals = (signal.SIGINT, signal.SIGTERM) if terminate else (signal.SIGINT,)
+
     def __enter__(self):
-        self.interrupted = False
-        self._previous = None
+        self.interrupted = None  # the exception type of the signal received
+        self._previous = {}
         try:
-            self._previous = signal.signal(signal.SIGINT, self._handler)
+            for signum in self.signals:
+                self._previous[signum] = signal.signal(signum, self._handler)
         except ValueError:  # not the main thread: signals cannot be caught here
             pass
         return self
 
     def _handler(self, signum, frame):
-        self.interrupted = True
-        raise KeyboardInterrupt
+        self.interrupted = Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+        raise self.interrupted
 
     def __exit__(self, kind, value, traceback):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
         if self.interrupted and kind is not None and not issubclass(kind, (KeyboardInterrupt, SystemExit)):
-            raise KeyboardInterrupt from value
+            raise self.interrupted from value
         return False
+
+
+def one_line_warnings() -> None:
+    """Show Python warnings as `bnnzoo: warning: <message>`, one line each (CLI only)."""
+    import warnings
+
+    def formatwarning(message, category, filename, lineno, line=None):
+        return f"bnnzoo: warning: {' '.join(str(message).split())}\n"
+
+    warnings.formatwarning = formatwarning
 
 
 def one_line(err: BaseException) -> str:

@@ -42,6 +42,7 @@ import gzip
 import os
 import socket
 import struct
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,14 +52,19 @@ import numpy as np
 import tensorflow as tf
 
 from bnnzoo.registry import Registry
+from bnnzoo.validation import check_int, check_number
 
 __all__ = [
     "ArraySplits",
+    "CLASS_COUNT_RATIO",
     "DATASET_SOURCES",
     "DatasetSource",
     "DatasetSplits",
     "DataUnavailableError",
     "FASHION_MNIST_ENV",
+    "LabelWarning",
+    "MAX_CLASSES",
+    "MIN_TRAIN_SAMPLES",
     "check_dataset_name",
     "dataset_source",
     "epoch_pipeline",
@@ -80,10 +86,23 @@ _FASHION_FILES = {
 # Probed before letting TFDS download: offline, TFDS retries for minutes.
 _TFDS_DOWNLOAD_PROBE = ("storage.googleapis.com", 443)
 _PROBE_TIMEOUT_S = 3.0
+MAX_BATCH_SIZE = 1 << 20  # as bnnzoo.training's: beyond it a typo, not a batch
 
 
 class DataUnavailableError(RuntimeError):
     """The requested dataset is not on this machine and cannot be fetched now."""
+
+
+class LabelWarning(UserWarning):
+    """The training labels of a dataset look wrong (a single class, most classes unseen)."""
+
+
+# Label-count sanity (`load_arrays`): the class count is max(label) + 1; refused above
+# these, warned of when fewer than half of the classes appear in the training labels.
+MAX_CLASSES = 100_000
+CLASS_COUNT_RATIO = 10
+# The training split keeps at least min(MIN_TRAIN_SAMPLES, all training images).
+MIN_TRAIN_SAMPLES = 10
 
 
 @dataclass(frozen=True)
@@ -231,12 +250,10 @@ def dataset_source(name: str) -> DatasetSource:
             assert str(err).startswith("Unknown dataset 'digitz'. Valid names: digits, fashion_mnist")
         ```
     """
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"dataset must be a non-empty string, got {name!r}")
-    if name in DATASET_SOURCES:
+    if isinstance(name, str) and name in DATASET_SOURCES:
         return DATASET_SOURCES.get(name)
     for _, source in DATASET_SOURCES.items():
-        if source.accepts is not None and source.accepts(name):
+        if isinstance(name, str) and name.strip() and source.accepts is not None and source.accepts(name):
             return source
     families = "; or ".join(s.description for _, s in DATASET_SOURCES.items() if s.accepts is not None)
     raise ValueError(f"Unknown dataset {name!r}. Valid names: {', '.join(list_datasets())}; or {families}")
@@ -373,6 +390,31 @@ def _check_labels(name: str, key: str, y: np.ndarray, n: int) -> np.ndarray:
     return y.astype(np.int32)
 
 
+def _check_class_count(name: str, y: np.ndarray, num_classes: int) -> None:
+    """Refuse a class count no dataset means, warn of one that is suspect.
+
+    The class count is `max(y_train) + 1`. Refused (`ValueError`): more than
+    `MAX_CLASSES`, or more than `CLASS_COUNT_RATIO` times the distinct training labels
+    (a stray label: one 999999 among digits would build a million-class model).
+    Warned (`LabelWarning`): the training labels hold a single class, or fewer than
+    half of the classes appear in them (a class count "far above" the labels seen).
+    """
+    seen = np.unique(y)
+    top = int(np.argmax(y))
+    if num_classes > MAX_CLASSES or num_classes > CLASS_COUNT_RATIO * len(seen):
+        raise ValueError(
+            f"dataset {name!r}: y_train holds label {y[top]} at index {top}, which makes {num_classes} classes "
+            f"for {len(seen)} distinct labels (at most {MAX_CLASSES} classes, and at most {CLASS_COUNT_RATIO}x "
+            f"the distinct labels); relabel the classes as 0..K-1")
+    if len(seen) == 1:
+        warnings.warn(f"dataset {name!r}: every training label is {seen[0]}: a {num_classes}-class model "
+                      "trained on one class learns nothing of the others", LabelWarning, stacklevel=3)
+    elif 2 * len(seen) < num_classes:
+        warnings.warn(f"dataset {name!r}: the training labels hold {len(seen)} distinct values but the "
+                      f"largest, {y[top]}, makes {num_classes} classes; most classes are never seen in "
+                      "training (relabel them as 0..K-1)", LabelWarning, stacklevel=3)
+
+
 def _check_splits(name: str, raw: RawSplits, allow_nan: bool) -> tuple[RawSplits, int]:
     """Validated copies of the raw splits and the class count of the training labels."""
     missing = [k for k in _SPLIT_KEYS if k not in raw]
@@ -391,6 +433,7 @@ def _check_splits(name: str, raw: RawSplits, allow_nan: bool) -> tuple[RawSplits
     if num_classes < 2:
         raise ValueError(f"dataset {name!r}: y_train must hold at least 2 classes (labels 0 and 1), "
                          f"got only label {num_classes - 1}")
+    _check_class_count(name, out["y_train"], num_classes)
     if out["y_test"].max() >= num_classes:
         i = int(np.argmax(out["y_test"]))
         raise ValueError(f"dataset {name!r}: y_test holds label {out['y_test'][i]} at index {i}, but the "
@@ -474,7 +517,11 @@ def load_arrays(
     the same shape in both splits, finite (no NaN/Inf) unless `allow_nan`, labels
     are integers of shape (N,) or (N, 1) matching the images in number. The class
     count is taken from the training labels (`max + 1`, at least 2); a test label
-    outside it is refused.
+    outside it is refused, and so is a class count above `MAX_CLASSES` (100 000) or
+    above `CLASS_COUNT_RATIO` (10) times the distinct training labels (a stray
+    label); a single training class, or fewer than half of the classes appearing in
+    the training labels, is a `LabelWarning`. The training split keeps at least
+    min(`MIN_TRAIN_SAMPLES` (10), all) images.
 
     Args:
         name: a registered dataset (`list_datasets()`: `"digits"`, `"fashion_mnist"`, ...),
@@ -491,13 +538,21 @@ def load_arrays(
             message names the array and the dimension or value).
     """
     source = dataset_source(name)
-    if not 0.0 <= validation_fraction < 1.0:
-        raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
+    check_number("validation_fraction", validation_fraction, low=0, high=1, high_open=True)
+    check_int("split_seed", split_seed, 0, 2**32 - 1)
+    if data_dir is not None and not isinstance(data_dir, (str, os.PathLike)):
+        raise ValueError(f"data_dir must be a folder path or None, got {data_dir!r} ({type(data_dir).__name__})")
     raw, num_classes = _check_splits(name, source.load(name, data_dir), allow_nan)
     x_train, y_train = raw["x_train"], raw["y_train"]
 
     perm = np.random.default_rng(split_seed).permutation(len(x_train))
     n_val = int(round(validation_fraction * len(x_train)))
+    n_train, least = len(x_train) - n_val, min(MIN_TRAIN_SAMPLES, len(x_train))
+    if n_train < least:
+        kept = "the training split is empty" if n_train == 0 else f"the training split keeps {n_train} image(s)"
+        raise ValueError(f"dataset {name!r}: validation_fraction {validation_fraction} of its {len(x_train)} "
+                         f"training images leaves {n_val} for validation and {kept}; it must keep at least "
+                         f"{least} (min({MIN_TRAIN_SAMPLES}, all)): lower --validation-fraction")
     val_idx, train_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
     x_tr, y_tr = x_train[train_idx], y_train[train_idx]
 
@@ -560,8 +615,7 @@ def epoch_pipeline(
     Returns the dataset and the number of steps per epoch; pass both to
     `model.fit(ds, steps_per_epoch=steps, epochs=epochs, initial_epoch=initial_epoch)`.
     """
-    if batch_size <= 0:
-        raise ValueError(f"batch_size must be > 0, got {batch_size}")
+    check_int("batch_size", batch_size, 1, MAX_BATCH_SIZE)
     n = len(x)
     steps = -(-n // batch_size)
 
@@ -599,8 +653,8 @@ def load_dataset(
     The training pipeline reshuffles every epoch from `seed`; validation and test
     are unshuffled. See the module docstring for the accepted names.
     """
-    if batch_size <= 0:
-        raise ValueError(f"batch_size must be > 0, got {batch_size}")
+    check_int("batch_size", batch_size, 1, MAX_BATCH_SIZE)
+    check_int("seed", seed, 0, 2**32 - 1)
     arrays = load_arrays(
         name, validation_fraction=validation_fraction, split_seed=split_seed, data_dir=data_dir
     )

@@ -39,10 +39,10 @@ def check_positive(name: str, value, *, convert: bool = False) -> float:
     Args:
         name: the argument's name, for the message.
         value: the value to check.
-        convert: also accept what `float()` converts (e.g. the string "0.5").
+        convert: also accept what `float()` converts (e.g. the string "0.5"), except a bool.
     """
     number = value
-    if convert and not _is_real(value):
+    if convert and not _is_real(value) and not isinstance(value, bool):  # True is not a number
         try:
             number = float(value)
         except (TypeError, ValueError):

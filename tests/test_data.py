@@ -175,8 +175,9 @@ def test_unknown_name_lists_every_registered_dataset_and_the_name_families(sourc
                                   "digits, fashion_mnist, throwaway; or ")
         assert "a path to a .npz file" in message and "a TFDS name" in message
         assert "\n" not in message
-    with pytest.raises(ValueError, match="dataset must be a non-empty string, got ''"):
-        data.check_dataset_name("")
+    for empty in ("", None):  # names nothing: the valid names, not a type complaint (#28 item 8)
+        with pytest.raises(ValueError, match=f"^Unknown dataset {empty!r}. Valid names: digits, fashion_mnist"):
+            data.check_dataset_name(empty)
 
 
 def test_a_source_of_many_names_is_asked_after_the_registered_names(sources, tmp_path):

@@ -266,19 +266,26 @@ def test_killed_no_resume_retraining_keeps_the_finished_run(finished_long, tmp_p
                                                 "finished run (the unfinished replacement was discarded)")
 
 
-def test_ctrl_c_in_a_new_run_says_where_the_same_command_resumes(tmp_path):
+def assert_stopped_new_run_resumes(tmp_path, sig: int, word: str) -> None:
+    """`bnnzoo train` (30 epochs) stopped by `sig` after its first checkpoint ends with
+    exit status 2 and one line: "<word> after epoch N of 30; the same command resumes OUT
+    from there", N being the epoch its checkpoint holds."""
     out = tmp_path / "run"
     argv = ("train", "--epochs", "30", "--batch-size", "16", "--model-arg", "units=16", "--out", out)
     proc = bnnzoo_process(*argv, cwd=tmp_path)
     wait_for(lambda: (out / "checkpoints" / "checkpoint").is_file(), proc, what="the first checkpoint")
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     line = err.strip().splitlines()[-1]
     assert proc.returncode == 2 and "Traceback" not in err, err[-2000:]
-    assert line.startswith("bnnzoo: error: interrupted after epoch ") and line.endswith(
+    assert line.startswith(f"bnnzoo: error: {word} after epoch ") and line.endswith(
         f" of 30; the same command resumes {out} from there"), line
     done = int(line.split("after epoch ")[1].split(" ")[0])
     assert done >= 1 and f"ckpt-{done}" in (out / "checkpoints" / "checkpoint").read_text()
+
+
+def test_ctrl_c_in_a_new_run_says_where_the_same_command_resumes(tmp_path):
+    assert_stopped_new_run_resumes(tmp_path, signal.SIGINT, "interrupted")
 
 
 def test_no_resume_and_overwrite_replace_the_run_once_complete(capsys, run_copy):

@@ -7,6 +7,7 @@ number of classes and pair of quantizers, and optionally loads weights.
 
 from __future__ import annotations
 
+import inspect
 import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,6 +95,9 @@ def get_model_spec(name: str) -> ModelSpec:
 MAX_INPUT_SIZE = 4096
 MAX_CHANNELS = 4096
 MAX_NUM_CLASSES = 1_000_000
+# Values per input image (height x width x channels): a 4096x4096 one-channel image;
+# 4096x4096x4096, allowed dimension by dimension, would need 256 GiB per float32 image.
+MAX_INPUT_ELEMENTS = MAX_INPUT_SIZE * MAX_INPUT_SIZE
 
 
 def _check_input_shape(spec: ModelSpec, input_shape) -> tuple[int, ...]:
@@ -107,6 +111,9 @@ def _check_input_shape(spec: ModelSpec, input_shape) -> tuple[int, ...]:
     if any(d <= 0 for d in shape) or max(shape[:2]) > MAX_INPUT_SIZE or shape[2] > MAX_CHANNELS:
         raise ValueError(f"input_shape must have height and width in [1, {MAX_INPUT_SIZE}] and channels "
                          f"in [1, {MAX_CHANNELS}], got {input_shape!r}")
+    if shape[0] * shape[1] * shape[2] > MAX_INPUT_ELEMENTS:
+        raise ValueError(f"input_shape {input_shape!r} has {shape[0] * shape[1] * shape[2]} values per image; "
+                         f"at most {MAX_INPUT_ELEMENTS} (height x width x channels) are allowed")
     if min(shape[:2]) < spec.min_input_size:
         raise ValueError(
             f"{spec.name} needs inputs of at least {spec.min_input_size}x{spec.min_input_size} "
@@ -162,6 +169,12 @@ def create_model(
     classes = check_int("num_classes", spec.default_num_classes if num_classes is None else num_classes,
                         2, MAX_NUM_CLASSES)
     options = {**spec.defaults, **card_kwargs, **kwargs}
+    try:
+        _check_options(spec, options)
+    except ValueError as err:
+        if not card_kwargs:
+            raise
+        raise ValueError(f"{err} (model_kwargs of the card of {name}/{weights}: {card_kwargs})") from None
     family_iq = options.pop("input_quantizer", "ste_sign")
     family_kq = options.pop("kernel_quantizer", "ste_sign")
     if input_quantizer == FAMILY_DEFAULT:
@@ -181,6 +194,18 @@ def create_model(
         else:
             _pretrained.load_pretrained_weights(model, name, str(weights))
     return model
+
+
+def _check_options(spec: ModelSpec, options: dict) -> None:
+    """`ValueError` naming the options family `spec` does not take (else its builder's TypeError)."""
+    parameters = inspect.signature(spec.builder).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    taken = [n for n in parameters if n not in ("input_shape", "num_classes")]
+    unknown = sorted(set(options) - set(taken))
+    if unknown:
+        raise ValueError(f"model {spec.name!r} does not take {', '.join(map(repr, unknown))}; "
+                         f"it takes: {', '.join(taken)}")
 
 
 def scale_width(value: int, width: float, multiple: int = 1) -> int:

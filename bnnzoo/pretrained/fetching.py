@@ -32,7 +32,7 @@ import warnings
 from pathlib import Path
 
 from bnnzoo.datasets_cache import CACHE_ENV, cache_root
-from bnnzoo.pretrained.cards import Card
+from bnnzoo.pretrained.cards import CARD_FILE, Card
 from bnnzoo.pretrained.lookup import artifacts_dir, get_card
 from bnnzoo.pretrained.safety import check_download_url, check_safe_name, inside_folder, same_origin
 
@@ -128,13 +128,20 @@ def fetch(url: str, sha256: str, *, filename: str | None = None, cache: str | os
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".download-")
     opener = urllib.request.build_opener(_SameOriginRedirects(url))
     try:
-        with os.fdopen(fd, "wb") as out, opener.open(url, timeout=timeout) as response:
-            size = 0
-            for chunk in iter(lambda: response.read(1 << 20), b""):
-                size += len(chunk)
-                if size > max_bytes:
-                    raise ValueError(f"download of {url} exceeds max_bytes={max_bytes}; aborted")
-                out.write(chunk)
+        with os.fdopen(fd, "wb") as out:
+            try:
+                response = opener.open(url, timeout=timeout)
+            except OSError as err:  # URLError, timeouts: "<urlopen error ...>" names no URL
+                reason = " ".join(str(getattr(err, "reason", err)).split())
+                raise ConnectionError(f"cannot download {url} ({reason}); offline? Fetch it on a machine "
+                                      f"with internet and put it at {target} (sha256 {sha256})") from None
+            with response:
+                size = 0
+                for chunk in iter(lambda: response.read(1 << 20), b""):
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise ValueError(f"download of {url} exceeds max_bytes={max_bytes}; aborted")
+                    out.write(chunk)
         got = sha256_file(tmp)
         if got != sha256:
             raise WeightsIntegrityError(
@@ -176,4 +183,11 @@ def load_pretrained_weights(model, name: str, tag: str) -> None:
             f"{name}/{tag} weights are for inputs of shape {expected}, the model takes "
             f"{tuple(model.input_shape[1:])}"
         )
-    model.load_weights(str(path))
+    try:
+        model.load_weights(str(path))
+    except (ValueError, OSError) as err:  # Keras's shape-mismatch text names no card
+        card_file = inside_folder(artifacts_dir(), name, tag, CARD_FILE) if card.shipped else f"card {name}/{tag}"
+        detail = " ".join(str(err).split())[:160]
+        raise ValueError(f"the weights {path} do not fit the model built from {card_file} (model_kwargs "
+                         f"{card.model_kwargs}): {detail}; the card was altered or belongs to other weights: "
+                         "restore it (git checkout, or reinstall bnnzoo)") from None

@@ -80,8 +80,10 @@ from bnnzoo.training.run_dir import (
     _config_differences,
     load_initial_weights,
     load_model,
+    read_json,
     resolve_run_directory,
     write_json,
+    writing,
 )
 
 __all__ = [
@@ -107,6 +109,7 @@ __all__ = [
     "load_model",
     "make_strategy",
     "model_memory",
+    "read_json",
     "read_recipe",
     "resolve_run_directory",
     "restore_and_fit",
@@ -115,6 +118,7 @@ __all__ = [
     "wrap_for_optimizer",
     "write_json",
     "write_results",
+    "writing",
 ]
 
 

@@ -9,6 +9,7 @@ import inspect
 import json
 import math
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,8 +110,16 @@ class TrainConfig:
         if (not isinstance(self.validation_fraction, (int, float)) or isinstance(self.validation_fraction, bool)
                 or not 0 <= self.validation_fraction < 1):
             raise ValueError(f"validation_fraction must be a number in [0, 1), got {self.validation_fraction!r}")
+        for name in ("model", "dataset", "optimizer", "quantizer", "strategy", "annealing", "lr_schedule"):
+            _check_type(name, getattr(self, name), str, "a name (a string)")
+        for name in ("input_quantizer", "kernel_quantizer"):
+            _check_type(name, getattr(self, name), (str, type(None)), "a quantizer name or None")
+        _check_type("data_dir", self.data_dir, (str, os.PathLike, type(None)), "a folder path or None")
+        _check_type("shuffle", self.shuffle, bool, "true or false")
         STRATEGIES.get(self.strategy)
-        _models.get_model_spec(self.model)
+        _check_keywords("model_kwargs", self.model_kwargs, _models.get_model_spec(self.model).builder,
+                        f"model {self.model!r}", skip=2)  # input_shape and num_classes come from the data
+        _check_keywords("quantizer_kwargs", self.quantizer_kwargs, None, "")
         _check_keywords("optimizer_kwargs", self.optimizer_kwargs,
                         _optimizers.optimizer_spec(self.optimizer).builder, f"optimizer {self.optimizer!r}")
         for q in (self.quantizer, self.input_quantizer, self.kernel_quantizer):
@@ -169,23 +178,33 @@ class TrainConfig:
         return make(self.input_quantizer), make(self.kernel_quantizer)
 
 
-def _check_keywords(argument: str, kwargs, target, owner: str) -> None:
+def _check_type(argument: str, value, kinds, allowed: str) -> None:
+    """`ValueError` naming `argument`, `value` and what is `allowed` unless `value` is one of `kinds`."""
+    if not isinstance(value, kinds):
+        raise ValueError(f"{argument} must be {allowed}, got {value!r} ({type(value).__name__})")
+
+
+def _check_keywords(argument: str, kwargs, target, owner: str, skip: int = 1) -> None:
     """`ValueError` for a key of `kwargs` that the builder `target` does not take
-    besides its first argument (the learning rate).
+    besides its first `skip` arguments (the learning rate; a model's input shape
+    and class count); `target=None` checks only that `kwargs` is a dict of names.
 
     Names only, so a misspelt `--optimizer-arg` fails when the config is made; values
     are checked where the part is built (`assemble_run`). A builder that takes
     `**kwargs` accepts any name here.
     """
-    if not isinstance(kwargs, dict):
-        raise ValueError(f"{argument} must be a dict of keyword arguments, got {kwargs!r}")
+    if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
+        raise ValueError(f"{argument} must be a dict (a TOML table) of keyword arguments by name, "
+                         f"got {kwargs!r}")
+    if target is None:
+        return
     try:
         parameters = inspect.signature(target).parameters
     except (TypeError, ValueError):  # no signature to read (a C-implemented callable)
         return
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
         return
-    names = [n for n, p in list(parameters.items())[1:] if p.kind is not inspect.Parameter.VAR_POSITIONAL]
+    names = [n for n, p in list(parameters.items())[skip:] if p.kind is not inspect.Parameter.VAR_POSITIONAL]
     unknown = sorted(set(kwargs) - set(names))
     if unknown:
         raise ValueError(f"{argument} has {', '.join(map(repr, unknown))}, which {owner} does not take; "
@@ -201,12 +220,17 @@ def read_recipe(path: str | os.PathLike) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"No recipe file at {path}")
     if path.suffix == ".json":
-        return json.loads(path.read_text())
-    if path.suffix == ".toml":
+        values = json.loads(path.read_text())
+    elif path.suffix == ".toml":
         import tomllib
 
-        return tomllib.loads(path.read_text())
-    raise ValueError(f"Recipe files are .json or .toml, got {path.name}")
+        values = tomllib.loads(path.read_text())
+    else:
+        raise ValueError(f"Recipe files are .json or .toml, got {path.name}")
+    if not isinstance(values, dict):
+        raise ValueError(f"recipe {path} must hold an object of TrainConfig fields "
+                         f"({{\"epochs\": 10, ...}}), got a {type(values).__name__}")
+    return values
 
 
 @STRATEGIES.register("default")
@@ -220,10 +244,110 @@ def _mirrored_strategy() -> tf.distribute.Strategy:
     return tf.distribute.MirroredStrategy([d.name for d in devices])
 
 
+# Seconds a multi-worker run waits for every worker of TF_CONFIG before it gives up
+# (TensorFlow's own default is to wait for ever); `bnnzoo train --connect-timeout`.
+CONNECT_TIMEOUT_ENV = "BNNZOO_CONNECT_TIMEOUT"
+DEFAULT_CONNECT_TIMEOUT_S = 120.0
+
+
+def _tf_config() -> dict[str, Any]:
+    """TF_CONFIG, checked: a JSON object with a `cluster` of address lists and a `task`."""
+    text = os.environ.get("TF_CONFIG")
+    if text is None:
+        raise ValueError("strategy 'multiworker' needs the TF_CONFIG environment variable "
+                         '({"cluster": {"worker": ["host:port", ...]}, "task": {"type": "worker", "index": 0}})')
+    try:
+        value = json.loads(text)
+    except ValueError as err:
+        raise ValueError(f"TF_CONFIG is not valid JSON ({err}): {text[:80]!r}") from None
+    cluster = value.get("cluster") if isinstance(value, dict) else None
+    task = value.get("task") if isinstance(value, dict) else None
+    if (not isinstance(cluster, dict) or not cluster
+            or not all(isinstance(v, list) and all(isinstance(a, str) for a in v) for v in cluster.values())
+            or not isinstance(task, dict) or task.get("type") not in cluster
+            or not isinstance(task.get("index"), int)
+            or not 0 <= task["index"] < len(cluster[task["type"]])):
+        raise ValueError('TF_CONFIG must be {"cluster": {"worker": ["host:port", ...]}, "task": {"type": '
+                         f'"worker", "index": i}}}} with the task in the cluster, got {text[:120]!r}')
+    return value
+
+
+def _connect_timeout() -> float:
+    text = os.environ.get(CONNECT_TIMEOUT_ENV)
+    if text is None:
+        return DEFAULT_CONNECT_TIMEOUT_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{CONNECT_TIMEOUT_ENV} must be a number of seconds > 0, got {text!r}")
+    return value
+
+
+def _split_address(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def _unreachable(addresses) -> list[str]:
+    """The `host:port` addresses that refuse or ignore a TCP connection now."""
+    import socket
+
+    down = []
+    for address in addresses:
+        try:
+            socket.create_connection(_split_address(address), timeout=1).close()
+        except (OSError, ValueError):
+            down.append(address)
+    return down
+
+
+def _wait_for_peers(me: str, peers: list[str], timeout: float) -> None:
+    """Wait, at most `timeout` seconds, until every peer's port accepts a connection;
+    `ConnectionError` naming those that never did.
+
+    TensorFlow's constructor waits for the other workers in a collective op, in C++,
+    with no time limit (its `timeout_seconds` does not bound the group's forming) and
+    with Python's signal handlers unable to run (SIGTERM and Ctrl-C do nothing). This
+    wait is a Python loop, so both work during it. Meanwhile this worker's own port
+    accepts connections (a plain listening socket, closed before TensorFlow binds the
+    port), so that the other workers' waits see it.
+    """
+    import socket
+
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind(("", _split_address(me)[1]))
+        listener.listen(64)
+    except (OSError, ValueError):  # taken (e.g. by this process's own server already): nothing to show
+        listener.close()
+        listener = None
+    deadline = time.monotonic() + timeout
+    try:
+        pending = _unreachable(peers)
+        while pending and time.monotonic() < deadline:
+            time.sleep(0.25)
+            pending = _unreachable(pending)
+    finally:
+        if listener is not None:
+            listener.close()
+    if pending:
+        raise ConnectionError(f"multiworker: no answer from worker(s) {', '.join(pending)} of TF_CONFIG within "
+                              f"{timeout:g} s; start them, fix TF_CONFIG, or wait longer "
+                              f"(--connect-timeout / ${CONNECT_TIMEOUT_ENV})")
+
+
 @STRATEGIES.register("multiworker")
 def _multiworker_strategy() -> tf.distribute.Strategy:
-    if "TF_CONFIG" not in os.environ:
-        raise ValueError("strategy 'multiworker' needs the TF_CONFIG environment variable")
+    tf_config, timeout = _tf_config(), _connect_timeout()
+    task = tf_config["task"]
+    me = tf_config["cluster"][task["type"]][task["index"]]
+    peers = [a for kind in tf_config["cluster"].values() for a in kind if a != me]
+    print(f"Waiting up to {timeout:g} s for the other workers of TF_CONFIG ({', '.join(peers) or 'none'}; "
+          f"--connect-timeout / ${CONNECT_TIMEOUT_ENV})", flush=True)
+    _wait_for_peers(me, peers, timeout)
     return tf.distribute.MultiWorkerMirroredStrategy()
 
 

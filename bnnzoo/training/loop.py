@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 import sys
 import time
@@ -23,7 +23,9 @@ from bnnzoo.training.run_dir import (
     _check_fully_restored,
     _ResumeCheckpoint,
     load_model,
+    read_json,
     write_json,
+    writing,
 )
 
 __all__ = ["evaluate", "model_memory", "restore_and_fit", "write_results"]
@@ -56,13 +58,18 @@ def restore_and_fit(parts: RunParts, run: RunDirectory, *,
     history: dict[str, list[float]] = {}
     history_path = work_dir / "history.json"
     restored = None
-    if resume and manager.latest_checkpoint:
-        restored = parts.checkpoint.restore(manager.latest_checkpoint)
-        if history_path.exists():
-            # The history is written before the checkpoint (`_ResumeCheckpoint`): a run
-            # killed between the two has one epoch more in it, which is retrained.
-            finished = int(parts.epoch.numpy())
-            history = {k: v[:finished] for k, v in json.loads(history_path.read_text()).items()}
+    latest = manager.latest_checkpoint
+    start_over = "start the run over with --no-resume (resume=False)"
+    if resume and latest:
+        saved = read_json(history_path, hint=start_over) if history_path.exists() else {}
+        if not all(isinstance(v, list) for v in saved.values()):
+            raise ValueError(f"{history_path} must map each metric to a list of per-epoch values; {start_over}")
+        with _resuming_from(latest, start_over):
+            restored = parts.checkpoint.restore(latest)
+        # The history is written before the checkpoint (`_ResumeCheckpoint`): a run
+        # killed between the two has one epoch more in it, which is retrained.
+        finished = int(parts.epoch.numpy())
+        history = {k: v[:finished] for k, v in saved.items()}
         print(f"Resuming {work_dir} after epoch {int(parts.epoch.numpy())}/{config.epochs}", flush=True)
     initial_epoch = int(parts.epoch.numpy())
 
@@ -87,10 +94,11 @@ def restore_and_fit(parts: RunParts, run: RunDirectory, *,
         # The parts' callbacks were built (and their checks, e.g. Bop on a model
         # without binary variables, ran) first. A restored checkpoint fills these as
         # they are created.
-        with parts.strategy.scope():
+        with parts.strategy.scope(), _resuming_from(latest if restored is not None else None, start_over):
+            # Variables created here are filled from the checkpoint as they are made.
             create_training_variables(model, arrays.x_train[:1], arrays.y_train[:1])
         if restored is not None:
-            _check_fully_restored(restored, manager.latest_checkpoint)
+            _check_fully_restored(restored, latest)
         model.fit(
             train_ds,
             epochs=config.epochs,
@@ -101,6 +109,20 @@ def restore_and_fit(parts: RunParts, run: RunDirectory, *,
             verbose=verbose,
         )
     return history
+
+
+@contextlib.contextmanager
+def _resuming_from(checkpoint: str | None, what_to_do: str):
+    """A checkpoint TensorFlow cannot read (truncated, corrupted: an `OpError`, or the
+    `IndexError` of a short data file) as one `ValueError` naming its files."""
+    try:
+        yield
+    except (tf.errors.OpError, IndexError) as err:
+        if checkpoint is None:
+            raise
+        detail = " ".join(str(getattr(err, "message", err)).split())[:160]
+        raise ValueError(f"cannot resume from {checkpoint} (.index / .data-*): the checkpoint is truncated or "
+                         f"corrupted ({type(err).__name__}: {detail}); {what_to_do}") from None
 
 
 def write_results(parts: RunParts, run: RunDirectory, history: dict[str, list[float]], *,
@@ -156,12 +178,12 @@ def write_results(parts: RunParts, run: RunDirectory, history: dict[str, list[fl
     if run.out is not None:
         # Every worker saves (a collective op under MultiWorkerMirroredStrategy).
         # Atomic writes: a crash leaves the previous complete file, never a truncated one.
-        with atomic_path(work_dir / MODEL_FILE) as tmp:
+        with writing(work_dir / MODEL_FILE), atomic_path(work_dir / MODEL_FILE) as tmp:
             model.save(tmp)
         write_json(work_dir / "history.json", history)
         write_json(work_dir / "metrics.json", metrics)
         if run.chief:
-            with atomic_path(work_dir / "curves.png") as tmp:
+            with writing(work_dir / "curves.png"), atomic_path(work_dir / "curves.png") as tmp:
                 _plot_curves(history, tmp, f"{config.model} on {config.dataset}")
     run.finish()
     return TrainResult(model=model, history=history, metrics=metrics, run_dir=run.out)
@@ -185,7 +207,7 @@ def evaluate(
     else:
         path = Path(source)
         if path.is_dir() and (path / "config.json").exists():
-            config = json.loads((path / "config.json").read_text())
+            config = read_json(path / "config.json", hint="give --dataset, or retrain the run")
         model = load_model(path)
     dataset = dataset or (config or {}).get("dataset")
     if arrays is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import json
 import os
 import re
@@ -32,8 +33,10 @@ __all__ = [
     "TrainResult",
     "load_initial_weights",
     "load_model",
+    "read_json",
     "resolve_run_directory",
     "write_json",
+    "writing",
 ]
 
 MODEL_FILE = "model.keras"
@@ -179,7 +182,7 @@ def load_initial_weights(model: tf.keras.Model, source: str | os.PathLike) -> No
     described = str(path)
     config_file = path / "config.json" if path.is_dir() else None
     if config_file is not None and config_file.exists():
-        values = json.loads(config_file.read_text())
+        values = read_json(config_file, hint="init_from needs a run directory written by bnnzoo train")
         described = f"{path} ({values.get('model')} {values.get('model_kwargs') or ''})".strip()
     try:
         donor = load_model(path)
@@ -237,7 +240,8 @@ class _ResumeCheckpoint(tf.keras.callbacks.Callback):
         # (checkpoint first would lose that entry for good).
         write_json(self.history_path, self.history)
         self.epoch_var.assign(epoch + 1)
-        self.manager.save(checkpoint_number=epoch + 1)
+        with writing(self.manager.directory):
+            self.manager.save(checkpoint_number=epoch + 1)
 
 
 def _json_default(obj):
@@ -246,6 +250,49 @@ def _json_default(obj):
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON serializable: {type(obj)}")
+
+
+def read_json(path: str | os.PathLike, kind: type = dict, *, hint: str = "") -> Any:
+    """The JSON value of the file `path`, which must be a `kind` (an object by default).
+
+    A file that is not valid JSON or holds another type is a `ValueError` naming
+    the file (decoders name only the line), followed by `hint` (what to do).
+    """
+    path = Path(path)
+    try:
+        value = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as err:  # JSONDecodeError is a ValueError
+        problem = f"is not valid JSON ({' '.join(str(err).split())[:120]})"
+    else:
+        if isinstance(value, kind):
+            return value
+        problem = f"holds a JSON {type(value).__name__}, not {'an object' if kind is dict else kind.__name__}"
+    raise ValueError(f"{path} {problem}" + (f"; {hint}" if hint else ""))
+
+
+@contextlib.contextmanager
+def writing(path: str | os.PathLike) -> Iterator[None]:
+    """Name `path` in a failed write's error: an `OSError` (a full disk's `[Errno 28]`
+    names no file) or TensorFlow's `ResourceExhaustedError`/`OpError` from its own
+    writers (checkpoints) become one `OSError` saying the path and what to do."""
+    try:
+        yield
+    except OSError as err:
+        if str(path) in str(err):
+            raise
+        raise _write_error(path, err.errno, err.strerror or " ".join(str(err).split())) from err
+    except tf.errors.OpError as err:
+        full = isinstance(err, tf.errors.ResourceExhaustedError) or "No space left" in str(err)
+        raise _write_error(path, errno.ENOSPC if full else errno.EIO,
+                           os.strerror(errno.ENOSPC) if full else " ".join(str(err.message).split())[:200]) from err
+
+
+def _write_error(path, code, reason: str) -> OSError:
+    todo = ("free some space or write elsewhere (--out); an unfinished run resumes from its last "
+            "checkpoint with the same command") if code == errno.ENOSPC else "check the path and its disk"
+    error = OSError(f"cannot write {path}: {reason}; {todo}")
+    error.errno = code
+    return error
 
 
 def write_json(path: Path, obj) -> None:
@@ -258,7 +305,8 @@ def write_json(path: Path, obj) -> None:
         path: the target file; its folder must exist.
         obj: the value to write.
     """
-    atomic_write_json(path, obj, default=_json_default)
+    with writing(path):
+        atomic_write_json(path, obj, default=_json_default)
 
 # The files of a run directory that a new run replaces.
 _RUN_FILES = (MODEL_FILE, "metrics.json", "history.json", "curves.png")
@@ -343,13 +391,7 @@ def _existing_run(run_dir: Path, config: TrainConfig, *, resume: bool, overwrite
             raise ValueError(f"{run_dir} holds a {MODEL_FILE} without config.json; "
                              "train into another directory (--out NEW) or replace it (--overwrite)")
         return "fresh"
-    try:
-        previous = json.loads(config_path.read_text())
-        if not isinstance(previous, dict):
-            raise ValueError("not a JSON object")
-    except ValueError as err:
-        raise ValueError(f"{config_path} is not a valid run config ({err}); "
-                         "train into another directory (--out NEW) or replace it (--overwrite)") from None
+    previous = read_json(config_path, hint="train into another directory (--out NEW) or replace it (--overwrite)")
     differ = _config_differences(previous, config)
     if finished and differ:
         raise ValueError(
@@ -372,8 +414,9 @@ def _existing_run(run_dir: Path, config: TrainConfig, *, resume: bool, overwrite
 def _finished_result(run_dir: Path) -> TrainResult:
     """The result of a finished run directory, read back without training."""
     history_path = run_dir / "history.json"
-    history = json.loads(history_path.read_text()) if history_path.is_file() else {}
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+    hint = "train it again with --overwrite, or into another directory (--out NEW)"
+    history = read_json(history_path, hint=hint) if history_path.is_file() else {}
+    metrics = read_json(run_dir / "metrics.json", hint=hint)
     return TrainResult(model=load_model(run_dir), history=history, metrics=metrics, run_dir=run_dir)
 
 
@@ -393,6 +436,8 @@ def _prepare_run_dir(work_dir: Path, config: TrainConfig, state: str) -> Path:
         work_dir.mkdir(parents=True, exist_ok=True)
         write_json(work_dir / "config.json", config.to_dict())
     except OSError as err:
+        if err.strerror is None and str(target) in str(err):  # `writing`'s: already names the file
+            raise
         raise type(err)(f"cannot write the run directory {target}: {err.strerror or err}") from err
     return work_dir
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import inspect
 from typing import Any, Sequence
 
@@ -172,7 +173,12 @@ class BNNHyperModel(kt.HyperModel):
         test accuracy, which is reported but never used for selection.
         """
         config = self.config(hp)
-        result = _training.train(config, out, callbacks=list(callbacks), arrays=self.arrays, verbose=verbose,
-                                 model=model)
+        try:
+            result = _training.train(config, out, callbacks=list(callbacks), arrays=self.arrays,
+                                     verbose=verbose, model=model)
+        except OSError as err:
+            if err.errno == errno.ENOSPC:  # every later trial would fail alike: end the search
+                raise kt.errors.FatalError(str(err)) from err
+            raise
         metrics = {name: result.metrics.get(name) for name in TRIAL_METRICS}
         return {k: float(v) for k, v in metrics.items() if v is not None}

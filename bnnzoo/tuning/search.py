@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import keras_tuner as kt
+
 from bnnzoo import data as _data
 from bnnzoo import training as _training
 from bnnzoo._runlock import LOCK_FILE, directory_lock
@@ -59,10 +61,22 @@ def _machine() -> str:
     return f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
 
 
+_START_OVER = "start the search over in another --out (or delete the file to rebuild it)"
+
+
+def _check_search_files(out: Path) -> None:
+    """keras-tuner's own files (`oracle.json`, `trial_*/trial.json`) are JSON objects;
+    `ValueError` naming the first that is not (keras-tuner's decoder error names none)."""
+    project = out / PROJECT
+    for path in [project / "oracle.json", *sorted(project.glob("trial_*/trial.json"))]:
+        if path.is_file():
+            _training.read_json(path, hint=_START_OVER)
+
+
 def _check_settings(out: Path, settings: dict[str, Any]) -> None:
     path = out / SETTINGS_FILE
     if path.exists():
-        previous = json.loads(path.read_text())
+        previous = _training.read_json(path, hint=_START_OVER)
         if previous != settings:
             changed = sorted(k for k in set(previous) | set(settings) if previous.get(k) != settings.get(k))
             raise ValueError(
@@ -79,11 +93,12 @@ def _train_or_reuse(config: _training.TrainConfig, run_dir: Path, arrays, candid
     wanted = config.to_dict()
     for source in (run_dir, *candidates):
         metrics_path, config_path = source / "metrics.json", source / "config.json"
-        if metrics_path.exists() and config_path.exists() and json.loads(config_path.read_text()) == wanted:
+        if (metrics_path.exists() and config_path.exists()
+                and _training.read_json(config_path, hint=_START_OVER) == wanted):
             if source != run_dir:
                 shutil.rmtree(run_dir, ignore_errors=True)
                 shutil.copytree(source, run_dir, ignore=shutil.ignore_patterns(LOCK_FILE))
-            return json.loads(metrics_path.read_text())
+            return _training.read_json(metrics_path, hint=_START_OVER)
     # Not an identical finished run (checked above): replace whatever run_dir holds.
     return _training.train(config, run_dir, arrays=arrays, verbose=0, overwrite=True).metrics
 
@@ -181,6 +196,7 @@ def run_search(
                     "optimizers": list(optimizers or []), "quantizers": list(quantizers or [])}
         if distributed != "worker":
             _check_settings(out, settings)
+            _check_search_files(out)
         arrays = _data.load_arrays(base.dataset, validation_fraction=base.validation_fraction,
                                    data_dir=base.data_dir)
         hypermodel = BNNHyperModel(base, preset, optimizers=optimizers, quantizers=quantizers, arrays=arrays)
@@ -203,7 +219,12 @@ def run_search(
         if distributed == "worker":
             kt_tuner.heartbeat_seconds = _distributed.HEARTBEAT_SECONDS
 
-        kt_tuner.search(verbose=0)
+        try:
+            kt_tuner.search(verbose=0)
+        except kt.errors.FatalError as err:
+            if isinstance(err.__cause__, OSError):  # a full disk (BNNHyperModel.fit): its one line
+                raise err.__cause__ from None
+            raise
         if distributed == "worker":
             say(f"[tune] worker {kt_tuner.tuner_id}: the chief says the search is over")
             return None
@@ -220,7 +241,11 @@ def _finish(kt_tuner, hypermodel: BNNHyperModel, out: Path, base, space, tuner, 
     previous = {}
     results_path = out / "results.json"
     if results_path.exists():  # keep who ran each trial across restarts of the chief
-        previous = {t["trial_id"]: t.get("tuner_id") for t in json.loads(results_path.read_text())["trials"]}
+        trials_before = _training.read_json(results_path, hint=_START_OVER).get("trials")
+        if not isinstance(trials_before, list) or not all(isinstance(t, dict) and "trial_id" in t
+                                                          for t in trials_before):
+            raise ValueError(f"{results_path} holds no list of trials; {_START_OVER}")
+        previous = {t["trial_id"]: t.get("tuner_id") for t in trials_before}
     owners = {**{k: v for k, v in previous.items() if v}, **owners}
     trials = _report.collect_trials(oracle, owners)
     hps = _report.searched_hyperparameters(oracle.get_space().space)
