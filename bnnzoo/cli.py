@@ -193,7 +193,7 @@ def stage_configs_from_args(args, recipe: dict | None = None) -> list:
         from pathlib import Path
         from bnnzoo.cli import build_parser, stage_configs_from_args
 
-        Path("r.toml").write_text('epochs = 3\n[[stages]]\nkernel_quantizer = "none"\n[[stages]]\n')
+        Path("r.toml").write_text('epochs = 3\\n[[stages]]\\nkernel_quantizer = "none"\\n[[stages]]\\n')
         args = build_parser().parse_args(["train", "--recipe", "r.toml", "--epochs", "1",
                                           "--teacher", "binarynet_mlp:digits", "--distill-alpha", "0.5"])
         first, second = stage_configs_from_args(args)
