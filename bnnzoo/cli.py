@@ -30,7 +30,7 @@ from bnnzoo.cli_support import (
 )
 from bnnzoo.registry import Registry
 
-__all__ = ["main", "build_parser", "format_card_line"]
+__all__ = ["main", "build_parser", "format_card_line", "stage_configs_from_args"]
 
 # Subcommands that live next to their feature: name -> module. Each module has
 # `add_parser(subparsers) -> None`, which adds its parser and sets `func` on it.
@@ -145,7 +145,15 @@ def add_train_parser(sub) -> None:
                    help="learning-rate schedule over the run (default constant)")
     p.add_argument("--clipnorm", type=positive_float, help="global gradient-norm clip of every optimizer")
     p.add_argument("--init-from", metavar="RUN_DIR",
-                   help="initialize the weights from a run directory or saved model of the same network")
+                   help="initialize the weights from a run directory or saved model of the same network "
+                        "(of a staged recipe: its first stage)")
+    p.add_argument("--teacher", metavar="SRC",
+                   help="distill from a trained teacher: a finished run directory, a .keras/.h5 model file, or "
+                        "family:tag of a pretrained artifact (bnnzoo list); for every stage of a staged recipe")
+    p.add_argument("--distill-temperature", type=positive_float, metavar="T",
+                   help="temperature of the distillation loss (default 1)")
+    p.add_argument("--distill-alpha", type=non_negative_float, metavar="A",
+                   help="weight in [0, 1] of the distillation term; 1 - A weighs the cross-entropy (default 1)")
     p.add_argument("--strategy", choices=STRATEGIES.names())
     p.add_argument("--connect-timeout", type=positive_float, metavar="S",
                    help="--strategy multiworker: seconds to wait for the other workers of TF_CONFIG "
@@ -161,19 +169,70 @@ def add_train_parser(sub) -> None:
 
 _TRAIN_FIELDS = ("model", "dataset", "optimizer", "quantizer", "input_quantizer", "kernel_quantizer",
                  "epochs", "batch_size", "learning_rate", "seed", "validation_fraction", "data_dir",
-                 "strategy", "annealing", "lr_schedule", "clipnorm", "init_from")
+                 "strategy", "annealing", "lr_schedule", "clipnorm", "init_from", "teacher")
+# Flags that set a key of TrainConfig.distillation_kwargs.
+_DISTILL_FLAGS = {"distill_temperature": "temperature", "distill_alpha": "alpha"}
 
 
 def config_from_args(args, recipe: dict | None = None):
     """The `TrainConfig` of `bnnzoo train`'s arguments: the recipe's values (`recipe`,
-    else read from `args.recipe`), overridden by the flags given."""
-    from bnnzoo.training import TrainConfig, read_recipe, RECIPE_EXTRA_KEYS
+    else read from `args.recipe`), overridden by the flags given. A multi-stage
+    recipe is refused (`stage_configs_from_args`)."""
+    from bnnzoo.training import STAGES_KEY, read_recipe
 
-    values = {}
     if args.recipe:
         recipe = read_recipe(args.recipe) if recipe is None else recipe
-        values = {k: v for k, v in recipe.items() if k not in RECIPE_EXTRA_KEYS}
+        if STAGES_KEY in recipe:
+            raise ValueError(f"recipe {args.recipe} has [[stages]]: one config per stage (stage_configs_from_args)")
+    return stage_configs_from_args(args, recipe)[0]
+
+
+def stage_configs_from_args(args, recipe: dict | None = None) -> list:
+    """The `TrainConfig` of every stage `bnnzoo train` trains: one, or one per
+    `[[stages]]` table of the recipe (`recipe`, else read from `args.recipe`); the
+    flags given override every stage. Stages of different architectures, and
+    `--distill-*` flags without a teacher, are refused with one line.
+
+    !!! example
+        ```python
+        from pathlib import Path
+        from bnnzoo.cli import build_parser, stage_configs_from_args
+
+        Path("r.toml").write_text('epochs = 3\\n[[stages]]\\nkernel_quantizer = "none"\\n[[stages]]\\n')
+        args = build_parser().parse_args(["train", "--recipe", "r.toml", "--epochs", "1",
+                                          "--teacher", "binarynet_mlp:digits", "--distill-alpha", "0.5"])
+        first, second = stage_configs_from_args(args)
+        assert (first.kernel_quantizer, second.kernel_quantizer) == ("none", None)
+        assert first.epochs == second.epochs == 1
+        assert second.teacher == "binarynet_mlp:digits" and second.distillation_kwargs == {"alpha": 0.5}
+        ```
+    """
+    from bnnzoo.training import TrainConfig, check_same_architecture, read_recipe, stage_values
+
+    stages = [{}]
+    if args.recipe:
+        recipe = read_recipe(args.recipe) if recipe is None else recipe
+        stages = stage_values(recipe)
+    configs = []
+    for number, values in enumerate(stages, 1):
+        try:
+            configs.append(TrainConfig.from_dict(_apply_flags(args, values, first=number == 1)))
+        except (ValueError, TypeError) as err:
+            raise type(err)(f"stage {number}: {err}" if len(stages) > 1 else str(err)) from None
+    check_same_architecture(configs)
+    distill_flags = [f"--{name.replace('_', '-')}" for name in _DISTILL_FLAGS if getattr(args, name, None) is not None]
+    if distill_flags and not any(c.teacher for c in configs):
+        raise ValueError(f"{', '.join(distill_flags)} need a teacher: give --teacher SRC (or teacher in the recipe)")
+    return configs
+
+
+def _apply_flags(args, values: dict, first: bool = True) -> dict:
+    """A recipe's (or stage's) TrainConfig values with the flags of `args` applied;
+    `--init-from` only to the first stage (the others start from the one before)."""
+    values = dict(values)
     for name in _TRAIN_FIELDS:
+        if name == "init_from" and not first:
+            continue
         value = getattr(args, name, None)
         if value is not None:
             values[name] = value
@@ -190,7 +249,12 @@ def config_from_args(args, recipe: dict | None = None):
         recipe_value = values.get(key, {})
         # A recipe's non-table value is left for TrainConfig to refuse, naming the key.
         values[key] = {**recipe_value, **dict(given)} if isinstance(recipe_value, dict) else recipe_value
-    return TrainConfig.from_dict(values)
+    distill = {key: getattr(args, name) for name, key in _DISTILL_FLAGS.items()
+               if getattr(args, name, None) is not None}
+    if distill:
+        recipe_value = values.get("distillation_kwargs", {})
+        values["distillation_kwargs"] = {**recipe_value, **distill} if isinstance(recipe_value, dict) else recipe_value
+    return values
 
 
 def _interrupted(out: str, epochs: int, how: str = "interrupted") -> str:
@@ -208,6 +272,19 @@ def _interrupted(out: str, epochs: int, how: str = "interrupted") -> str:
     return f"{how} before the first epoch ended; nothing was kept in {out}"
 
 
+def _interrupted_stages(out: str, configs, how: str = "interrupted") -> str:
+    """The one line for a Ctrl-C'd (or SIGTERM'd) staged `bnnzoo train`: the stage and what it holds."""
+    from pathlib import Path
+
+    from bnnzoo.training import stage_dir
+
+    for number, config in enumerate(configs, 1):
+        folder = stage_dir(out, number)
+        if not (folder / "metrics.json").is_file() or (folder / "checkpoints").exists():
+            return f"stage {number} of {len(configs)}: " + _interrupted(str(folder), config.epochs, how)
+    return f"{how} after the last stage; {Path(out)} holds every stage"
+
+
 def cmd_train(args) -> int:
     split_logical_cpus(args.logical_cpus)
     if args.connect_timeout is not None:
@@ -215,18 +292,20 @@ def cmd_train(args) -> int:
 
         os.environ[CONNECT_TIMEOUT_ENV] = repr(args.connect_timeout)
     from bnnzoo import data, pretrained
-    from bnnzoo.training import read_recipe
+    from bnnzoo.training import STAGES_KEY, read_recipe
 
     recipe = record = None
     try:
         recipe = read_recipe(args.recipe) if args.recipe else None  # read once, here
-        config = config_from_args(args, recipe)
+        configs = stage_configs_from_args(args, recipe)
     except (ValueError, TypeError, OSError) as err:
         # TOML/JSON decode errors give the line but not the file.
         where = f"recipe {args.recipe}: " if args.recipe and args.recipe not in str(err) else ""
         fail(where + one_line(err))
     # Names are checked by TrainConfig; the optimizer and quantizers are built once,
     # by `train`, after the data loads and before anything is written.
+    staged = recipe is not None and STAGES_KEY in recipe
+    config = configs[-1]  # a staged recipe's result is its last stage
     try:
         data.check_dataset_name(config.dataset)
         if recipe is not None:
@@ -241,17 +320,28 @@ def cmd_train(args) -> int:
     from bnnzoo import training
     from bnnzoo.data import DataUnavailableError
 
-    print(f"Training {config.model} on {config.dataset} with {config.optimizer} + {config.quantizer} "
-          f"for {config.epochs} epochs -> {out}", flush=True)
+    taught = f", distilled from {config.teacher}" if config.teacher else ""
+    if staged:
+        print(f"Training {config.model} on {config.dataset} in {len(configs)} stages "
+              f"({', '.join(f'{c.epochs} epochs' for c in configs)}) -> {out}/stage-N", flush=True)
+    else:
+        print(f"Training {config.model} on {config.dataset} with {config.optimizer} + {config.quantizer} "
+              f"for {config.epochs} epochs{taught} -> {out}", flush=True)
     signals = ctrl_c_as_interrupt(terminate=True)  # SIGTERM ends it like Ctrl-C, in one line
     try:
         with signals:
-            result = training.train(config, out, resume=not args.no_resume, overwrite=args.overwrite,
-                                    record=record)
+            if staged:
+                result = training.train_stages(configs, out, resume=not args.no_resume,
+                                               overwrite=args.overwrite, record=record)[-1]
+                out = str(training.final_stage_dir(out, recipe))
+            else:
+                result = training.train(config, out, resume=not args.no_resume, overwrite=args.overwrite,
+                                        record=record)
     except (DataUnavailableError, FileNotFoundError) as err:
         fail(str(err))
     except KeyboardInterrupt:
-        fail(_interrupted(out, config.epochs, "terminated" if signals.interrupted is Terminated else "interrupted"))
+        how = "terminated" if signals.interrupted is Terminated else "interrupted"
+        fail(_interrupted_stages(out, configs, how) if staged else _interrupted(out, config.epochs, how))
     # Values read back from metrics.json may be null (a NaN loss is written as null).
     m = {k: float("nan") if v is None else v for k, v in result.metrics.items()}
     print(f"test accuracy: {m['test_accuracy']:.4f}  (loss {m['test_loss']:.4f}, "

@@ -163,7 +163,9 @@ def publish_run(run_dir: str | os.PathLike, destination: str | os.PathLike | Non
     """Publish a finished run of a recipe (`bnnzoo publish RUN_DIR`) as `<name>/<tag>/` artifacts.
 
     The recipe is the one recorded in the run (`recipe.json`, written by `bnnzoo train
-    --recipe`); see `publish_from_recipe` for what is written and refused.
+    --recipe`); see `publish_from_recipe` for what is written and refused. The run of
+    a multi-stage recipe (`[[stages]]`) is published from its last stage: give the
+    folder of the stages (`--out` of `bnnzoo train`), not a stage's folder.
 
     Args:
         run_dir: the run directory.
@@ -173,6 +175,10 @@ def publish_run(run_dir: str | os.PathLike, destination: str | os.PathLike | Non
     """
     run_dir = Path(run_dir)
     path = run_dir / _pretrained.RECIPE_RECORD
+    if not path.is_file() and run_dir.name.startswith("stage-") \
+            and (run_dir.parent / _pretrained.RECIPE_RECORD).is_file():
+        raise ValueError(f"{run_dir} is one stage of a multi-stage recipe run; publish the run itself: "
+                         f"bnnzoo publish {run_dir.parent} (its last stage is the result)")
     if not path.is_file():
         raise FileNotFoundError(f"{run_dir} records no recipe ({_pretrained.RECIPE_RECORD}): publish a run trained with "
                                 f"bnnzoo train --recipe RECIPE --out {run_dir}")
@@ -197,7 +203,10 @@ def publish_from_recipe(recipe_path: str | os.PathLike, run_dir: str | os.PathLi
     `binary_forward`). The run's `history.json`/`curves.png` are copied next to the
     weights; with `lce_export = true` in `[artifact]` the card also records the LCE
     flatbuffer's size and its agreement with Keras on the whole test set
-    (`measure_lce_export`).
+    (`measure_lce_export`). For a multi-stage recipe, `run_dir` is the folder of
+    its stages and the last stage is published (its config compared with the
+    recipe's last stage; `init_from`, the previous stage's folder, is not compared
+    unless the recipe sets it).
 
     Refused with a one-line `ValueError` unless `force`: a run whose config differs
     from the recipe's (e.g. `--epochs 1`), or one that would replace an artifact
@@ -233,23 +242,36 @@ def _read_run(run_dir: Path) -> tuple[_training.TrainConfig, dict[str, Any]]:
     return _training.TrainConfig.from_dict(values[0]), values[1]
 
 
-def _differences(previous: dict[str, Any], config: _training.TrainConfig) -> list[str]:
+def _differences(previous: dict[str, Any], config: _training.TrainConfig, ignore=()) -> list[str]:
     # data_dir is where this machine keeps the data, not part of the recipe.
-    return [k for k in _training._config_differences(previous, config) if k != "data_dir"]
+    return [k for k in _training._config_differences(previous, config) if k not in ("data_dir", *ignore)]
+
+
+def _recipe_run(recipe: dict[str, Any], run_dir: Path) -> tuple[Path, _training.TrainConfig, tuple[str, ...]]:
+    """(the run directory of the recipe's result, the recipe's config of it, the config
+    keys not compared): a staged recipe's is its last stage's."""
+    if _training.STAGES_KEY not in recipe:
+        config = _training.TrainConfig.from_dict(
+            {k: v for k, v in recipe.items() if k not in _training.RECIPE_EXTRA_KEYS})
+        return run_dir, config, ()
+    if (run_dir / "config.json").is_file():
+        raise ValueError(f"{run_dir} holds a single run, but its recipe has [[stages]]; publish the folder "
+                         "that bnnzoo train --recipe ... --out wrote the stages into")
+    config = _training.stage_configs(recipe)[-1]
+    # The chain's init_from names the folder as typed on the command line: not compared.
+    return _training.final_stage_dir(run_dir, recipe), config, (() if config.init_from else ("init_from",))
 
 
 def _publish(recipe: dict[str, Any], recipe_ref: str, run_dir, destination, force: bool) -> _pretrained.Card:
     if dict(recipe.get("artifact", {})).get("lce_export"):
         _export.require_lce("the card's LCE measurement (lce_export = true)")  # before reading or writing anything
-    run_dir = Path(run_dir)
+    run_dir, recipe_config, ignore = _recipe_run(recipe, Path(run_dir))
     config, metrics = _read_run(run_dir)
     name, tag = _pretrained.recipe_artifact(recipe, config.model, config.dataset)
-    recipe_config = _training.TrainConfig.from_dict(
-        {k: v for k, v in recipe.items() if k not in _training.RECIPE_EXTRA_KEYS})
     root = Path(destination) if destination is not None else _pretrained.artifacts_dir()
     folder = _pretrained.inside_folder(root, name, tag)
     problems = []
-    differ = _differences(recipe_config.to_dict(), config)
+    differ = _differences(recipe_config.to_dict(), config, ignore)
     if differ:
         problems.append(f"the run differs from its recipe {recipe_ref} in: {', '.join(differ)}")
     card_path = folder / _pretrained.CARD_FILE
@@ -264,7 +286,7 @@ def _publish(recipe: dict[str, Any], recipe_ref: str, run_dir, destination, forc
             problems.append(f"its test accuracy {accuracy} is below the published {old.test_accuracy:.4f}")
         if old.recipe != recipe_ref:
             problems.append(f"the published artifact comes from recipe {old.recipe}, this run from {recipe_ref}")
-        old_differ = _differences(old.train_config, config) if old.train_config else []
+        old_differ = _differences(old.train_config, config, ignore) if old.train_config else []
         if old_differ:
             problems.append(f"its config differs from the published artifact's in: {', '.join(old_differ)}")
     if problems and not force:

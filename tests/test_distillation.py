@@ -338,3 +338,145 @@ def test_student_learns_from_the_teacher_not_the_labels(digits):
         assert distiller.metrics_names == ["loss", "accuracy"]
     assert accuracy[1.0] >= DISTILLED_BAR, accuracy
     assert accuracy[0.0] < CHANCE_BAR, accuracy
+
+
+# --------------------------------------------------------------------------- in bnnzoo.training.train
+# `TrainConfig.teacher`: the run distills, the run directory keeps the student alone and
+# pins the teacher; bad settings are refused when the config is made.
+
+from bnnzoo import cli  # noqa: E402
+from bnnzoo.pretrained import sha256_file  # noqa: E402
+from bnnzoo.training import TrainConfig, assemble_run, train  # noqa: E402
+
+STUDENT = {"epochs": 1, "model_kwargs": {"units": 16, "hidden_layers": 1}}
+
+
+def _saved_teacher(path, seed=0):
+    """A small float model of the digits' shape saved at `path` (a `.keras` file)."""
+    tf.keras.utils.set_random_seed(seed)
+    model = tf.keras.Sequential([tf.keras.Input((8, 8, 1)), tf.keras.layers.Flatten(),
+                                 tf.keras.layers.Dense(10, activation="softmax")])
+    model.save(path)
+    return path
+
+
+class _StopBeforeEpoch(tf.keras.callbacks.Callback):
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+def test_train_with_a_teacher_saves_the_student_alone_and_records_the_teacher(tmp_path):
+    teacher = _saved_teacher(tmp_path / "teacher.keras")
+    config = TrainConfig(**STUDENT, teacher=str(teacher), distillation_kwargs={"temperature": 2.0, "alpha": 0.5})
+    result = train(config, tmp_path / "run", verbose=0)
+    assert not isinstance(result.model, Distiller)
+    # the model file is the student's: no Distiller, no teacher layer in it
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "run" / "model.keras") as archive:
+        saved = archive.read("config.json").decode()
+    assert "Distiller" not in saved and "distill" not in saved and '"class_name": "Functional"' in saved
+    reloaded = tf.keras.models.load_model(tmp_path / "run" / "model.keras", compile=False)
+    fresh = bnnzoo.models.create("binarynet_mlp", input_shape=(8, 8, 1), units=16, hidden_layers=1)
+    assert [w.shape for w in reloaded.weights] == [w.shape for w in fresh.weights]
+    x = bnnzoo.data.load_arrays("digits").x_test[:32]
+    np.testing.assert_allclose(reloaded.predict(x, verbose=0), result.model.predict(x, verbose=0), atol=1e-6)
+    record = json.loads((tmp_path / "run" / "teacher.json").read_text())
+    assert record == {"source": str(teacher), "kind": "file", "path": str(teacher),
+                      "sha256": sha256_file(teacher)}
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["distillation_kwargs"] == {
+        "temperature": 2.0, "alpha": 0.5}
+    # the binary student's measurements, not the teacher's float ones
+    assert result.metrics["binary_params"] == bnnzoo.training.model_memory(fresh)["binary_params"] > 0
+    assert result.metrics["params"] == fresh.count_params()
+
+
+def test_annealing_and_checkpoint_hold_the_student_only(tmp_path):
+    # a binary teacher with annealed quantizers: its quantizers must not be annealed
+    teacher_run = tmp_path / "teacher"
+    train(TrainConfig(**STUDENT, quantizer="bnnpp"), teacher_run, verbose=0)
+    parts = assemble_run(TrainConfig(**STUDENT, quantizer="bnnpp", teacher=str(teacher_run)))
+    assert isinstance(parts.model, Distiller) and parts.student is parts.model.student
+    annealed = [q for c in parts.callbacks for q in getattr(c, "quantizers", None) or []]
+    student_quantizers = {id(getattr(l, "input_quantizer", None)) for l in parts.student.layers} | {
+        id(getattr(l, "kernel_quantizer", None)) for l in parts.student.layers}
+    assert annealed and all(id(q) in student_quantizers for q in annealed)
+    checkpointed = {v.ref() for v in parts.checkpoint.model.variables}
+    assert parts.checkpoint.model is parts.student
+    assert not any(v.ref() in checkpointed for v in parts.model.teacher.variables)
+
+
+def test_a_changed_teacher_refuses_resume(tmp_path):
+    teacher = _saved_teacher(tmp_path / "teacher.keras")
+    config = TrainConfig(**{**STUDENT, "epochs": 2}, teacher=str(teacher))
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path / "run", verbose=0, callbacks=[_StopBeforeEpoch(1)])
+    before, original = sha256_file(teacher), teacher.read_bytes()
+    _saved_teacher(teacher, seed=1)  # the same path, other weights
+    with pytest.raises(ValueError) as err:
+        train(config, tmp_path / "run", verbose=0)
+    message = str(err.value)
+    assert message.startswith(f"cannot resume {tmp_path / 'run'}: its teacher {str(teacher)!r} changed since "
+                              f"the run started (sha256 {before[:12]}... then, {sha256_file(teacher)[:12]}... now)")
+    assert "\n" not in message and (tmp_path / "run" / "checkpoints").is_dir()  # the run is kept
+    teacher.write_bytes(original)  # the teacher restored: the run resumes and finishes
+    assert len(train(config, tmp_path / "run", verbose=0).history["loss"]) == 2
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"distillation_kwargs": {"alpha": 1.5}}, "distillation_kwargs: alpha must be"),
+    ({"distillation_kwargs": {"temperature": 0}}, "distillation_kwargs: temperature must be"),
+    ({"distillation_kwargs": {"from_logits": "yes"}}, "distillation_kwargs: from_logits must be True or False"),
+    ({"distillation_kwargs": {"temp": 2}},
+     "distillation_kwargs has 'temp', which the distillation loss does not take; it takes: "
+     "temperature, alpha, from_logits"),
+    ({"distillation_kwargs": [1]}, "distillation_kwargs must be a dict of keyword arguments, got [1]"),
+    ({"teacher": ""}, "teacher must be a run directory, a .keras/.h5 model file or family:tag"),
+    ({"optimizer": "fsg"}, "teacher 'binarynet_mlp:digits' cannot be used with optimizer 'fsg', which trains "
+                           "the model with its own training step; use another optimizer or no teacher"),
+])
+def test_bad_distillation_settings_are_refused_in_one_line(kwargs, message):
+    with pytest.raises(ValueError) as err:
+        TrainConfig(**{"teacher": "binarynet_mlp:digits", **kwargs})
+    assert str(err.value).startswith(message) and "\n" not in str(err.value)
+
+
+def test_teacher_sources_resolve_or_are_refused(tmp_path):
+    from bnnzoo.training import resolve_teacher
+
+    assert resolve_teacher("binarynet_mlp:digits").kind == "pretrained"
+    (tmp_path / "weights.bin").write_bytes(b"x")
+    (tmp_path / "unfinished").mkdir()
+    for source, needle in ((str(tmp_path / "weights.bin"), "must be a .keras or .h5 model file, got a .bin file"),
+                           (str(tmp_path / "unfinished"), "is not a finished run directory"),
+                           ("nothing/here", "is neither a finished run directory, a .keras/.h5 model file, "
+                                            "nor family:tag of a pretrained artifact (bnnzoo list)"),
+                           ("no_such_family:digits", "no_such_family")):
+        with pytest.raises(ValueError, match=needle.replace(".", r"\.").replace("(", r"\(").replace(")", r"\)")):
+            resolve_teacher(source)
+    # refused when the run starts, before its directory is written
+    with pytest.raises(ValueError, match="is neither"):
+        train(TrainConfig(**STUDENT, teacher="nothing/here"), tmp_path / "run", verbose=0)
+    assert not (tmp_path / "run").exists()
+
+
+def test_cli_distillation_flags_reach_the_config(tmp_path, capsys):
+    args = cli.build_parser().parse_args(["train", "--teacher", "binarynet_mlp:digits",
+                                          "--distill-temperature", "4", "--distill-alpha", "0.9"])
+    config = cli.config_from_args(args)
+    assert config.teacher == "binarynet_mlp:digits"
+    assert config.distillation_kwargs == {"temperature": 4.0, "alpha": 0.9}
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["train", "--distill-alpha", "0.5", "--out", str(tmp_path / "run")])
+    assert exit_.value.code == 2 and capsys.readouterr().err.strip() == (
+        "bnnzoo: error: --distill-alpha need a teacher: give --teacher SRC (or teacher in the recipe)")
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--teacher", "binarynet_mlp:digits", "--distill-alpha", "2",
+                  "--out", str(tmp_path / "run")])
+    assert "distillation_kwargs: alpha must be" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

@@ -229,7 +229,33 @@ def test_shell_command_is_valid(name, line, capsys):
     except SystemExit:
         pytest.fail(f"{name}: the CLI rejects {line!r}: {capsys.readouterr().err}")
     if args.command == "train":
-        cli.config_from_args(args)  # names, values and recipe are validated here
+        cli.stage_configs_from_args(args)  # names, values and recipe (every stage) are validated here
     elif args.command == "list":
         assert args.func(args) == 0
         assert "binarynet" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------ TOML recipes
+
+TOML_FENCE = re.compile(r"^```toml[^\n]*\n(.*?)^```", re.S | re.M)
+TOML_BLOCKS = [(f"{path.relative_to(REPO)}#toml{i + 1}", block)
+               for path in doc_files() for i, block in enumerate(TOML_FENCE.findall(path.read_text()))]
+
+
+@pytest.mark.parametrize("name,block", TOML_BLOCKS, ids=[name for name, _ in TOML_BLOCKS])
+def test_toml_recipe_is_valid(name, block):
+    """A recipe shown in the docs parses and makes a valid TrainConfig for every stage."""
+    import tomllib
+
+    from bnnzoo.training import stage_configs
+
+    assert stage_configs(tomllib.loads(block)), name
+
+
+def test_docs_example_recipes_are_valid():
+    from bnnzoo.training import read_recipe, stage_configs
+
+    recipes = sorted((DOCS / "examples").glob("*.toml"))
+    assert recipes
+    for path in recipes:
+        assert stage_configs(read_recipe(path)), path

@@ -12,7 +12,9 @@ phases, each a function of its own module:
 | write the results (test metrics, model, history, curves) | `write_results` | `loop` |
 
 `config` holds `TrainConfig`, recipes (`read_recipe`), strategies and learning-rate
-schedules. The run directory holds:
+schedules; `teacher` the teacher of a distilled run (`TrainConfig.teacher`); `stages`
+multi-stage recipes (`[[stages]]`), which `train_stages` trains one run directory per
+stage. The run directory holds:
 
 | file | content |
 | --- | --- |
@@ -23,6 +25,7 @@ schedules. The run directory holds:
 | `curves.png` | training curves |
 | `checkpoints/` | the resume checkpoint while a run is unfinished (removed at the end) |
 | `recipe.json` | with `bnnzoo train --recipe`: the recipe, for `bnnzoo publish` |
+| `teacher.json` | with a teacher: its source and its model file's sha256 (a resume with another is refused) |
 | `.bnnzoo.lock` | the writer lock a running `train` holds (`bnnzoo._runlock`); not part of the run |
 
 A run that is interrupted (Ctrl-C, SIGTERM, a crash) and started again with the
@@ -45,12 +48,14 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 from typing import Any, Sequence
 
 import tensorflow as tf
 
 from bnnzoo.data import ArraySplits
 from bnnzoo.training.config import (
+    DISTILLATION_KEYS,
     LR_SCHEDULES,
     MAX_BATCH_SIZE,
     MAX_EPOCHS,
@@ -85,36 +90,63 @@ from bnnzoo.training.run_dir import (
     write_json,
     writing,
 )
+from bnnzoo.training.stages import (
+    ARCHITECTURE_KEYS,
+    STAGES_KEY,
+    check_same_architecture,
+    check_teachers,
+    final_stage_dir,
+    stage_configs,
+    stage_dir,
+    stage_values,
+    staged_init_from,
+)
+from bnnzoo.training.teacher import TEACHER_RECORD, Teacher, load_teacher, resolve_teacher
 
 __all__ = [
+    "ARCHITECTURE_KEYS",
+    "DISTILLATION_KEYS",
     "LR_SCHEDULES",
     "MAX_BATCH_SIZE",
     "MAX_EPOCHS",
     "MODEL_FILE",
     "RECIPE_EXTRA_KEYS",
+    "STAGES_KEY",
     "STRATEGIES",
+    "TEACHER_RECORD",
     "RunDirectory",
     "RunParts",
     "TrainConfig",
+    "Teacher",
     "TrainResult",
     "assemble_run",
     "build_model",
     "build_optimizer",
+    "check_same_architecture",
+    "check_teachers",
     "compile_model",
     "create_training_variables",
     "evaluate",
+    "final_stage_dir",
     "is_chief",
     "learning_rate_schedule",
     "load_initial_weights",
     "load_model",
+    "load_teacher",
     "make_strategy",
     "model_memory",
     "read_json",
     "read_recipe",
     "resolve_run_directory",
+    "resolve_teacher",
     "restore_and_fit",
     "run_callbacks",
+    "stage_configs",
+    "stage_dir",
+    "stage_values",
+    "staged_init_from",
     "train",
+    "train_stages",
     "wrap_for_optimizer",
     "write_json",
     "write_results",
@@ -162,3 +194,63 @@ def train(config: TrainConfig, out: str | os.PathLike | None = None, *,
             result = write_results(parts, run, history, started=started)
         run.write_records(record or {})
     return result
+
+
+def train_stages(configs: Sequence[TrainConfig], out: str | os.PathLike, *,
+                 callbacks: Sequence[tf.keras.callbacks.Callback] = (), verbose: int | None = None,
+                 resume: bool = True, overwrite: bool = False, arrays: ArraySplits | None = None,
+                 strategy: tf.distribute.Strategy | None = None,
+                 record: dict[str, Any] | None = None) -> list[TrainResult]:
+    """Train the stages of a multi-stage recipe (`stage_configs`), stage k into `out/stage-<k>`.
+
+    Stage k > 1 starts from stage k-1's weights (`init_from` = `out/stage-<k-1>`)
+    unless it names its own `init_from`. Each stage is an ordinary `train` run: a
+    finished stage is returned as it is, an interrupted one resumes, so the same call
+    continues a staged run where it stopped. Before anything is trained, the stages
+    are checked to share one architecture and every teacher to exist. The last
+    stage's run is the result (`final_stage_dir`); `record` files are written into
+    `out` once every stage has finished.
+
+    Args:
+        configs: one `TrainConfig` per stage.
+        out: the folder of the stage run directories.
+        callbacks, verbose, resume, overwrite, arrays, strategy: as `train`, for every stage.
+        record: JSON files `{name: value}` written into `out` at the end (e.g. `recipe.json`).
+
+    Returns:
+        The `TrainResult` of every stage, in order.
+
+    !!! example
+        ```python
+        import tempfile
+        from pathlib import Path
+        from bnnzoo.training import stage_configs, train_stages
+
+        configs = stage_configs({"epochs": 1, "model_kwargs": {"units": 16},
+                                 "stages": [{"kernel_quantizer": "none"}, {}]})
+        out = Path(tempfile.mkdtemp()) / "run"
+        first, second = train_stages(configs, out, verbose=0)
+        assert second.run_dir == out / "stage-2"
+        assert (out / "stage-2" / "config.json").read_text().count(str(out / "stage-1")) == 1  # init_from
+        ```
+    """
+    if not configs:
+        raise ValueError("configs must hold at least one stage, got none")
+    out = Path(out)
+    if (out / "config.json").is_file():
+        raise ValueError(f"{out} holds a single-stage run (config.json); train the staged recipe into "
+                         "another directory (--out NEW)")
+    check_same_architecture(configs)
+    check_teachers(configs)
+    strategy = strategy or make_strategy(configs[0].strategy)
+    results = []
+    configs = staged_init_from(configs, out)
+    for number, config in enumerate(configs, 1):
+        target = stage_dir(out, number)
+        print(f"Stage {number}/{len(configs)} -> {target}", flush=True)
+        results.append(train(config, target, callbacks=callbacks, verbose=verbose, resume=resume, arrays=arrays,
+                             strategy=strategy, overwrite=overwrite))
+    if is_chief(strategy):
+        for name, value in (record or {}).items():
+            write_json(out / name, value)
+    return results

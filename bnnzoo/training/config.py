@@ -18,12 +18,14 @@ import numpy as np
 import tensorflow as tf
 
 from bnnzoo import callbacks as _callbacks
+from bnnzoo import distillation as _distillation
 from bnnzoo import models as _models
 from bnnzoo import optimizers as _optimizers
 from bnnzoo import quantizers as _quantizers
 from bnnzoo.registry import Registry
 
 __all__ = [
+    "DISTILLATION_KEYS",
     "LR_SCHEDULES",
     "MAX_BATCH_SIZE",
     "MAX_EPOCHS",
@@ -65,6 +67,13 @@ class TrainConfig:
     sub-optimizer of a `CaseOptimizer` clips the gradients it receives);
     `init_from` a run directory or saved model whose weights initialize the model
     (e.g. a float run of the same network for FSG's fine-tuning setting).
+
+    `teacher` distills the model from a trained teacher (`bnnzoo.distillation`): a
+    finished run directory, a `.keras`/`.h5` model file, or `family:tag` of a
+    pretrained artifact (`bnnzoo list`); `distillation_kwargs` go to
+    `bnnzoo.distillation.DistillationLoss` (`DISTILLATION_KEYS`: `temperature`,
+    `alpha`, `from_logits`; default ReActNet's \\(T = 1, \\alpha = 1\\)). Not with an
+    optimizer that wraps the model with its own training step (FSG).
     """
 
     model: str = "binarynet_mlp"
@@ -90,6 +99,8 @@ class TrainConfig:
     lr_schedule: str = "constant"
     clipnorm: float | None = None
     init_from: str | None = None
+    teacher: str | None = None
+    distillation_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
         self.validate()
@@ -143,6 +154,29 @@ class TrainConfig:
             raise ValueError(f"clipnorm must be a finite number > 0 or None, got {self.clipnorm!r}")
         if self.init_from is not None and not isinstance(self.init_from, (str, os.PathLike)):
             raise ValueError(f"init_from must be a path or None, got {self.init_from!r}")
+        self._check_distillation()
+
+    def _check_distillation(self) -> None:
+        """`teacher` and `distillation_kwargs` (values checked by building the loss)."""
+        if isinstance(self.teacher, os.PathLike):
+            self.teacher = os.fspath(self.teacher)
+        if self.teacher is not None and (not isinstance(self.teacher, str) or not self.teacher.strip()):
+            raise ValueError("teacher must be a run directory, a .keras/.h5 model file or family:tag "
+                             f"of a pretrained artifact, or None, got {self.teacher!r}")
+        kwargs = self.distillation_kwargs
+        if not isinstance(kwargs, dict):
+            raise ValueError(f"distillation_kwargs must be a dict of keyword arguments, got {kwargs!r}")
+        unknown = sorted(set(kwargs) - set(DISTILLATION_KEYS))
+        if unknown:
+            raise ValueError(f"distillation_kwargs has {', '.join(map(repr, unknown))}, which the distillation "
+                             f"loss does not take; it takes: {', '.join(DISTILLATION_KEYS)}")
+        try:
+            _distillation.DistillationLoss(**kwargs)
+        except ValueError as err:
+            raise ValueError(f"distillation_kwargs: {err}") from None
+        if self.teacher is not None and _optimizers.optimizer_spec(self.optimizer).wrap_model is not None:
+            raise ValueError(f"teacher {self.teacher!r} cannot be used with optimizer {self.optimizer!r}, which "
+                             "trains the model with its own training step; use another optimizer or no teacher")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -160,9 +194,13 @@ class TrainConfig:
         """Read a recipe: a `.json` or `.toml` file of `TrainConfig` fields.
 
         Other top-level tables/keys listed in `RECIPE_EXTRA_KEYS` (e.g. `artifact`)
-        are ignored here and read by the tools that need them.
+        are ignored here and read by the tools that need them. A multi-stage recipe
+        (`[[stages]]`) is refused: `bnnzoo.training.stage_configs` reads it.
         """
         values = read_recipe(path)
+        if "stages" in values:
+            raise ValueError(f"recipe {path} has [[stages]]: one TrainConfig per stage, "
+                             "bnnzoo.training.stage_configs(read_recipe(path))")
         return cls.from_dict({k: v for k, v in values.items() if k not in RECIPE_EXTRA_KEYS})
 
     def quantizer_objects(self):
@@ -210,6 +248,9 @@ def _check_keywords(argument: str, kwargs, target, owner: str, skip: int = 1) ->
         raise ValueError(f"{argument} has {', '.join(map(repr, unknown))}, which {owner} does not take; "
                          f"it takes: {', '.join(names)}")
 
+
+# The keyword arguments of `TrainConfig.distillation_kwargs` (`bnnzoo.distillation.DistillationLoss`'s).
+DISTILLATION_KEYS = ("temperature", "alpha", "from_logits")
 
 # Keys a recipe file may hold besides TrainConfig fields (used by bnnzoo.pretrained).
 RECIPE_EXTRA_KEYS = ("artifact", "description")

@@ -27,6 +27,7 @@ from bnnzoo.training.run_dir import (
     write_json,
     writing,
 )
+from bnnzoo.training.teacher import pin_teacher
 
 __all__ = ["evaluate", "model_memory", "restore_and_fit", "write_results"]
 
@@ -35,7 +36,8 @@ def restore_and_fit(parts: RunParts, run: RunDirectory, *,
                     callbacks: Sequence[tf.keras.callbacks.Callback] = (), verbose: int | None = None,
                     resume: bool = True) -> dict[str, list[float]]:
     """The third phase of `train`: prepare the run's folder, restore its last
-    checkpoint (model, optimizer, finished epochs, history) when resuming, and fit
+    checkpoint (model, optimizer, finished epochs, history) when resuming (refused
+    when the run's teacher changed since, `bnnzoo.training.teacher`), and fit
     the remaining epochs with the per-epoch data order of an uninterrupted run,
     checkpointing after every epoch. Returns the history of every finished epoch.
 
@@ -54,6 +56,7 @@ def restore_and_fit(parts: RunParts, run: RunDirectory, *,
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
     work_dir = run.prepare(config)
+    pin_teacher(run, parts.teacher)  # a resumed run keeps its teacher
     manager = tf.train.CheckpointManager(parts.checkpoint, run.checkpoints, max_to_keep=1)
     history: dict[str, list[float]] = {}
     history_path = work_dir / "history.json"
@@ -129,7 +132,8 @@ def write_results(parts: RunParts, run: RunDirectory, history: dict[str, list[fl
                   started: float) -> TrainResult:
     """The fourth phase of `train`: evaluate on the test split, write the model,
     `history.json`, `metrics.json` and `curves.png` atomically, and complete the run
-    directory (checkpoints removed, a staged replacement swapped in).
+    directory (checkpoints removed, a staged replacement swapped in). A distilled
+    run's model file, measurements and `TrainResult.model` are the student's alone.
 
     Args:
         parts: the run's parts.
@@ -149,8 +153,9 @@ def write_results(parts: RunParts, run: RunDirectory, history: dict[str, list[fl
         assert (run.out / "metrics.json").is_file() and not run.checkpoints.exists()
         ```
     """
-    config, arrays, model, work_dir = parts.config, parts.arrays, parts.model, run.work_dir
-    test_loss, test_acc = model.evaluate(
+    config, arrays, work_dir = parts.config, parts.arrays, run.work_dir
+    model = parts.student  # a Distiller's evaluate is its student's: the same numbers
+    test_loss, test_acc = parts.model.evaluate(
         _data.eval_pipeline(arrays.x_test, arrays.y_test, 256), verbose=0
     )
     metrics = {

@@ -10,10 +10,12 @@ import tensorflow as tf
 
 from bnnzoo import callbacks as _callbacks
 from bnnzoo import data as _data
+from bnnzoo import distillation as _distillation
 from bnnzoo import models as _models
 from bnnzoo import optimizers as _optimizers
 from bnnzoo.training.config import TrainConfig, learning_rate_schedule, make_strategy
 from bnnzoo.training.run_dir import load_initial_weights
+from bnnzoo.training.teacher import Teacher, load_teacher, resolve_teacher
 
 __all__ = [
     "RunParts",
@@ -36,13 +38,15 @@ class RunParts:
         config: the run's configuration.
         strategy: the distribution strategy the parts were built under.
         arrays: the data splits.
-        model: the compiled model (wrapped as its optimizer trains it).
+        model: the compiled model (wrapped as its optimizer trains it, and as a
+            `bnnzoo.distillation.Distiller` with a teacher; `student` is the model).
         optimizer: the model's optimizer.
         callbacks: what the parts ask for (quantizer annealing, the optimizer's
             `training_callbacks`).
         epoch: the finished-epoch counter that the checkpoint saves.
         checkpoint: model, optimizer and `epoch`, as a run directory checkpoints them.
         steps_per_epoch: training steps per epoch.
+        teacher: the resolved `config.teacher` (`None`: no distillation).
     """
 
     config: TrainConfig
@@ -54,14 +58,23 @@ class RunParts:
     epoch: tf.Variable
     checkpoint: tf.train.Checkpoint
     steps_per_epoch: int
+    teacher: Teacher | None = None
+
+    @property
+    def student(self) -> tf.keras.Model:
+        """The model trained, without a distillation wrapper: what is saved, measured and annealed."""
+        return _distillation.unwrap(self.model)
 
 
 def assemble_run(config: TrainConfig, strategy: tf.distribute.Strategy | None = None, *,
                  arrays: _data.ArraySplits | None = None, model: tf.keras.Model | None = None) -> RunParts:
     """The second phase of `train`: load the data (unless `arrays` is given), seed,
     and build, under `strategy`'s scope, the model (unless `model` is given; its
-    weights from `config.init_from`), the optimizer, its wrapping and the compiled
-    model, the checkpoint, and the callbacks the parts ask for.
+    weights from `config.init_from`), the optimizer, its wrapping, with
+    `config.teacher` the teacher and the `bnnzoo.distillation.Distiller` around the
+    model, the compiled model, the checkpoint (of the model without the teacher), and
+    the callbacks the parts ask for (of the model without the teacher, whose
+    quantizers are not annealed).
 
     Writes nothing: bad optimizer or quantizer arguments fail here, before a run
     directory is touched.
@@ -84,6 +97,7 @@ def assemble_run(config: TrainConfig, strategy: tf.distribute.Strategy | None = 
             config.dataset, validation_fraction=config.validation_fraction, data_dir=config.data_dir
         )
     steps_per_epoch = -(-len(arrays.x_train) // config.batch_size)
+    teacher = resolve_teacher(config.teacher) if config.teacher else None
     tf.keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()
     with strategy.scope():
@@ -93,11 +107,15 @@ def assemble_run(config: TrainConfig, strategy: tf.distribute.Strategy | None = 
             load_initial_weights(model, config.init_from)
         optimizer = build_optimizer(config, steps_per_epoch)
         model = wrap_for_optimizer(model, config.optimizer)
+        if teacher is not None:
+            model = _distillation.wrap_for_distillation(model, load_teacher(teacher), **config.distillation_kwargs)
         compile_model(model, optimizer)
         epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="finished_epochs")
-        checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=epoch)
-    return RunParts(config, strategy, arrays, model, optimizer, run_callbacks(model, config, steps_per_epoch),
-                    epoch, checkpoint, steps_per_epoch)
+        # The teacher is loaded again from its source on resume (teacher.json pins its sha256).
+        checkpoint = tf.train.Checkpoint(model=_distillation.unwrap(model), optimizer=optimizer, epoch=epoch)
+    student = _distillation.unwrap(model)
+    return RunParts(config, strategy, arrays, model, optimizer, run_callbacks(student, config, steps_per_epoch),
+                    epoch, checkpoint, steps_per_epoch, teacher)
 
 
 def build_model(config: TrainConfig, input_shape, num_classes) -> tf.keras.Model:
@@ -153,11 +171,9 @@ def run_callbacks(model: tf.keras.Model, config: "TrainConfig", steps_per_epoch:
 
 
 def compile_model(model: tf.keras.Model, optimizer) -> None:
-    model.compile(
-        optimizer=optimizer,
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
+    """Compile for training: cross-entropy and accuracy; a `Distiller` keeps its own loss."""
+    loss = None if isinstance(model, _distillation.Distiller) else "sparse_categorical_crossentropy"
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
 
 
 def create_training_variables(model: tf.keras.Model, x, y) -> None:

@@ -358,7 +358,7 @@ def _link_or_copy(source, target) -> None:
 def _keep_other_files(old: Path, new: Path) -> None:
     """Hard-link into `new` whatever `old` holds besides a run's own files (e.g. an
     export written into the run directory), so that swapping `new` in keeps it."""
-    owned = {*_RUN_FILES, "config.json", "checkpoints", "recipe.json", LOCK_FILE}
+    owned = {*_RUN_FILES, "config.json", "checkpoints", "recipe.json", "teacher.json", LOCK_FILE}
     for item in old.iterdir():
         if item.name in owned or (new / item.name).exists():
             continue
