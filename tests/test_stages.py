@@ -101,8 +101,10 @@ def test_staged_run_publishes_its_last_stage(staged, tmp_path):
     ('[[stages]]\n[[stages]]\nmodel_kwargs = {units = 8, hidden_layers = 1}\n',
      "stages 1 and 2 of the recipe train different networks (model_kwargs "
      "{'units': 16, 'hidden_layers': 1} vs {'units': 8, 'hidden_layers': 1})"),
-    ('[[stages]]\n[[stages]]\n[[stages]]\nmodel = "binarynet"\n',
-     "stages 1 and 3 of the recipe train different networks (model 'binarynet_mlp' vs 'binarynet')"),
+    # (a stage's model_kwargs must suit its own model: that is checked first, per stage)
+    ('[[stages]]\n[[stages]]\n[[stages]]\nmodel = "binarynet"\nmodel_kwargs = {width = 0.25}\n',
+     "stages 1 and 3 of the recipe train different networks (model 'binarynet_mlp' vs 'binarynet'; "
+     "model_kwargs {'units': 16, 'hidden_layers': 1} vs {'width': 0.25})"),
     ('[[stages]]\ndataset = "fashion_mnist"\n[[stages]]\n',
      "stages 1 and 2 of the recipe train different networks (dataset 'fashion_mnist' vs 'digits')"),
 ])
