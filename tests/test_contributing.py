@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import _base
 from _base import (
     FAMILY_DIGITS_BAR,
     QUANTIZER_DIGITS_BAR,
@@ -32,12 +33,6 @@ from _base import (
     run_optimizer_round_trip_test,
     run_optimizer_spec_test,
     run_optimizer_variables_test,
-    run_quantizer_bop_test,
-    run_quantizer_layer_test,
-    run_quantizer_reference_test,
-    run_quantizer_saving_test,
-    run_quantizer_serialization_test,
-    run_quantizers_mirrored_test,
     run_resume_test,
 )
 
@@ -118,13 +113,13 @@ def test_quantizer_row(contributed_quantizer, digits, mirrored_strategy, tmp_pat
     cls, reference = contributed_quantizer
     assert QUANTIZER in Q.list_quantizers(annealed=True)
     assert type(lq.quantizers.get(QUANTIZER)) is cls  # the larq string alias
-    run_quantizer_reference_test(QUANTIZER, reference)
-    run_quantizer_serialization_test(QUANTIZER)
-    run_quantizer_layer_test(QUANTIZER)
-    run_quantizer_saving_test(QUANTIZER, tmp_path)
-    run_quantizer_bop_test(QUANTIZER, digits)
+    _base.run_quantizer_reference_test(QUANTIZER, reference)
+    _base.run_quantizer_serialization_test(QUANTIZER)
+    _base.run_quantizer_layer_test(QUANTIZER)
+    _base.run_quantizer_saving_test(QUANTIZER, tmp_path)
+    _base.run_quantizer_bop_test(QUANTIZER, digits)
     run_digits_training_test(quantizer_digits_config(QUANTIZER), digits, QUANTIZER_DIGITS_BAR)
-    run_quantizers_mirrored_test([QUANTIZER], digits, mirrored_strategy)
+    _base.run_quantizers_mirrored_test([QUANTIZER], digits, mirrored_strategy)
 
 
 def test_contributed_quantizer_is_annealed_by_its_own_declaration(contributed_quantizer, digits):

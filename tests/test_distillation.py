@@ -15,7 +15,7 @@ import bnnzoo
 from bnnzoo.distillation import DistillationLoss, Distiller, distillation_loss, unwrap, wrap_for_distillation
 from bnnzoo.fsg import wrap as fsg_wrap
 
-from _base import _without_build_config, run_model_saving_test
+from _base import Interrupt, _without_build_config, run_model_saving_test
 
 CASES = [(1.0, 1.0), (1.0, 0.0), (4.0, 0.9), (2.0, 0.5), (0.5, 0.3), (8.0, 1.0)]
 
@@ -360,14 +360,6 @@ def _saved_teacher(path, seed=0):
     return path
 
 
-class _StopBeforeEpoch(tf.keras.callbacks.Callback):
-    def __init__(self, epoch):
-        super().__init__()
-        self.epoch = epoch
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if epoch == self.epoch:
-            raise KeyboardInterrupt
 
 
 def test_train_with_a_teacher_saves_the_student_alone_and_records_the_teacher(tmp_path):
@@ -415,7 +407,7 @@ def test_a_changed_teacher_refuses_resume(tmp_path):
     teacher = _saved_teacher(tmp_path / "teacher.keras")
     config = TrainConfig(**{**STUDENT, "epochs": 2}, teacher=str(teacher))
     with pytest.raises(KeyboardInterrupt):
-        train(config, tmp_path / "run", verbose=0, callbacks=[_StopBeforeEpoch(1)])
+        train(config, tmp_path / "run", verbose=0, callbacks=[Interrupt(1)])
     before, original = sha256_file(teacher), teacher.read_bytes()
     _saved_teacher(teacher, seed=1)  # the same path, other weights
     with pytest.raises(ValueError) as err:

@@ -30,6 +30,7 @@ from bnnzoo import data, pretrained, quantizers, training
 from bnnzoo.models import create_model
 from bnnzoo.training import TrainConfig
 
+from _base import Interrupt
 from test_robustness import (  # noqa: F401 (fixtures)
     TINY, assert_one_line_error, finished, hashes, planted, run_cli, run_copy, write_npz)
 from test_safety import assert_stopped_new_run_resumes
@@ -37,16 +38,6 @@ from test_safety import assert_stopped_new_run_resumes
 REPO = Path(__file__).resolve().parents[1]
 
 
-class _StopBeforeEpoch(tf.keras.callbacks.Callback):
-    """Ctrl-C at the start of epoch `at` (after the checkpoint of the epoch before)."""
-
-    def __init__(self, at):
-        super().__init__()
-        self.at = at
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if epoch == self.at:
-            raise KeyboardInterrupt
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +46,7 @@ def unfinished(tmp_path_factory, digits):
     out = tmp_path_factory.mktemp("unfinished") / "run"
     with pytest.raises(KeyboardInterrupt):
         training.train(TrainConfig(epochs=2, model_kwargs={"units": 16}), out, arrays=digits, verbose=0,
-                       callbacks=[_StopBeforeEpoch(1)])
+                       callbacks=[Interrupt(1)])
     assert (out / "checkpoints" / "ckpt-1.index").is_file()
     return out
 
