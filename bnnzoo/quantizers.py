@@ -1231,9 +1231,10 @@ def nonbinary_expected():
     """A `with` block in which serializing a not yet binary quantizer does not warn.
 
     For saves of models that are meant to be mid-annealing (checkpoints of a run
-    that goes on) and for copies made through `get_config`: bnnzoo's training,
-    its exports and its quantizer copies run inside it. It does not mark the
-    warning as shown; a save after the block still warns (once).
+    that goes on) and for copies made through `get_config`: the `model.keras` that
+    `bnnzoo.training.train` writes, the inference copy `bnnzoo.export` makes, the
+    quantizer records of `bnnzoo.zoo` and `clone_quantizer` run inside it. It does not
+    mark the warning as shown; a save after the block still warns (once).
 
     !!! example
         ```python
