@@ -48,6 +48,8 @@ import larq as lq
 import numpy as np
 import tensorflow as tf
 
+from bnnzoo import quantizers as _quantizers
+
 __all__ = ["HyperConv2D", "HyperDense", "is_hyper_layer", "to_inference_model"]
 
 
@@ -115,7 +117,8 @@ class _HyperKernel:
                 Predictions are identical when the layer's quantizers are sign in the
                 forward pass (e.g. `ste_warmup` at the end of its schedule).
         """
-        config = {k: v for k, v in self.get_config().items() if k not in self._hyper_config()}
+        with _quantizers.nonbinary_expected():  # both quantizers are replaced below
+            config = {k: v for k, v in self.get_config().items() if k not in self._hyper_config()}
         config.update(
             kernel_quantizer="ste_sign",
             input_quantizer=input_quantizer if self.input_quantizer is not None else None,
@@ -281,7 +284,8 @@ def to_inference_model(model: tf.keras.Model, input_quantizer="ste_sign") -> tf.
             return replacements[layer.name]
         return layer.__class__.from_config(layer.get_config())
 
-    copy = tf.keras.models.clone_model(model, clone_function=clone)
+    with _quantizers.nonbinary_expected():  # a copy through the layers' configs, not a save
+        copy = tf.keras.models.clone_model(model, clone_function=clone)
     for old, new in zip(model.layers, copy.layers):
         if old.name not in replacements:
             new.set_weights(old.get_weights())

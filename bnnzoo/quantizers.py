@@ -24,7 +24,11 @@ anneals it (`annealing`: a `GeometricAnnealing` or `ExponentialAnnealing`), and
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
+import inspect
+import warnings
 from dataclasses import dataclass, fields
 from typing import Any, Callable, NamedTuple
 
@@ -44,6 +48,7 @@ __all__ = [
     "BinaryConnect",
     "ForwardBackwardQuantizer",
     "NamedPair",
+    "NonBinaryForwardWarning",
     "ProxConnect",
     "SteWarmup",
     "annealable_quantizers",
@@ -57,6 +62,7 @@ __all__ = [
     "finalize",
     "get_quantizer",
     "list_quantizers",
+    "nonbinary_expected",
     "quantizer_class",
     "register_quantizer",
 ]
@@ -171,7 +177,8 @@ def get_quantizer(identifier, **kwargs):
         raise ValueError("quantizer keyword arguments are only accepted with a quantizer name")
     quantizer = lq.quantizers.deserialize(identifier) if isinstance(identifier, dict) else clone_quantizer(identifier)
     if isinstance(quantizer, tf.keras.layers.Layer):
-        _check_larq_parameters(type(quantizer), quantizer.get_config())
+        with nonbinary_expected():  # a check, not a save
+            _check_larq_parameters(type(quantizer), quantizer.get_config())
     return quantizer
 
 
@@ -179,7 +186,8 @@ def clone_quantizer(quantizer):
     """A fresh copy of a quantizer object (functions and `None` are returned as they are)."""
     if quantizer is None or not isinstance(quantizer, tf.keras.layers.Layer):
         return quantizer
-    return type(quantizer).from_config(quantizer.get_config())
+    with nonbinary_expected():  # a copy, not a save
+        return type(quantizer).from_config(quantizer.get_config())
 
 
 # larq's own straight-through family, reused unchanged.
@@ -577,7 +585,10 @@ class ForwardBackwardQuantizer(lq.quantizers._BaseQuantizer):
     \\(\operatorname{sign}\\) whatever the parameter; the backward is unchanged. The
     annealed variables are kept out of `layer.weights` (as larq does for its
     metrics), so a trained model's weights load into the same network built with
-    plain `ste_sign`; `get_config` reports their current values.
+    plain `ste_sign`; `get_config` reports their current values. Serializing an
+    annealed quantizer whose `exact_sign` is still off (`model.save` in a plain Keras
+    script) warns once per process (`NonBinaryForwardWarning`): the saved model is not
+    binary until `finalize(model)`.
 
     `precision` is 1 (binary, so `lq.optimizers.Bop` trains the kernel and
     `lq.models.summary` counts it as 1-bit) for every forward but `identity`: the
@@ -775,6 +786,8 @@ class ForwardBackwardQuantizer(lq.quantizers._BaseQuantizer):
         if self.annealed_parameter is not None:
             config[self.annealed_parameter] = self.annealed_value()
             config["exact_sign"] = self.is_exact_sign()
+            if not config["exact_sign"]:
+                _warn_nonbinary(self, config[self.annealed_parameter])
         return {**super().get_config(), **config}
 
 
@@ -1088,7 +1101,8 @@ def finalize(model):
     What the annealing callback's last phase does (`QuantizerAnnealing`), for a model
     trained without it (`annealing="none"`, a plain Keras `fit`) or stopped early.
     The backward pass is unchanged. Afterwards `binary_forward(model)` is True unless
-    another quantizer is not binary.
+    another quantizer is not binary, and saving the model no longer warns
+    (`NonBinaryForwardWarning`).
 
     !!! example
         ```python
@@ -1163,6 +1177,125 @@ def binary_forward(model) -> bool:
     states = [_binary_now(q) for q in _model_quantizers(model)]
     states = [state for state in states if state is not None]
     return bool(states) and all(states)
+
+
+# ----------------------------------------------------------------------- saving a non-binary model
+
+
+class NonBinaryForwardWarning(UserWarning):
+    """An annealed quantizer was serialized before its forward became sign.
+
+    Warned, once per process, when `get_config` of a quantizer whose forward is
+    not binary yet (BNN++, ProxConnect, STE-Warmup or another annealed
+    `ForwardBackwardQuantizer` with `exact_sign` off) runs outside bnnzoo's own
+    training and exports, that is when a plain Keras script saves the model
+    (`model.save`, `to_json`): the saved model is the smooth one, not the binary
+    model that `bnnzoo.quantizers.finalize(model)` (or training with bnnzoo's
+    annealing callback, `bnnzoo.callbacks.QuantizerAnnealing`) makes. The one-line
+    message names the quantizer, its current parameter and that remedy.
+    `bnnzoo.training.train` (checkpoints and `model.keras` written mid-annealing,
+    labelled by `binary_forward` in `metrics.json`) and `bnnzoo.export` do not warn;
+    neither does code inside `nonbinary_expected()`.
+
+    `shown` records that it was warned; set it back to `False` to be warned again
+    (tests do, with `monkeypatch.setattr(NonBinaryForwardWarning, "shown", False)`).
+
+    !!! example
+        ```python
+        import warnings
+        import bnnzoo
+        from bnnzoo.quantizers import NonBinaryForwardWarning
+
+        model = bnnzoo.models.create_model("binarynet_mlp", input_shape=(8, 8, 1), units=16,
+                                           input_quantizer="bnnpp", kernel_quantizer="bnnpp")
+        NonBinaryForwardWarning.shown = False  # as in a fresh process
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model.to_json()  # BNN++ at mu = 1: not sign yet
+            model.to_json()
+        found = [w for w in caught if issubclass(w.category, NonBinaryForwardWarning)]
+        assert len(found) == 1 and "quantizer 'bnnpp' (BNNPlusPlus, mu=1)" in str(found[0].message)
+        assert "bnnzoo.quantizers.finalize(model)" in str(found[0].message)
+        ```
+    """
+
+    shown = False
+
+
+# True inside `nonbinary_expected()`: serializing a non-binary quantizer is not warned of.
+_NONBINARY_EXPECTED = contextvars.ContextVar("bnnzoo_nonbinary_expected", default=False)
+
+
+@contextlib.contextmanager
+def nonbinary_expected():
+    """A `with` block in which serializing a not yet binary quantizer does not warn.
+
+    For saves of models that are meant to be mid-annealing (checkpoints of a run
+    that goes on) and for copies made through `get_config`: the `model.keras` that
+    `bnnzoo.training.train` writes, the inference copy `bnnzoo.export` makes, the
+    quantizer records of `bnnzoo.zoo` and `clone_quantizer` run inside it. It does not
+    mark the warning as shown; a save after the block still warns (once).
+
+    !!! example
+        ```python
+        import warnings
+        import bnnzoo
+        from bnnzoo.quantizers import NonBinaryForwardWarning, nonbinary_expected
+
+        model = bnnzoo.models.create_model("binarynet_mlp", input_shape=(8, 8, 1), units=16,
+                                           kernel_quantizer="ste_warmup")
+        NonBinaryForwardWarning.shown = False  # as in a fresh process
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with nonbinary_expected():
+                model.save("mid_annealing.keras")  # a checkpoint of a run that goes on
+        assert not any(issubclass(w.category, NonBinaryForwardWarning) for w in caught)
+        assert not NonBinaryForwardWarning.shown
+        ```
+    """
+    token = _NONBINARY_EXPECTED.set(True)
+    try:
+        yield
+    finally:
+        _NONBINARY_EXPECTED.reset(token)
+
+
+def _quantizer_label(quantizer: ForwardBackwardQuantizer, value: float) -> str:
+    """`quantizer 'bnnpp' (BNNPlusPlus, mu=1)`: its bnnzoo name, class and annealed parameter."""
+    cls = type(quantizer)
+    parameter = f"{quantizer.annealed_parameter}={value:g}"
+    name = next((n for n, item in _QUANTIZERS.items() if item is cls), None)
+    if name is None:
+        return f"quantizer {cls.__name__} (forward {quantizer.forward!r}, {parameter})"
+    return f"quantizer {name!r} ({cls.__name__}, {parameter})"
+
+
+def _warn_nonbinary(quantizer: ForwardBackwardQuantizer, value: float) -> None:
+    """`NonBinaryForwardWarning` for `quantizer` (serialized with `exact_sign` off), once per process."""
+    if NonBinaryForwardWarning.shown or _NONBINARY_EXPECTED.get():
+        return
+    NonBinaryForwardWarning.shown = True
+    warnings.warn(
+        f"{_quantizer_label(quantizer, value)} serialized with a non-binary forward (exact_sign off), so "
+        "the saved model is not binary; call bnnzoo.quantizers.finalize(model) before saving it, or train "
+        "with bnnzoo's annealing callback (bnnzoo.callbacks.QuantizerAnnealing); warned once per process",
+        NonBinaryForwardWarning, stacklevel=_caller_level())
+
+
+# Packages a save goes through between the script's call and `get_config`.
+_SAVING_PACKAGES = ("keras", "tf_keras", "tensorflow", "larq")
+
+
+def _caller_level() -> int:
+    """The `stacklevel` (for a `warnings.warn` in this module's caller) of the first frame
+    outside this module, Keras, TensorFlow and larq: the script line that saved the model."""
+    frame, level = inspect.currentframe().f_back.f_back, 2
+    while frame.f_back is not None:
+        module = frame.f_globals.get("__name__", "")
+        if module != __name__ and module.split(".")[0] not in _SAVING_PACKAGES:
+            break
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 @register_quantizer("dorefa_weights")

@@ -88,7 +88,8 @@ def _quantizer_spec(identifier) -> Any:
     """A JSON-able description of a trained layer's quantizer (name, alias or config)."""
     if identifier is None or isinstance(identifier, str):
         return identifier
-    spec = lq.quantizers.serialize(identifier)
+    with _quantizers.nonbinary_expected():  # the card records it; `binary_forward` labels the run
+        spec = lq.quantizers.serialize(identifier)
     if not isinstance(spec, dict):  # a plain function: its registered name
         return spec
     config = {k: v for k, v in spec.get("config", {}).items() if k != "name"}

@@ -33,7 +33,7 @@ from bnnzoo.training import TrainConfig
 from _base import Interrupt
 from test_robustness import (  # noqa: F401 (fixtures)
     TINY, assert_one_line_error, finished, hashes, planted, run_cli, run_copy, write_npz)
-from test_safety import assert_stopped_new_run_resumes
+from test_safety import assert_stopped_new_run_resumes, bnnzoo_process, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -187,6 +187,32 @@ def test_disk_full_at_the_model_file_names_it(capsys, tmp_path, monkeypatch):
 
 def test_sigterm_during_train_is_one_line_like_ctrl_c(tmp_path):
     assert_stopped_new_run_resumes(tmp_path, signal.SIGTERM, "terminated")
+
+
+# The tiniest search whose one trial outlasts the wait for its first epoch checkpoint.
+TUNE = ("tune", "--space", "bop2ndorder", "--max-trials", "1", "--epochs", "12", "--batch-size", "16",
+        "--model-arg", "units=8", "--model-arg", "hidden_layers=1")
+
+
+def test_sigterm_during_tune_is_one_line_and_the_same_command_finishes(tmp_path):
+    out = tmp_path / "tune"
+    proc = bnnzoo_process(*TUNE, "--out", out, cwd=tmp_path)
+    wait_for((out / "search" / "trial_0" / "run" / "checkpoints" / "checkpoint").is_file, proc,
+             what="the trial's first checkpoint")
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and "Traceback" not in err, err[-2000:]
+    expected = (f"bnnzoo: error: terminated with 0 of 1 trial(s) finished; the same command resumes the "
+                f"search in {out}, retrying trial 0 from its last epoch checkpoint")
+    lines = err.strip().splitlines()
+    assert [line for line in lines if line.startswith("bnnzoo:")] == [expected] and lines[-1] == expected
+
+    again = bnnzoo_process(*TUNE, "--out", out, cwd=tmp_path)
+    stdout, err = again.communicate(timeout=120)
+    assert again.returncode == 0, err[-2000:]
+    assert "Resuming " in stdout and " after epoch " in stdout  # the trial went on from its checkpoint
+    trials = json.loads((out / "results.json").read_text())["trials"]
+    assert [(t["trial_id"], t["status"]) for t in trials] == [("0", "COMPLETED")]
 
 
 def _free_port() -> int:

@@ -442,7 +442,10 @@ def test_sigterm_mid_trial_then_resume(tmp_path):
         time.sleep(0.05)
     assert ckpt.exists(), first.text
     first.proc.send_signal(signal.SIGTERM)  # mid-trial: 1 of 2 epochs done
-    assert first.finish(60) == -signal.SIGTERM
+    assert first.finish(60) == 2, first.text  # one line, as `bnnzoo train` ends
+    assert first.lines[-1] == (f"bnnzoo: error: terminated with 1 of 2 trial(s) finished (0); the same command "
+                               f"resumes the search in {tmp_path / 's'}, retrying trial 1 from its last epoch "
+                               "checkpoint")
     trial0 = json.loads((tmp_path / "s" / "search" / "trial_0" / "trial.json").read_text())
     assert trial0["status"] == "COMPLETED"
     run0_metrics = tmp_path / "s" / "search" / "trial_0" / "run" / "metrics.json"

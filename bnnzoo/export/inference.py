@@ -120,6 +120,7 @@ def inference_model(model: tf.keras.Model, *, require_exact_sign: bool = False) 
                 config[attr] = lq.quantizers.serialize(_sign_quantizer(getattr(layer, attr)))
         return layer.__class__.from_config(config)
 
-    new = tf.keras.models.clone_model(model, clone_function=clone)
+    with quantizers.nonbinary_expected():  # the copy replaces them with sign
+        new = tf.keras.models.clone_model(model, clone_function=clone)
     new.set_weights(model.get_weights())
     return new

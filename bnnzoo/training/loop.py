@@ -183,7 +183,10 @@ def write_results(parts: RunParts, run: RunDirectory, history: dict[str, list[fl
     if run.out is not None:
         # Every worker saves (a collective op under MultiWorkerMirroredStrategy).
         # Atomic writes: a crash leaves the previous complete file, never a truncated one.
-        with writing(work_dir / MODEL_FILE), atomic_path(work_dir / MODEL_FILE) as tmp:
+        # A model short of exact sign is saved as it is, labelled by `binary_forward`
+        # above: no NonBinaryForwardWarning.
+        with (writing(work_dir / MODEL_FILE), atomic_path(work_dir / MODEL_FILE) as tmp,
+              _quantizers.nonbinary_expected()):
             model.save(tmp)
         write_json(work_dir / "history.json", history)
         write_json(work_dir / "metrics.json", metrics)

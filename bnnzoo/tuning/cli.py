@@ -7,6 +7,8 @@ import sys
 
 from bnnzoo.cli_support import (
     SeedAction,
+    Terminated,
+    ctrl_c_as_interrupt,
     fail,
     key_value,
     positive_float,
@@ -98,19 +100,23 @@ def cmd_tune(args) -> int:
     from bnnzoo.tuning.distributed import ChiefUnreachableError
     from bnnzoo.tuning.search import run_search
 
+    signals = ctrl_c_as_interrupt(terminate=True)  # SIGTERM ends it like Ctrl-C, in one line
     try:
         base = TrainConfig(model=args.model, dataset=args.dataset, epochs=args.epochs,
                            batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
                            data_dir=args.data_dir, model_kwargs=dict(args.model_arg))
-        result = run_search(
-            base, space=args.space, tuner=args.tuner, max_trials=args.max_trials, out=args.out,
-            optimizers=args.optimizer, quantizers=args.quantizer, final_epochs=args.final_epochs,
-            baseline=args.baseline, distributed=args.distributed, oracle_ip=args.oracle_ip,
-            oracle_port=args.oracle_port, tuner_id=args.tuner_id, connect_timeout=args.connect_timeout,
-            rpc_timeout=args.rpc_timeout, worker_timeout=args.worker_timeout,
-            command="bnnzoo " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("bnnzoo")
-            else "bnnzoo tune " + " ".join(_echo(args)),
-        )
+        with signals:
+            result = run_search(
+                base, space=args.space, tuner=args.tuner, max_trials=args.max_trials, out=args.out,
+                optimizers=args.optimizer, quantizers=args.quantizer, final_epochs=args.final_epochs,
+                baseline=args.baseline, distributed=args.distributed, oracle_ip=args.oracle_ip,
+                oracle_port=args.oracle_port, tuner_id=args.tuner_id, connect_timeout=args.connect_timeout,
+                rpc_timeout=args.rpc_timeout, worker_timeout=args.worker_timeout,
+                command="bnnzoo " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("bnnzoo")
+                else "bnnzoo tune " + " ".join(_echo(args)),
+            )
+    except KeyboardInterrupt:
+        fail(_interrupted_search(args, "terminated" if signals.interrupted is Terminated else "interrupted"))
     except ChiefUnreachableError as err:
         fail(str(err))
     except (ValueError, FileNotFoundError, DataUnavailableError) as err:
@@ -125,6 +131,54 @@ def cmd_tune(args) -> int:
     if result is not None and result.best is None:
         fail("no trial completed; see the trial messages above")
     return 0
+
+
+def _trial_statuses(out: str) -> dict[str, str]:
+    """keras-tuner's status (`COMPLETED`, `RUNNING`, ...) of each trial in `out`, in creation order."""
+    import json
+    from pathlib import Path
+
+    from bnnzoo.tuning.search import PROJECT
+    from bnnzoo.tuning.tuners import _creation_order
+
+    status = {}
+    for path in (Path(out) / PROJECT).glob("trial_*/trial.json"):
+        try:
+            status[path.parent.name.removeprefix("trial_")] = json.loads(path.read_text()).get("status")
+        except (OSError, ValueError, AttributeError):  # unreadable: the rerun names it
+            continue
+    return {trial: status[trial] for trial in sorted(status, key=_creation_order)}
+
+
+def _interrupted_search(args, how: str = "interrupted") -> str:
+    """The one line for a Ctrl-C'd (`how="interrupted"`) or SIGTERM'd (`"terminated"`)
+    `bnnzoo tune`: the trials finished in `--out` and what the same command does.
+
+    A rerun reloads keras-tuner's project (`overwrite=False`): finished trials are kept,
+    and the trial that was running is retried, from its run directory's last epoch
+    checkpoint when it has one.
+    """
+    from pathlib import Path
+
+    from bnnzoo.tuning.search import PROJECT
+    from bnnzoo.tuning.tuners import RUN_SUBDIR
+
+    if args.distributed == "worker":
+        return (f"{how}; the chief gives this worker's unfinished trial to another worker after its "
+                "--worker-timeout, and the same command starts this worker again")
+    status = _trial_statuses(args.out)
+    if not status:
+        return f"{how} before the first trial started; the same command starts the search in {args.out}"
+    finished = [trial for trial, state in status.items() if state == "COMPLETED"]
+    listed = f" ({', '.join(finished)})" if finished else ""
+    line = (f"{how} with {len(finished)} of {args.max_trials} trial(s) finished{listed}; "
+            f"the same command resumes the search in {args.out}")
+    running = [trial for trial, state in status.items() if state == "RUNNING"]
+    if running and not args.distributed:  # a chief's running trials are its workers'
+        run = Path(args.out) / PROJECT / f"trial_{running[0]}" / RUN_SUBDIR
+        start = "its last epoch checkpoint" if (run / "checkpoints" / "checkpoint").is_file() else "its start"
+        line += f", retrying trial {running[0]} from {start}"
+    return line
 
 
 def _echo(args) -> list[str]:
