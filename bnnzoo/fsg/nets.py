@@ -130,7 +130,8 @@ class SlowNet(tf.Module):
     """Base of the slow nets: a sequence model over `[e_l; H_l]` per weight element.
 
     Subclasses implement `correction(tokens, mask, embedding) -> (n,)`; the slow
-    gradient (in units of the history's RMS) is `tokens[-1] + correction`.
+    gradient (in units of the history's RMS) is `tokens[-1] + correction`. `FSG`
+    asks for all its layers at once (`per_layer`), which a subclass may batch.
 
     Args:
         embedding_dim: size of the Layer Recognition Embedding token.
@@ -145,6 +146,13 @@ class SlowNet(tf.Module):
         """`tokens`: `(L, n)` normalized gradients, oldest first; `mask`: `(L,)` 1 for
         filled slots; `embedding`: the layer's `(embedding_dim,)` LRE."""
         return tokens[-1] + self.correction(tf.unstack(tokens, axis=0), mask, embedding)
+
+    def per_layer(self, tokens: Sequence[tf.Tensor], mask: tf.Tensor,
+                  embeddings: Sequence[tf.Tensor]) -> list[tf.Tensor]:
+        """The slow gradients of several layers: `[self(t, mask, e) for t, e in
+        zip(tokens, embeddings)]`. A subclass may compute them in one batch (as
+        `GRUSlowNet` does); `FSG` calls this once per step for all its layers."""
+        return [self(t, mask, e) for t, e in zip(tokens, embeddings)]
 
     def correction(self, tokens, mask, embedding):
         raise NotImplementedError
