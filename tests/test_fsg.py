@@ -103,6 +103,70 @@ def test_slow_net_ignores_unfilled_slots():
                                    net(tf.constant(changed), mask, embedding).numpy(), rtol=1e-5)
 
 
+def _np_gru_slow(net, tokens, mask, embedding):
+    """NumPy reference (float64) of `GRUSlowNet`: Keras' GRU gates, the layer token
+    first, masked steps leave the state unchanged, linear read-out of the last state."""
+    sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    (ez, eh), (bz, br, bh) = ([k.numpy().astype("float64") for k in ks] for ks in (net.embedding_kernels, net.biases))
+    kx = [k.numpy().astype("float64")[0] for k in net.input_kernels]
+    uu = [k.numpy().astype("float64") for k in net.recurrent_kernels]
+    z, c = sig(embedding @ ez + bz), np.tanh(embedding @ eh + bh)
+    h = np.broadcast_to(c - z * c, (tokens.shape[1], net.units))
+    for j, x in enumerate(tokens.astype("float64")):
+        x = x[:, None]
+        z, r = sig(x * kx[0] + bz + h @ uu[0]), sig(x * kx[1] + br + h @ uu[1])
+        c = np.tanh(x * kx[2] + bh + r * (h @ uu[2]))
+        h = h if mask[j] == 0 else z * h + (1 - z) * c
+    return tokens[-1] + (h @ net.readout.numpy())[:, 0]
+
+
+def _tf_gru_slow(net, tokens, mask, embedding):
+    """The same in plain TensorFlow ops (the gradient reference for the hand-written one)."""
+    (ez, eh), (bz, br, bh) = net.embedding_kernels, net.biases
+    z, c = tf.sigmoid(tf.linalg.matvec(ez, embedding, transpose_a=True) + bz), tf.tanh(
+        tf.linalg.matvec(eh, embedding, transpose_a=True) + bh)
+    h = tf.broadcast_to(c - z * c, (tokens.shape[1], net.units))
+    for j in range(tokens.shape[0]):
+        x = tokens[j][:, None]
+        kz, kr, kh = net.input_kernels
+        uz, ur, uh = net.recurrent_kernels
+        z, r = tf.sigmoid(x * kz + bz + h @ uz), tf.sigmoid(x * kr + br + h @ ur)
+        c = tf.tanh(x * kh + bh + r * (h @ uh))
+        h = h + mask[j] * (z * h + (1 - z) * c - h)
+    return tokens[-1] + (h @ net.readout)[:, 0]
+
+
+@pytest.mark.parametrize("filled", [0, 2, 5])
+def test_gru_slow_net_of_several_layers_matches_references(filled):
+    rng = np.random.default_rng(3)
+    net = SLOW_NETS.get("gru")(8, 4, 5)
+    net.readout.assign(rng.normal(size=(4, 1)).astype("float32"))
+    for bias in net.biases:
+        bias.assign(rng.normal(size=4).astype("float32"))
+    mask = np.array([0.0] * (5 - filled) + [1.0] * filled, "float32")
+    tokens = [tf.constant(rng.normal(size=(5, n)).astype("float32")) for n in (7, 64, 33)]  # padding, alignment
+    embeddings = [tf.Variable(rng.normal(size=8).astype("float32")) for _ in tokens]
+    weights = [rng.normal(size=t.shape[1]).astype("float32") for t in tokens]
+    variables = [*net.trainable_variables, *embeddings]
+    gradients = []
+    for run in (lambda: net.per_layer(tokens, tf.constant(mask), embeddings),
+                lambda: [_tf_gru_slow(net, t, tf.constant(mask), e) for t, e in zip(tokens, embeddings)]):
+        with tf.GradientTape() as tape:
+            slow = run()
+            loss = tf.add_n([tf.reduce_sum(s * w) for s, w in zip(slow, weights)])
+        gradients.append([np.zeros(v.shape) if g is None else g.numpy() for g, v in
+                          zip(tape.gradient(loss, variables), variables)])
+        for s, t, e in zip(slow, tokens, embeddings):
+            reference = _np_gru_slow(net, t.numpy(), mask, e.numpy().astype("float64"))
+            np.testing.assert_allclose(s.numpy(), reference, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(net(tokens[1], tf.constant(mask), embeddings[1]).numpy(),
+                               net.per_layer(tokens, tf.constant(mask), embeddings)[1].numpy(), rtol=1e-6, atol=1e-7)
+    for v, ours, reference in zip(variables, *gradients):
+        np.testing.assert_allclose(ours, reference, rtol=1e-4, atol=1e-5, err_msg=v.name)
+    recurrent = next(i for i, v in enumerate(variables) if v is net.recurrent_kernels[0])
+    assert filled == 0 or np.abs(gradients[0][recurrent]).max() > 1e-3  # a check that can fail
+
+
 def test_lre_distinct_per_layer_and_memory_bound():
     model, opt = _compiled("gru")
     embeddings = np.stack([s.layer_embedding.numpy() for s in opt.layer_states])

@@ -130,7 +130,8 @@ class SlowNet(tf.Module):
     """Base of the slow nets: a sequence model over `[e_l; H_l]` per weight element.
 
     Subclasses implement `correction(tokens, mask, embedding) -> (n,)`; the slow
-    gradient (in units of the history's RMS) is `tokens[-1] + correction`.
+    gradient (in units of the history's RMS) is `tokens[-1] + correction`. `FSG`
+    asks for all its layers at once (`per_layer`), which a subclass may batch.
 
     Args:
         embedding_dim: size of the Layer Recognition Embedding token.
@@ -146,8 +147,98 @@ class SlowNet(tf.Module):
         filled slots; `embedding`: the layer's `(embedding_dim,)` LRE."""
         return tokens[-1] + self.correction(tf.unstack(tokens, axis=0), mask, embedding)
 
+    def per_layer(self, tokens: Sequence[tf.Tensor], mask: tf.Tensor,
+                  embeddings: Sequence[tf.Tensor]) -> list[tf.Tensor]:
+        """The slow gradients of several layers: `[self(t, mask, e) for t, e in
+        zip(tokens, embeddings)]`. A subclass may compute them in one batch (as
+        `GRUSlowNet` does); `FSG` calls this once per step for all its layers."""
+        return [self(t, mask, e) for t, e in zip(tokens, embeddings)]
+
     def correction(self, tokens, mask, embedding):
         raise NotImplementedError
+
+
+_ALIGN = 16  # elements: a float32 row of a multiple of 16 is 64-byte aligned
+
+
+def _split_rows(t: tf.Tensor, sizes) -> list[tf.Tensor]:
+    """`t` split along its first axis; the parts share `t`'s memory when its rows
+    are 64-byte aligned (TensorFlow's Split forwards aligned first-axis slices)."""
+    return tf.split(t, sizes, axis=0)
+
+
+def _side_by_side(tokens: Sequence[tf.Tensor]) -> tuple[tf.Tensor, list[int]]:
+    """The `(L, n_i)` token matrices of several layers as one `(L, N)` matrix, `N`
+    padded with zeros to a multiple of `_ALIGN` (so `_split_rows` of `(k, N)` tensors
+    copies nothing); and the layer sizes, the padding counted in the last layer."""
+    sizes = [int(t.shape[1]) for t in tokens]
+    pad = -sum(sizes) % _ALIGN
+    side_by_side = tf.concat([*tokens, tf.zeros((tokens[0].shape[0], pad))], axis=1)
+    return side_by_side, [*sizes[:-1], sizes[-1] + pad]
+
+
+def _gru_step(h, x, recurrent, projection):
+    """One GRU step of every element at once, units-major.
+
+    `h`: `(u, N)` states; `x`: `(2, N)` rows [token; 1]; `recurrent`: `(3u, u)` the
+    recurrent kernels of gates z, r, h̃ stacked and transposed; `projection`:
+    `(3u, 2)` the input kernels (column 0) and biases (column 1). Returns the new
+    state and the tensors `_gru_step_gradient` needs.
+    """
+    units = h.shape[0]
+    a_zr, a_h = _split_rows(tf.matmul(recurrent, h), [2 * units, units])
+    x_zr, x_h = _split_rows(tf.matmul(projection, x), [2 * units, units])
+    zr = tf.sigmoid(a_zr + x_zr)
+    z, r = _split_rows(zr, 2)
+    candidate = tf.tanh(x_h + r * a_h)
+    delta = h - candidate
+    return candidate + z * delta, (h, zr, a_h, candidate, delta)
+
+
+def _gru_step_gradient(dh_new, x, saved, recurrent):
+    """Back-propagate `dh_new` (`(u, N)`) through `_gru_step`: the gradients of its
+    `h`, `recurrent` and `projection`."""
+    h, zr, a_h, candidate, delta = saved
+    units = h.shape[0]
+    z, r = _split_rows(zr, 2)
+    via_z = dh_new * z  # h' = z h + (1 - z) h̃
+    d_pre_h = tf.raw_ops.TanhGrad(y=candidate, dy=dh_new - via_z)
+    d_pre_zr = tf.raw_ops.SigmoidGrad(y=zr, dy=tf.concat([dh_new * delta, d_pre_h * a_h], axis=0))
+    d_a_h = d_pre_h * r
+    w_zr, w_h = _split_rows(recurrent, [2 * units, units])
+    dh = tf.add_n([via_z, tf.matmul(w_zr, d_pre_zr, transpose_a=True), tf.matmul(w_h, d_a_h, transpose_a=True)])
+    d_recurrent = tf.concat([tf.matmul(d_pre_zr, h, transpose_b=True), tf.matmul(d_a_h, h, transpose_b=True)], 0)
+    d_projection = tf.concat([tf.matmul(d_pre_zr, x, transpose_b=True), tf.matmul(d_pre_h, x, transpose_b=True)], 0)
+    return dh, d_recurrent, d_projection
+
+
+@tf.custom_gradient
+def _gru_sequence(inputs, h0, mask, recurrent, projection):
+    """The last state of the GRU run over `inputs` (`(L, 2, N)`, rows [token; 1] per
+    step) from `h0` (`(u, N)`); steps whose `mask` entry is 0 leave the state
+    unchanged. Hand-written gradient (no gradient for `inputs` and `mask`): one
+    back-propagation step per GRU step, and no masked-out step computed backwards."""
+    steps = tf.unstack(inputs, axis=0)
+    h, saved = h0, []
+    for j, x in enumerate(steps):
+        new, kept = _gru_step(h, x, recurrent, projection)
+        h = tf.cond(mask[j] > 0, lambda new=new: new, lambda h=h: h)
+        saved.append(kept)
+
+    def gradient(dh):
+        d_recurrent, d_projection = tf.zeros_like(recurrent), tf.zeros_like(projection)
+        for j in reversed(range(len(steps))):
+            def through(dh=dh, j=j):
+                return _gru_step_gradient(dh, steps[j], saved[j], recurrent)
+
+            def skipped(dh=dh):
+                return dh, tf.zeros_like(recurrent), tf.zeros_like(projection)
+
+            dh, dr, dp = tf.cond(mask[j] > 0, through, skipped)
+            d_recurrent, d_projection = d_recurrent + dr, d_projection + dp
+        return None, dh, None, d_recurrent, d_projection
+
+    return h, gradient
 
 
 class GRUSlowNet(SlowNet):
@@ -156,8 +247,10 @@ class GRUSlowNet(SlowNet):
     Keras' gate layout: \(z = \sigma(x W_z + h U_z + b_z)\), \(r = \sigma(x W_r + h U_r
     + b_r)\), \(\tilde h = \tanh(x W_h + r \odot (h U_h) + b_h)\),
     \(h' = z \odot h + (1 - z) \odot \tilde h\). The first step (the layer token) is
-    the same for every element of a layer, so it runs once per layer; the gradient
-    steps run over all elements at once, one gate at a time (no slicing copies).
+    the same for every element of a layer, so it runs once per layer. The gradient
+    steps run over the elements of all layers at once (`per_layer`), units-major
+    with the three gates stacked (one matrix product per step for the recurrent and
+    one for the input terms), with a hand-written gradient (`_gru_sequence`).
     """
 
     def __init__(self, embedding_dim: int = 8, units: int = 4, name: str | None = None):
@@ -179,16 +272,39 @@ class GRUSlowNet(SlowNet):
         candidate = tf.tanh(inputs[2] + r * uh)
         return candidate + z * (h - candidate)
 
-    def correction(self, tokens, mask, embedding):
-        e = embedding[None]
+    def _layer_states(self, embeddings):
+        """`(layers, u)`: the state after the layer token, per layer (`embeddings`:
+        `(layers, embedding_dim)`)."""
         (kz, kh), (bz, br, bh) = self.embedding_kernels, self.biases
-        h = self._cell([tf.matmul(e, kz) + bz, br[None], tf.matmul(e, kh) + bh], tf.zeros((1, self.units)))
-        h = tf.broadcast_to(h, (tf.shape(tokens[0])[0], self.units))
-        for j, x in enumerate(tokens):
-            x = x[:, None]
-            new = self._cell([x * k + b for k, b in zip(self.input_kernels, self.biases)], h)
-            h = h + mask[j] * (new - h)  # unfilled slots leave the state unchanged
-        return tf.matmul(h, self.readout)[:, 0]
+        reset = tf.broadcast_to(br, (tf.shape(embeddings)[0], self.units))
+        zero = tf.zeros_like(reset)
+        return self._cell([tf.matmul(embeddings, kz) + bz, reset, tf.matmul(embeddings, kh) + bh], zero)
+
+    def _stacked_kernels(self):
+        """(`(3u, u)` recurrent kernels transposed, `(3u, 2)` [input kernel, bias]),
+        gates z, r, h̃ stacked."""
+        recurrent = tf.concat([tf.transpose(k) for k in self.recurrent_kernels], axis=0)
+        projection = tf.stack([tf.concat([k[0] for k in self.input_kernels], 0), tf.concat(self.biases, 0)], axis=1)
+        return recurrent, projection
+
+    def _corrections(self, tokens, mask, embeddings, sizes):
+        """The correction of every element: `tokens` `(L, N)` (layer `i`'s `sizes[i]`
+        elements side by side), `embeddings` `(layers, embedding_dim)`. Returns `(N,)`."""
+        layer_of = tf.repeat(tf.range(len(sizes)), sizes)
+        h0 = tf.gather(tf.transpose(self._layer_states(embeddings)), layer_of, axis=1)
+        inputs = tf.stack([tokens, tf.ones_like(tokens)], axis=1)  # (L, 2, N): [token; 1] per step
+        h = _gru_sequence(inputs, h0, mask, *self._stacked_kernels())
+        return tf.reshape(tf.matmul(self.readout, h, transpose_a=True), [-1])
+
+    def correction(self, tokens, mask, embedding):
+        side_by_side, sizes = _side_by_side([tf.stack(tokens)])
+        return self._corrections(side_by_side, mask, embedding[None], sizes)[:int(tokens[0].shape[0])]
+
+    def per_layer(self, tokens, mask, embeddings):
+        """All layers' slow gradients from one GRU run over their elements side by side."""
+        side_by_side, sizes = _side_by_side(tokens)
+        slow = side_by_side[-1] + self._corrections(side_by_side, mask, tf.stack(embeddings), sizes)
+        return tf.split(slow, [int(t.shape[1]) for t in tokens] + [sizes[-1] - int(tokens[-1].shape[1])])[:-1]
 
 
 class AttentionSlowNet(SlowNet):

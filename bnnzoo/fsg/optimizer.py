@@ -24,6 +24,12 @@ __all__ = ["FSG"]
 _EPS = 1e-12
 
 
+def _history_rms(history: tf.Tensor, count: tf.Tensor) -> tf.Tensor:
+    """RMS of the `count` filled rows of a `(L, n)` history (unfilled rows are zero)."""
+    n = tf.cast(tf.shape(history)[1], tf.float32)
+    return tf.sqrt(tf.reduce_sum(tf.square(history)) / (tf.maximum(count, 1.0) * n))
+
+
 def _legacy_optimizer(arg: str, value, default):
     """`value` as a legacy Keras optimizer (`None`: `default()`; a name or config dict
     is deserialized); `ValueError` naming `arg` otherwise."""
@@ -229,16 +235,16 @@ class FSG(tf.keras.optimizers.legacy.Optimizer):
         count = tf.minimum(tf.cast(self.iterations, tf.float32), float(self.history))
         mask = tf.cast(tf.range(self.history) >= self.history - tf.cast(count, tf.int32), tf.float32)
         has_history = tf.cast(count > 0, tf.float32)
+        kernels = [tf.stop_gradient(tf.convert_to_tensor(layer.kernel)) for layer in self.binary_layers]  # latent
+        histories = [tf.reshape(s.gradient_history.buffer, [self.history, -1]) for s in self.layer_states]
+        scales = [_history_rms(history, count) + _EPS for history in histories]
+        slow = self.slow_net.per_layer([history / scale for history, scale in zip(histories, scales)], mask,
+                                       [s.layer_embedding for s in self.layer_states])
         generated, latent = [], []
-        for state, layer in zip(self.layer_states, self.binary_layers):
-            w = tf.stop_gradient(tf.convert_to_tensor(layer.kernel))  # latent value
+        for w, history, scale, g_slow in zip(kernels, histories, scales, slow):
             shape = tf.shape(w)
             w = tf.reshape(w, [-1])
-            history = tf.reshape(state.gradient_history.buffer, [self.history, -1])
-            rms = tf.sqrt(tf.reduce_sum(tf.square(history)) / (tf.maximum(count, 1.0) * tf.cast(tf.size(w), tf.float32)))
-            scale = rms + _EPS
-            tokens = history / scale
-            g_slow = has_history * scale * self.slow_net(tokens, mask, state.layer_embedding)
+            g_slow = has_history * scale * g_slow
             tanh_w = tf.tanh(w)
             max_tanh = tf.maximum(tf.reduce_max(tf.abs(tanh_w)), _EPS)
             c = (1.0 - tf.square(tanh_w)) / max_tanh
