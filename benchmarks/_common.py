@@ -8,7 +8,7 @@
   memory; `serve_child` is the child's side.
 - **Resumable per-result files**: `ResultStore` keeps one JSON file per result, written
   atomically, so an interrupted benchmark continues with the same command.
-- **Epochs to a target**: `epochs_to`.
+- **Epochs to a target**: `epochs_to`; **step times**: `interleaved_step_times`.
 - **Reports**: `write_json_atomic`, `write_markdown` and `write_report` (both, side by side).
 - **Per-epoch logging**: `TestAccuracy`, `LoadAverage`; and `subset` of the training data.
 
@@ -290,6 +290,38 @@ def epochs_to(curve: list[float | None], target: float, higher_is_better: bool =
         if (value >= target - tolerance) if higher_is_better else (value <= target + tolerance):
             return i + 1
     return None
+
+
+# ------------------------------------------------------------------ step times
+
+
+def interleaved_step_times(models: dict, x, y, rounds: int, steps: int, warmup: int = 3) -> dict:
+    """Median seconds per `train_on_batch` step of each compiled model, in interleaved
+    rounds (`steps` steps of the first model, then of the second, ..., `rounds` times),
+    so that a change of machine load hits every model alike; the first `warmup` steps of
+    each (tracing) are not timed.
+
+    Returns `seconds_per_step` (wall) and `cpu_seconds_per_step` (this process's CPU
+    time, less sensitive to other processes), each the median per model, the per-round
+    `samples` (wall) and a `method` sentence for the report.
+    """
+    import time
+
+    for model in models.values():
+        for _ in range(warmup):
+            model.train_on_batch(x, y)
+    wall = {name: [] for name in models}
+    cpu = {name: [] for name in models}
+    for _ in range(rounds):
+        for name, model in models.items():
+            started, started_cpu = time.perf_counter(), time.process_time()
+            for _ in range(steps):
+                model.train_on_batch(x, y)
+            wall[name].append((time.perf_counter() - started) / steps)
+            cpu[name].append((time.process_time() - started_cpu) / steps)
+    median = lambda samples: {name: float(np.median(t)) if t else None for name, t in samples.items()}  # noqa: E731
+    return {"seconds_per_step": median(wall), "cpu_seconds_per_step": median(cpu), "samples": wall,
+            "method": f"interleaved rounds of {steps} train_on_batch steps, {rounds} rounds"}
 
 
 # ------------------------------------------------------------------ data and callbacks

@@ -40,7 +40,9 @@ from bnnzoo.fsg import binary_kernel_layers  # noqa: E402
 from bnnzoo.training import TrainConfig  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import TestAccuracy, base_parser, settings_from, subset, write_report  # noqa: E402
+from _common import (  # noqa: E402
+    TestAccuracy, base_parser, interleaved_step_times, settings_from, subset, write_report,
+)
 
 METHODS = {
     "ste": dict(optimizer="adam", quantizer="ste_sign", model_kwargs={}),
@@ -125,19 +127,9 @@ def time_steps(settings, arrays):
     models = {m: _timing_model(settings, arrays, m) for m in METHODS}
     n = settings["batch_size"]
     x, y = tf.constant(arrays.x_train[:n]), tf.constant(arrays.y_train[:n])
-    for model, _ in models.values():
-        for _ in range(3):  # trace and warm up
-            model.train_on_batch(x, y)
-    times = {m: [] for m in METHODS}
-    for _ in range(settings["timing_rounds"]):
-        for method, (model, _) in models.items():
-            started = time.perf_counter()
-            for _ in range(settings["timing_steps"]):
-                model.train_on_batch(x, y)
-            times[method].append((time.perf_counter() - started) / settings["timing_steps"])
-    return {"seconds_per_step": {m: statistics.median(t) for m, t in times.items()}, "samples": times,
-            "method": f"interleaved rounds of {settings['timing_steps']} train_on_batch steps, "
-                      f"{settings['timing_rounds']} rounds"}
+    timing = interleaved_step_times({m: model for m, (model, _) in models.items()}, x, y,
+                                    settings["timing_rounds"], settings["timing_steps"])
+    return {key: timing[key] for key in ("seconds_per_step", "samples", "method")}
 
 
 def extra_memory(models):

@@ -187,3 +187,27 @@ def test_load_average_is_logged_per_epoch(common):
     logs = {}
     common.LoadAverage().on_epoch_end(0, logs)
     assert logs["load_1min"] == pytest.approx(os.getloadavg()[0], abs=2.0) and logs["load_1min"] >= 0
+
+
+# ------------------------------------------------------------------ step times
+
+
+class _Stub:
+    """A stand-in model whose `train_on_batch` records who stepped, in order."""
+
+    def __init__(self, name, calls):
+        self.name, self.calls = name, calls
+
+    def train_on_batch(self, x, y):
+        self.calls.append(self.name)
+
+
+def test_interleaved_step_times_warm_up_then_alternate(common):
+    calls = []
+    models = {"a": _Stub("a", calls), "b": _Stub("b", calls)}
+    timing = common.interleaved_step_times(models, None, None, rounds=3, steps=2, warmup=1)
+    assert calls == ["a", "b"] + ["a", "a", "b", "b"] * 3  # warm-up, then rounds of 2 steps each
+    assert set(timing["seconds_per_step"]) == set(timing["cpu_seconds_per_step"]) == {"a", "b"}
+    assert all(len(samples) == 3 for samples in timing["samples"].values())
+    assert timing["seconds_per_step"]["a"] == pytest.approx(float(np.median(timing["samples"]["a"])))
+    assert timing["method"] == "interleaved rounds of 2 train_on_batch steps, 3 rounds"
