@@ -13,6 +13,7 @@ import json
 import math
 import os
 import signal
+import threading
 import sys
 
 __all__ = [
@@ -143,6 +144,10 @@ class Terminated(KeyboardInterrupt):
     Ctrl-C runs for it) inside `ctrl_c_as_interrupt(terminate=True)`."""
 
 
+# Delay before a signal whose exception Python dropped is delivered again.
+_REDELIVER_SECONDS = 0.05
+
+
 class ctrl_c_as_interrupt:
     """Context manager: an exception raised after Ctrl-C (SIGINT) is reported as the
     `KeyboardInterrupt` it is; with `terminate=True` SIGTERM too, as `Terminated`.
@@ -150,7 +155,10 @@ class ctrl_c_as_interrupt:
     Python raises `KeyboardInterrupt` at the next bytecode, which may be inside a
     Python callback of TensorFlow's C++ code; that code then turns it into another
     error (e.g. an `AttributeError` from `tf.keras.Input`), and the one-line
-    "interrupted" message would become a traceback. Off the main thread it does nothing.
+    "interrupted" message would become a traceback. A signal that arrives inside a
+    `__del__` or a weakref callback (where Python would print and drop the exception, and
+    the command would go on) is delivered again once that has returned. Off the main thread it does
+    nothing.
     """
 
     def __init__(self, terminate: bool = False):
@@ -164,15 +172,29 @@ class ctrl_c_as_interrupt:
                 self._previous[signum] = signal.signal(signum, self._handler)
         except ValueError:  # not the main thread: signals cannot be caught here
             pass
+        self._previous_hook = sys.unraisablehook
+        sys.unraisablehook = self._unraisable
         return self
 
     def _handler(self, signum, frame):
         self.interrupted = Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+        self._signum = signum
         raise self.interrupted
+
+    def _unraisable(self, unraisable) -> None:
+        """`sys.unraisablehook` while active: Python drops an exception raised in a
+        `__del__` or a weakref callback (TensorFlow runs Python in both during garbage
+        collection); when it is this signal's, the signal is delivered again a moment
+        later, outside the finalizer, instead of being lost."""
+        if self.interrupted and isinstance(unraisable.exc_value, KeyboardInterrupt):
+            threading.Timer(_REDELIVER_SECONDS, os.kill, (os.getpid(), self._signum)).start()
+            return
+        self._previous_hook(unraisable)
 
     def __exit__(self, kind, value, traceback):
         for signum, previous in self._previous.items():
             signal.signal(signum, previous)
+        sys.unraisablehook = self._previous_hook
         if self.interrupted and kind is not None and not issubclass(kind, (KeyboardInterrupt, SystemExit)):
             raise self.interrupted from value
         return False
