@@ -260,12 +260,12 @@ def _apply_flags(args, values: dict, first: bool = True) -> dict:
 def _interrupted(out: str, epochs: int, how: str = "interrupted") -> str:
     """The one line for a Ctrl-C'd (`how="interrupted"`) or SIGTERM'd (`"terminated"`)
     `bnnzoo train`: what `out` holds now."""
-    import re
     from pathlib import Path
 
-    index = Path(out) / "checkpoints" / "checkpoint"
-    if index.is_file():
-        done = max(map(int, re.findall(r"ckpt-(\d+)", index.read_text())), default=0)
+    from bnnzoo.training.run_dir import checkpointed_epoch
+
+    done = checkpointed_epoch(out)
+    if done is not None:
         return f"{how} after epoch {done} of {epochs}; the same command resumes {out} from there"
     if (Path(out) / "metrics.json").is_file():
         return f"{how}; {out} keeps its previous finished run (the unfinished replacement was discarded)"

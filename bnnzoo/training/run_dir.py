@@ -374,6 +374,16 @@ def _holds_a_run(run_dir: Path) -> bool:
         (run_dir / name).exists() for name in (*_RUN_FILES, "config.json", "checkpoints"))
 
 
+
+def checkpointed_epoch(run_dir: str | os.PathLike) -> int | None:
+    """The last epoch `run_dir`'s epoch checkpoints hold (0 when the index names none), or
+    `None` when it has no checkpoint index: what an interrupted run resumes from."""
+    index = Path(run_dir) / "checkpoints" / "checkpoint"
+    if not index.is_file():
+        return None
+    return max(map(int, re.findall(r"ckpt-(\d+)", index.read_text())), default=0)
+
+
 def _existing_run(run_dir: Path, config: TrainConfig, *, resume: bool, overwrite: bool) -> str:
     """What `run_dir` holds for a new run of `config`: `"finished"` (the same config,
     done), `"resume"` (the same config, unfinished) or `"fresh"` (start over).

@@ -160,6 +160,7 @@ def _interrupted_search(args, how: str = "interrupted") -> str:
     """
     from pathlib import Path
 
+    from bnnzoo.training.run_dir import checkpointed_epoch
     from bnnzoo.tuning.search import PROJECT
     from bnnzoo.tuning.tuners import RUN_SUBDIR
 
@@ -176,7 +177,7 @@ def _interrupted_search(args, how: str = "interrupted") -> str:
     running = [trial for trial, state in status.items() if state == "RUNNING"]
     if running and not args.distributed:  # a chief's running trials are its workers'
         run = Path(args.out) / PROJECT / f"trial_{running[0]}" / RUN_SUBDIR
-        start = "its last epoch checkpoint" if (run / "checkpoints" / "checkpoint").is_file() else "its start"
+        start = "its start" if checkpointed_epoch(run) is None else "its last epoch checkpoint"
         line += f", retrying trial {running[0]} from {start}"
     return line
 
