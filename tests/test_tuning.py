@@ -471,9 +471,9 @@ def test_distributed_chief_two_workers_one_killed(tmp_path):
     chief = _Proc([*common, "--distributed", "chief", "--worker-timeout", "10"], tmp_path)
     chief.wait_for(lambda line: "oracle listening" in line, timeout=120)
     doomed = _Proc([*common, "--distributed", "worker", "--tuner-id", "worker-a"], tmp_path)
-    # worker-a finishes one trial, starts another, and dies (SIGKILL, no clean-up). worker-b
-    # joins only once worker-a has started its second trial: started together, a faster
-    # worker-b could take every other trial first and leave worker-a none to die in.
+    # worker-a finishes one trial, starts another, and dies (SIGKILL, no clean-up); worker-b
+    # starts after that: started together, a faster worker-b could take every other trial
+    # first and leave worker-a none to die in.
     doomed.wait_for(lambda line: "done" in line, timeout=180)
     started = doomed.wait_for(lambda line: "started on worker-a" in line, timeout=60)
     doomed.proc.kill()
