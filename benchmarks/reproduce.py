@@ -890,15 +890,15 @@ def _plot(analysis: dict, path: Path) -> None:
         ax = axes[0][col]
         key = "loss" if name == "fsg" else "val_accuracy"
         shaded = False
-        for arm in a["arms"].values():
+        for i, arm in enumerate(a["arms"].values()):
             curves = [c[key] for c in arm["curves"].values() if c.get(key)]
             if not curves:
                 continue
             n = min(len(c) for c in curves)
             stack = np.array([[np.nan if v is None else v for v in c[:n]] for c in curves], float)
             x = np.arange(1, n + 1)
-            ax.plot(x, np.nanmedian(stack, 0), label=arm["label"])
-            ax.fill_between(x, np.nanmin(stack, 0), np.nanmax(stack, 0), alpha=0.2)
+            ax.plot(x, np.nanmedian(stack, 0), color=f"C{i}", label=arm["label"])
+            ax.fill_between(x, np.nanmin(stack, 0), np.nanmax(stack, 0), color=f"C{i}", alpha=0.2)
             binary = next(iter(arm["binary_epochs"].values()), [])
             if not shaded and binary and not all(binary):
                 first = binary.index(True) if True in binary else n
@@ -911,20 +911,19 @@ def _plot(analysis: dict, path: Path) -> None:
             ax.legend(fontsize=6)
         ax = axes[1][col]
         plotted = False
-        for arm in a["arms"].values():
-            blocked = arm["diagnostics"].get("tau_blocked")
-            flips = arm["diagnostics"].get("step_flip_rate")
-            if blocked:
-                ax.plot(np.arange(1, len(blocked) + 1), [np.nan if v is None else v for v in blocked],
-                        label=f"{arm['label']}: tau-blocked share")
-                plotted = True
-            if flips:
-                ax.plot(np.arange(1, len(flips) + 1), [np.nan if v is None else v for v in flips], "--",
-                        label=f"{arm['label']}: flipped per step")
-                plotted = True
+        for i, arm in enumerate(a["arms"].values()):  # an arm has the same colour in both rows
+            for key, style in (("tau_blocked", "-"), ("step_flip_rate", "--")):
+                series = arm["diagnostics"].get(key)
+                if series:
+                    ax.plot(np.arange(1, len(series) + 1), [np.nan if v is None else v for v in series],
+                            style, color=f"C{i}", label=arm["label"] if style == "-" else None)
+                    plotted = True
         if plotted:
             ax.set_yscale("symlog", linthresh=1e-4)
             ax.set_xlabel("epoch")
+            ax.set_ylabel("share (symlog scale)")
+            ax.set_title(f"{name}: tau-blocked share of would-be flips (solid),\n"
+                         "share of weights flipped per step (dashed)", fontsize=8)
             ax.legend(fontsize=6)
         else:
             ax.axis("off")
