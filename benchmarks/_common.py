@@ -10,7 +10,8 @@
   atomically, so an interrupted benchmark continues with the same command.
 - **Epochs to a target**: `epochs_to`; **step times**: `interleaved_step_times`.
 - **Reports**: `write_json_atomic`, `write_markdown` and `write_report` (both, side by side).
-- **Per-epoch logging**: `TestAccuracy`, `LoadAverage`; and `subset` of the training data.
+- **Per-epoch logging**: `TestAccuracy` (`bnnzoo.training.train` logs each epoch's seconds and
+  load itself, `bnnzoo.callbacks.EpochStats`); and `subset` of the training data.
 
 The scripts run as `python benchmarks/<name>.py` and are loaded by file path in the
 tests, so each puts this folder on `sys.path` before importing this module.
@@ -349,10 +350,3 @@ class TestAccuracy(tf.keras.callbacks.Callback):
             logs["test_accuracy"] = float(np.mean(np.argmax(pred, 1) == self.y))
 
 
-class LoadAverage(tf.keras.callbacks.Callback):
-    """The machine's 1-minute load average at each epoch end, into `logs["load_1min"]`
-    (a timing is quoted only from an otherwise idle machine)."""
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
-            logs["load_1min"] = os.getloadavg()[0]

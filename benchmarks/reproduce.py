@@ -40,8 +40,8 @@ Protocol (every arm alike):
   claim's arm are trained once and shared.
 
 Every run goes through `bnnzoo.training.train` and logs, per epoch, the test accuracy,
-the exact-sign switch of each annealed quantizer, the machine's load average, and
-for the Bop family the flip rates and the fraction of would-be flips that τ blocks
+the exact-sign switch of each annealed quantizer, the epoch's seconds and the machine's
+load average (`bnnzoo.callbacks.EpochStats`), and for the Bop family the flip rates and the fraction of would-be flips that τ blocks
 (`bnnzoo.optimizers.ThresholdBlocking`).
 
 Resumable: each result — a search point or a (claim, arm, seed) run — is written to
@@ -80,7 +80,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
-from _common import (LoadAverage, TestAccuracy, base_parser, epochs_to, run_isolated,  # noqa: E402
+from _common import (TestAccuracy, base_parser, epochs_to, run_isolated,  # noqa: E402
                      serve_child)
 
 BENCHMARK = "reproduce"
@@ -428,11 +428,12 @@ class ResultStore(_common.ResultStore):
 
 
 def _diagnostics(fields: dict, arrays) -> list:
-    """The per-epoch logging every protocol-2 run gets: test accuracy, load average, and
-    for the Bop family the fraction of would-be flips that tau blocks."""
+    """The per-epoch logging every protocol-2 run gets beyond `train`'s own (which logs
+    each epoch's seconds and load): test accuracy, and for the Bop family the fraction
+    of would-be flips that tau blocks."""
     from bnnzoo.optimizers import ThresholdBlocking
 
-    callbacks = [TestAccuracy(arrays.x_test, arrays.y_test), LoadAverage()]
+    callbacks = [TestAccuracy(arrays.x_test, arrays.y_test)]
     if fields.get("optimizer") in ("bop", "bop2ndorder"):
         callbacks.append(ThresholdBlocking(every=10))
     return callbacks
@@ -450,7 +451,8 @@ def _run(fields: dict, run_dir: Path, arrays) -> dict:
         "test_accuracy": float(result.metrics["test_accuracy"]),
         "test_loss": float(result.metrics["test_loss"]),
         "history": history,
-        "wall_seconds": round(time.perf_counter() - started, 1),
+        "wall_seconds": round(time.perf_counter() - started, 1),  # this process's stretch
+        "train_seconds": result.metrics.get("train_seconds"),  # every epoch's, resumed ones too
     }
 
 
@@ -693,7 +695,8 @@ def analyse_claim(claim: Claim, settings: Settings, store: ResultStore) -> dict:
             "curves": {str(s): {k: v for k, v in r["history"].items() if "/" not in k}
                        for s, r in done.items()},
             "diagnostics": diagnostics,
-            "wall_seconds": sum(r["wall_seconds"] for r in done.values()),
+            # Results from before train_seconds was recorded count their last stretch only.
+            "wall_seconds": round(sum(r.get("train_seconds") or r["wall_seconds"] for r in done.values()), 1),
         }
     out = {"paper": claim.paper, "claim": claim.claim, "paper_setting": claim.paper_setting,
            "paper_result": claim.paper_result, "ours_differs": claim.ours_differs,

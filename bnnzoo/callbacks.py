@@ -1,4 +1,4 @@
-"""Training callbacks: quantizer annealing schedules.
+"""Training callbacks: quantizer annealing schedules, and what each epoch cost.
 
 `QuantizerAnnealing` drives the annealed parameter of every matching quantizer in a
 model (BNN++'s and ProxConnect's \\(\\mu\\), STE-Warmup's temperature \\(T\\)) from a
@@ -42,6 +42,8 @@ runs with the forward exactly `sign`.
 from __future__ import annotations
 
 import math
+import os
+import time
 from typing import Callable
 
 import tensorflow as tf
@@ -57,6 +59,7 @@ __all__ = [
     "ANNEALING_RULES",
     "QuantizerAnnealing",
     "FlipRate",
+    "EpochStats",
     "check_annealing_rule",
     "default_annealing",
     "default_schedule",
@@ -194,6 +197,47 @@ ANNEALING_RULES = (*_quantizers.ANNEALING_RULES, "none")
 # each value is written): a summary for readers and tests, not a list to keep.
 MU_MAX = {forward: annealing.end for forward, annealing in _quantizers.FORWARDS_ANNEALING.items()
           if isinstance(annealing, _quantizers.GeometricAnnealing)}
+
+
+class EpochStats(tf.keras.callbacks.Callback):
+    """What each epoch cost: its wall-clock seconds and the machine's load, into `logs`.
+
+    At each epoch end it adds `epoch_seconds` (from this callback's `on_epoch_begin`
+    to its `on_epoch_end`: training, validation and the `on_epoch_end` work of the
+    callbacks before it) and `load_1min` (`os.getloadavg()[0]`, left out where the
+    platform has no load average), so both land in `history.json`. A timing is
+    only worth quoting from an otherwise idle machine: the load says whether it was.
+    `bnnzoo.training.train` attaches it to every run, just before its checkpoint
+    callback, so the seconds of a run resumed several times still add up
+    (`metrics.json`'s `train_seconds` is their sum).
+
+    !!! example
+        ```python
+        import bnnzoo
+        from bnnzoo.callbacks import EpochStats
+
+        data = bnnzoo.data.load_arrays("digits")
+        model = bnnzoo.models.create_model("binarynet_mlp", input_shape=(8, 8, 1), units=16)
+        model.compile("adam", "sparse_categorical_crossentropy")
+        history = model.fit(data.x_train, data.y_train, epochs=2, callbacks=[EpochStats()], verbose=0)
+        assert len(history.history["epoch_seconds"]) == 2
+        assert all(s > 0 for s in history.history["epoch_seconds"])
+        ```
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._started: float | None = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None or self._started is None:
+            return
+        logs["epoch_seconds"] = time.perf_counter() - self._started
+        if hasattr(os, "getloadavg"):
+            logs["load_1min"] = os.getloadavg()[0]
 
 
 def check_annealing_rule(rule: str) -> str:

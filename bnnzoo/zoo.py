@@ -33,11 +33,12 @@ from bnnzoo import models as _models
 from bnnzoo import pretrained as _pretrained
 from bnnzoo import training as _training
 from bnnzoo import quantizers as _quantizers
-from bnnzoo._atomic import atomic_write_bytes, atomic_write_json, replace_directory
+from bnnzoo._atomic import atomic_path, atomic_write_bytes, atomic_write_json, replace_directory
 from bnnzoo.cli_support import format_bytes
 
 __all__ = [
     "copy_training_curves",
+    "training_record",
     "evaluate_pretrained",
     "measure_lce_export",
     "publish_from_recipe",
@@ -126,6 +127,110 @@ def copy_training_curves(run_dir: str | os.PathLike, folder: str | os.PathLike) 
             atomic_write_bytes(Path(folder) / filename, source.read_bytes())
             found[key] = filename
     return found
+
+
+def training_record(recipe: dict[str, Any], recipe_ref: str, run_dir: str | os.PathLike,
+                    folder: str | os.PathLike | None = None) -> dict[str, Any]:
+    """How a recipe's artifact was trained, for its card's `training` field.
+
+    One entry in `parts` per run the recipe trained: the teacher run a distilled
+    stage learned from (where it is a run directory), then each stage (or the one
+    run), each with its epochs, `train_seconds` (the sum of its per-epoch seconds,
+    resumed epochs included), its per-epoch load summary and the machine it ran on,
+    from its `metrics.json`. `command` regenerates the artifact; `train_seconds` is
+    the total (None when a part did not record its seconds). With `folder`, every
+    part's `history.json` but the final one is copied there as `history-<part>.json`
+    (the final run's is `history.json`, `copy_training_curves`), and a staged
+    recipe's `curves.png` is redrawn over all its stages.
+
+    !!! example
+        ```python
+        import tempfile
+        from bnnzoo import zoo
+        from bnnzoo.training import TrainConfig, train
+
+        out = tempfile.mkdtemp() + "/run"
+        train(TrainConfig(model="binarynet_mlp", dataset="digits", epochs=1, model_kwargs={"units": 8}),
+              out=out, verbose=0)
+        record = zoo.training_record({"model": "binarynet_mlp"}, "recipes/x.toml", out)
+        assert record["command"] == "recipes/run_recipes.sh recipes/x.toml"
+        assert [p["part"] for p in record["parts"]] == ["run"] and record["train_seconds"] > 0
+        ```
+    """
+    run_dir = Path(run_dir)
+    if _training.STAGES_KEY in recipe:
+        runs = [(f"stage-{k}", _training.stage_dir(run_dir, k)) for k in range(1, len(recipe[_training.STAGES_KEY]) + 1)]
+    else:
+        runs = [("run", run_dir)]
+    teachers = []
+    for _, path in runs:
+        record = _read_json_object(path / _training.TEACHER_RECORD)
+        source = record.get("source")
+        if record.get("kind") == "run" and source and source not in [str(t) for _, t in teachers]:
+            teachers.append(("teacher" if not teachers else f"teacher-{len(teachers) + 1}", Path(source)))
+    parts = []
+    for name, path in teachers + runs:
+        metrics = _read_json_object(path / "metrics.json")
+        history = _read_json_object(path / HISTORY_FILE)
+        parts.append({
+            "part": name,
+            "run": str(path),
+            "epochs": len(history.get("loss", [])),
+            "test_accuracy": metrics.get("test_accuracy"),
+            "train_seconds": metrics.get("train_seconds"),
+            "load_1min": metrics.get("load_1min"),
+            "machine": metrics.get("machine"),
+        })
+        if folder is not None and (name, path) != runs[-1] and (path / HISTORY_FILE).is_file():
+            parts[-1]["history_file"] = f"history-{name}.json"
+            atomic_write_bytes(Path(folder) / parts[-1]["history_file"], (path / HISTORY_FILE).read_bytes())
+    if folder is not None and len(runs) > 1:
+        histories = [(name, _read_json_object(path / HISTORY_FILE)) for name, path in runs]
+        _plot_stages(histories, Path(folder) / CURVES_FILE, f"{recipe.get('model')} on {recipe.get('dataset')}")
+    seconds = [p["train_seconds"] for p in parts]
+    return {
+        "command": f"recipes/run_recipes.sh {recipe_ref}",
+        "train_seconds": None if any(v is None for v in seconds) else round(sum(seconds), 1),
+        "parts": parts,
+    }
+
+
+def _read_json_object(path: Path) -> dict[str, Any]:
+    """The JSON object in `path`; {} when the file is missing or holds something else."""
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _plot_stages(histories: list[tuple[str, dict[str, list]]], path: Path, title: str) -> None:
+    """Loss and accuracy (train and validation) over the stages of a run, one after
+    another, a dotted line where each stage starts."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    for ax, key in zip(axes, ("loss", "accuracy")):
+        start = 0
+        for number, (name, history) in enumerate(histories):
+            for prefix, style in (("", "-"), ("val_", "--")):
+                values = [v for v in history.get(prefix + key, []) if v is not None]
+                epochs = range(start + 1, start + len(values) + 1)
+                ax.plot(epochs, values, style, color=f"C{number}", label=f"{name} {(prefix or 'train_') + key}")
+            if start:
+                ax.axvline(start + 0.5, color="grey", linestyle=":")
+            start += len(history.get("loss", []))
+        ax.set_xlabel("epoch (all stages)")
+        ax.set_title(key)
+        ax.legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
 
 
 def measure_lce_export(model, dataset: str, data_dir: str | None = None, atol: float = 1e-4) -> dict[str, Any]:
@@ -266,7 +371,8 @@ def _recipe_run(recipe: dict[str, Any], run_dir: Path) -> tuple[Path, _training.
 def _publish(recipe: dict[str, Any], recipe_ref: str, run_dir, destination, force: bool) -> _pretrained.Card:
     if dict(recipe.get("artifact", {})).get("lce_export"):
         _export.require_lce("the card's LCE measurement (lce_export = true)")  # before reading or writing anything
-    run_dir, recipe_config, ignore = _recipe_run(recipe, Path(run_dir))
+    record_dir = Path(run_dir)
+    run_dir, recipe_config, ignore = _recipe_run(recipe, record_dir)
     config, metrics = _read_run(run_dir)
     name, tag = _pretrained.recipe_artifact(recipe, config.model, config.dataset)
     root = Path(destination) if destination is not None else _pretrained.artifacts_dir()
@@ -334,6 +440,7 @@ def _publish(recipe: dict[str, Any], recipe_ref: str, run_dir, destination, forc
                         if artifact.get("lce_export") else None),
             binary_forward=_quantizers.binary_forward(model),
             **copy_training_curves(run_dir, staging),
+            training=training_record(recipe, recipe_ref, record_dir, staging),
         )
         atomic_write_json(staging / _pretrained.CARD_FILE, card.to_dict())
         replace_directory(staging, folder)

@@ -183,12 +183,6 @@ def test_report_files_are_strict_json_and_markdown(common, tmp_path):
     assert not list(tmp_path.rglob(".*tmp*"))  # no temporary file left
 
 
-def test_load_average_is_logged_per_epoch(common):
-    logs = {}
-    common.LoadAverage().on_epoch_end(0, logs)
-    assert logs["load_1min"] == pytest.approx(os.getloadavg()[0], abs=2.0) and logs["load_1min"] >= 0
-
-
 # ------------------------------------------------------------------ step times
 
 

@@ -242,3 +242,22 @@ def test_exact_sign_phase_through_train_and_mu_max(digits):
         TrainConfig(exact_sign_fraction=1)
     with pytest.raises(ValueError, match="mu_max must be a finite number > 0 or None, got -2"):
         TrainConfig(mu_max=-2)
+
+
+def test_epoch_stats_logs_each_epochs_seconds_and_the_load(monkeypatch):
+    """`epoch_seconds` is the time from the epoch's begin to its end, `load_1min`
+    the machine's 1-minute load average then; nothing is logged without a begin."""
+    import types
+
+    from bnnzoo import callbacks
+    from bnnzoo.callbacks import EpochStats
+
+    clock = iter([100.0, 103.5])
+    monkeypatch.setattr(callbacks, "time", types.SimpleNamespace(perf_counter=lambda: next(clock)))
+    monkeypatch.setattr(callbacks.os, "getloadavg", lambda: (1.25, 0.5, 0.25))
+    stats, logs = EpochStats(), {}
+    stats.on_epoch_end(0, logs)
+    assert logs == {}  # no on_epoch_begin: no seconds to report
+    stats.on_epoch_begin(0)
+    stats.on_epoch_end(0, logs)
+    assert logs == {"epoch_seconds": 3.5, "load_1min": 1.25}

@@ -472,3 +472,31 @@ def test_cli_distillation_flags_reach_the_config(tmp_path, capsys):
                   "--out", str(tmp_path / "run")])
     assert "distillation_kwargs: alpha must be" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_card_of_a_distilled_recipe_counts_its_teacher_run(tmp_path, monkeypatch):
+    """A recipe distilled from a teacher *run* is published with the teacher as the
+    first part of `card.training`: its seconds count in the total, its history is copied."""
+    from bnnzoo import pretrained, zoo
+    from bnnzoo.training import read_recipe
+
+    monkeypatch.chdir(tmp_path)  # the teacher is named relative to here, as recipes do
+    teacher = TrainConfig(epochs=1, model_kwargs={"units": 16, "hidden_layers": 1}, kernel_quantizer="none",
+                          input_quantizer="none")
+    train(teacher, "teacher-run", verbose=0)
+    path = tmp_path / "student.toml"
+    path.write_text('model = "binarynet_mlp"\nepochs = 1\nteacher = "teacher-run"\n'
+                    'model_kwargs = {units = 16, hidden_layers = 1}\n[artifact]\ntag = "digits-distilled"\n')
+    recipe = read_recipe(path)
+    train(TrainConfig.from_file(path), "student-run", verbose=0, record={pretrained.RECIPE_RECORD: pretrained.recipe_record(path, recipe)})
+    card = zoo.publish_run("student-run", tmp_path / "artifacts")
+    parts = card.training["parts"]
+    assert [(p["part"], p["run"], p["epochs"]) for p in parts] == [("teacher", "teacher-run", 1),
+                                                                   ("run", "student-run", 1)]
+    teacher_seconds = json.loads((tmp_path / "teacher-run" / "metrics.json").read_text())["train_seconds"]
+    assert parts[0]["train_seconds"] == teacher_seconds > 0
+    assert card.training["train_seconds"] == pytest.approx(teacher_seconds + parts[1]["train_seconds"], abs=0.1)
+    folder = tmp_path / "artifacts" / "binarynet_mlp" / "digits-distilled"
+    assert parts[0]["history_file"] == "history-teacher.json"
+    assert json.loads((folder / "history-teacher.json").read_text())["loss"] == \
+        json.loads((tmp_path / "teacher-run" / "history.json").read_text())["loss"]

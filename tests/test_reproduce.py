@@ -39,6 +39,11 @@ def test_quick_run_writes_every_result_and_the_report(reproduce, quick_run):
         assert all(0 <= a <= 1 for a in entry["final"]["values"] + entry["best_checkpoint"]["values"])
         for history in entry["curves"].values():  # the per-epoch diagnostics are logged
             assert len(history["test_accuracy"]) == 2 and len(history["load_1min"]) == 2
+            assert len(history["epoch_seconds"]) == 2
+        # every epoch's seconds add up to the run's train_seconds, and to the arm's time
+        seed0 = json.loads((root / "results" / "proxconnect" / arm / "seed0.json").read_text())
+        assert seed0["train_seconds"] == pytest.approx(sum(entry["curves"]["0"]["epoch_seconds"]), abs=0.01)
+        assert entry["wall_seconds"] == pytest.approx(seed0["train_seconds"], abs=0.1)
     axes = [a["field"] for a in claim["arms"]["bnnpp"]["search_axes"]]
     assert axes == ["learning_rate", "mu_max"]
     # BNN++ is binary only in its exact-sign phase: the last of its 2 epochs
@@ -237,7 +242,7 @@ def test_isolated_run_matches_the_in_process_run(reproduce, tmp_path, digits):
     isolated = reproduce._run_isolated(fields, tmp_path / "isolated")
     local = reproduce._run(fields, tmp_path / "local", digits)
     assert isolated["test_accuracy"] == local["test_accuracy"]
-    drop = {"load_1min"}  # the machine's load differs between the two
+    drop = {"load_1min", "epoch_seconds"}  # the machine's load and timing differ between the two
     assert {k: v for k, v in isolated["history"].items() if k not in drop} == \
         {k: v for k, v in local["history"].items() if k not in drop}
     assert isolated["history"]["test_accuracy"][-1] == pytest.approx(local["test_accuracy"], abs=1e-6)

@@ -92,6 +92,21 @@ def test_staged_run_publishes_its_last_stage(staged, tmp_path):
     card = zoo.publish_run(out, tmp_path / "artifacts")
     assert card.test_accuracy == pytest.approx(second.metrics["test_accuracy"])
     assert card.epochs == 2 and card.binary_params == second.metrics["binary_params"]
+    # the card says how it was trained: both stages, their seconds, the command
+    training = card.training
+    assert [p["part"] for p in training["parts"]] == ["stage-1", "stage-2"]
+    assert [p["epochs"] for p in training["parts"]] == [1, 2]
+    stage_seconds = [json.loads((stage_dir(out, k) / "metrics.json").read_text())["train_seconds"] for k in (1, 2)]
+    assert [p["train_seconds"] for p in training["parts"]] == stage_seconds
+    assert training["train_seconds"] == pytest.approx(sum(stage_seconds), abs=0.1) and training["train_seconds"] > 0
+    assert training["command"] == f"recipes/run_recipes.sh {card.recipe}"
+    folder = tmp_path / "artifacts" / card.name / card.tag
+    assert json.loads((folder / "history-stage-1.json").read_text()) == \
+        json.loads((stage_dir(out, 1) / "history.json").read_text())
+    assert training["parts"][0]["history_file"] == "history-stage-1.json"
+    assert "history_file" not in training["parts"][1]  # the last stage's is history.json
+    assert (folder / "curves.png").read_bytes() != (stage_dir(out, 2) / "curves.png").read_bytes()
+    assert pretrained.Card.from_dict(json.loads((folder / "card.json").read_text())) == card
     with pytest.raises(ValueError, match=rf"one stage of a multi-stage recipe run; publish the run itself: "
                                          rf"bnnzoo publish {out}"):
         zoo.publish_run(stage_dir(out, 2), tmp_path / "other")

@@ -46,6 +46,14 @@ def test_run_directory_contents(digits_run):
     assert 0.0 <= metrics["test_accuracy"] <= 1.0
     history = json.loads((out / "history.json").read_text())
     assert len(history["loss"]) == 8 and len(history["val_accuracy"]) == 8
+    # what each epoch cost, and on which machine (bnnzoo.callbacks.EpochStats)
+    assert len(history["epoch_seconds"]) == 8 and all(s > 0 for s in history["epoch_seconds"])
+    assert metrics["train_seconds"] == pytest.approx(sum(history["epoch_seconds"]), abs=0.01)
+    assert metrics["train_seconds"] <= metrics["wall_seconds"]
+    assert len(history["load_1min"]) == 8 and all(v >= 0 for v in history["load_1min"])
+    load = metrics["load_1min"]
+    assert load["epochs"] == 8 and load["min"] == min(history["load_1min"]) <= load["median"] <= load["max"]
+    assert metrics["machine"]["cpu_count"] == os.cpu_count() and metrics["machine"]["gpus"] == []
 
 
 def test_binary_mlp_learns_digits(digits_run):
@@ -79,6 +87,41 @@ def test_resume_drops_history_written_after_the_last_checkpoint(tmp_path, digits
     path.write_text(json.dumps({k: v + [123.0] for k, v in history.items()}))  # epoch 3's entry, no checkpoint
     resumed = training.train(config, tmp_path / "b", arrays=digits, verbose=0)
     assert resumed.history["loss"] == straight.history["loss"] and 123.0 not in resumed.history["loss"]
+    # the first process's two epochs count in train_seconds; its wall_seconds is the last stretch's
+    seconds = resumed.history["epoch_seconds"]
+    assert len(seconds) == 3 and seconds[:2] == history["epoch_seconds"] and 123.0 not in seconds
+    assert resumed.metrics["train_seconds"] == pytest.approx(sum(seconds), abs=0.01)
+
+
+def test_a_run_killed_before_its_first_checkpoint_resumes_after_the_next_kill(tmp_path, digits, capsys):
+    """A SIGKILL before the first checkpoint leaves `config.json` alone in `out`. The next
+    run trains in place (not in a staging folder that each restart would clear), so an
+    interruption of *that* run resumes after its last epoch, as an uninterrupted run."""
+    config = _small(epochs=3)
+    straight = training.train(config, tmp_path / "straight", arrays=digits, verbose=0)
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.json").write_text(json.dumps(config.to_dict()))  # what the killed run left
+    with pytest.raises(KeyboardInterrupt):
+        training.train(config, out, arrays=digits, verbose=0, callbacks=[Interrupt(2)])
+    assert (out / "checkpoints").is_dir() and not out.with_name(".run.staging").exists()
+    capsys.readouterr()
+    resumed = training.train(config, out, arrays=digits, verbose=0)
+    assert f"Resuming {out} after epoch 2/3" in capsys.readouterr().out
+    assert resumed.history["loss"] == straight.history["loss"]
+
+
+def test_a_key_first_logged_after_a_resume_is_padded_to_its_epoch(tmp_path):
+    """A callback added on resume logs from epoch 3 on: entry i of every list stays epoch i + 1."""
+    from bnnzoo.training.run_dir import _ResumeCheckpoint
+
+    checkpoint = tf.train.Checkpoint(epoch=tf.Variable(2))
+    manager = tf.train.CheckpointManager(checkpoint, tmp_path / "ckpt", max_to_keep=1)
+    history = {"loss": [0.9, 0.8]}
+    _ResumeCheckpoint(manager, checkpoint.epoch, history, tmp_path / "history.json").on_epoch_end(
+        2, {"loss": 0.7, "new_metric": 5.0})
+    assert history == {"loss": [0.9, 0.8, 0.7], "new_metric": [None, None, 5.0]}
+    assert json.loads((tmp_path / "history.json").read_text()) == history
 
 
 def test_resume_refuses_a_different_config(tmp_path, digits):

@@ -106,6 +106,10 @@ class Card:
     lce_export: dict[str, Any] | None = None
     # `bnnzoo.quantizers.binary_forward` of the published model (None: not recorded).
     binary_forward: bool | None = None
+    # How it was trained (`bnnzoo.zoo.training_record`): the command that regenerates it,
+    # the total train_seconds, and per run (teacher, stages) its epochs, seconds, load
+    # and machine. None on cards published before it was recorded.
+    training: dict[str, Any] | None = None
 
     @property
     def memory_ratio_vs_float32(self) -> float | None:

@@ -20,8 +20,8 @@ stage. The run directory holds:
 | --- | --- |
 | `config.json` | the `TrainConfig` of the run |
 | `model.keras` | the trained model; reloads with `import bnnzoo` and `tf.keras.models.load_model` |
-| `history.json` | per-epoch metrics (loss, accuracy, validation, logged schedule values) |
-| `metrics.json` | test accuracy/loss, epochs, wall time, parameter and memory counts |
+| `history.json` | per-epoch metrics (loss, accuracy, validation, logged schedule values, `epoch_seconds`, `load_1min`) |
+| `metrics.json` | test accuracy/loss, epochs, wall time (`train_seconds`: every epoch's, resumed ones too), load, machine, parameter and memory counts |
 | `curves.png` | training curves |
 | `checkpoints/` | the resume checkpoint while a run is unfinished (removed at the end) |
 | `recipe.json` | with `bnnzoo train --recipe`: the recipe, for `bnnzoo publish` |
@@ -67,7 +67,7 @@ from bnnzoo.training.config import (
     make_strategy,
     read_recipe,
 )
-from bnnzoo.training.loop import evaluate, model_memory, restore_and_fit, write_results
+from bnnzoo.training.loop import evaluate, machine, model_memory, restore_and_fit, write_results
 from bnnzoo.training.parts import (
     RunParts,
     assemble_run,
@@ -134,6 +134,7 @@ __all__ = [
     "load_model",
     "load_teacher",
     "make_strategy",
+    "machine",
     "model_memory",
     "read_json",
     "read_recipe",

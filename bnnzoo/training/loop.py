@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import platform
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -15,6 +17,7 @@ import tensorflow as tf
 from bnnzoo import data as _data
 from bnnzoo import quantizers as _quantizers
 from bnnzoo._atomic import atomic_path
+from bnnzoo.callbacks import EpochStats
 from bnnzoo.training.parts import RunParts, compile_model, create_training_variables
 from bnnzoo.training.run_dir import (
     MODEL_FILE,
@@ -29,7 +32,7 @@ from bnnzoo.training.run_dir import (
 )
 from bnnzoo.training.teacher import pin_teacher
 
-__all__ = ["evaluate", "model_memory", "restore_and_fit", "write_results"]
+__all__ = ["evaluate", "machine", "model_memory", "restore_and_fit", "write_results"]
 
 
 def restore_and_fit(parts: RunParts, run: RunDirectory, *,
@@ -90,9 +93,11 @@ def restore_and_fit(parts: RunParts, run: RunDirectory, *,
         if len(arrays.x_val)
         else None
     )
-    all_callbacks = list(parts.callbacks) + list(callbacks)
-    # Last, so that values other callbacks add to `logs` are in the saved history.
-    all_callbacks.append(_ResumeCheckpoint(manager, parts.epoch, history, history_path))
+    # EpochStats (epoch_seconds, load_1min) after the others, so its seconds include
+    # their epoch-end work; the checkpoint last, so that every value added to `logs`
+    # is in the saved history.
+    all_callbacks = [*parts.callbacks, *callbacks, EpochStats(),
+                     _ResumeCheckpoint(manager, parts.epoch, history, history_path)]
     if initial_epoch < config.epochs:
         # The parts' callbacks were built (and their checks, e.g. Bop on a model
         # without binary variables, ran) first. A restored checkpoint fills these as
@@ -169,7 +174,11 @@ def write_results(parts: RunParts, run: RunDirectory, history: dict[str, list[fl
         "test_loss": float(test_loss),
         "val_accuracy": history.get("val_accuracy", [None])[-1],
         "train_accuracy": history.get("accuracy", [None])[-1],
+        # This process's seconds; train_seconds adds up every epoch, resumed ones too.
         "wall_seconds": round(time.perf_counter() - started, 2),
+        "train_seconds": _total(history.get("epoch_seconds")),
+        "load_1min": _load_summary(history.get("load_1min")),
+        "machine": machine(),
         "train_size": len(arrays.x_train),
         "test_size": len(arrays.x_test),
         "input_shape": list(arrays.input_shape),
@@ -240,6 +249,49 @@ def evaluate(
         "test_size": len(arrays.x_test),
         **model_memory(model),
     }
+
+
+def machine() -> dict[str, Any]:
+    """The machine a run trains on, for its `metrics.json` (and a published card):
+    CPU model and count, OS, Python, and the GPUs TensorFlow sees.
+
+    !!! example
+        ```python
+        from bnnzoo.training import machine
+
+        info = machine()
+        assert info["cpu_count"] >= 1 and info["python"].count(".") == 2
+        ```
+    """
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "gpus": [d.name for d in tf.config.list_logical_devices("GPU")],
+    }
+
+
+def _total(values: list[float | None] | None) -> float | None:
+    """The sum of per-epoch seconds; None unless every epoch recorded its own."""
+    if not values or any(v is None for v in values):
+        return None
+    return round(float(sum(values)), 2)
+
+
+def _load_summary(values: list[float | None] | None) -> dict[str, float] | None:
+    """Min, median and max of the per-epoch load averages that were recorded."""
+    values = sorted(v for v in values or () if v is not None)
+    if not values:
+        return None
+    return {"min": values[0], "median": statistics.median(values), "max": values[-1], "epochs": len(values)}
 
 
 def model_memory(model: tf.keras.Model) -> dict[str, float]:

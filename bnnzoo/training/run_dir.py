@@ -234,7 +234,11 @@ class _ResumeCheckpoint(tf.keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         for key, value in (logs or {}).items():
-            self.history.setdefault(key, []).append(float(value))
+            values = self.history.setdefault(key, [])
+            # A key first logged after a resume (a callback added since) gets None for
+            # the epochs before, so that entry i of every list is epoch i + 1.
+            values.extend([None] * (epoch - len(values)))
+            values.append(float(value))
         # History first: if the process dies between the two writes, the checkpoint
         # is the older one and `train` drops the extra history entry on resume
         # (checkpoint first would lose that entry for good).
@@ -369,9 +373,11 @@ def _keep_other_files(old: Path, new: Path) -> None:
 
 
 def _holds_a_run(run_dir: Path) -> bool:
-    """Whether `run_dir` holds any file of a run (a result a new run must not destroy)."""
-    return run_dir.is_dir() and any(
-        (run_dir / name).exists() for name in (*_RUN_FILES, "config.json", "checkpoints"))
+    """Whether `run_dir` holds anything a run trained (a result or a checkpoint, which a
+    new run must not destroy). A `config.json` alone (a run killed before its first
+    checkpoint) is not: a new run trains in place there, so that it can be resumed;
+    trained in the staging folder, every restart would remove it and start over."""
+    return run_dir.is_dir() and any((run_dir / name).exists() for name in (*_RUN_FILES, "checkpoints"))
 
 
 
