@@ -41,8 +41,8 @@ Protocol (every arm alike):
 
 Every run goes through `bnnzoo.training.train` and logs, per epoch, the test accuracy,
 the exact-sign switch of each annealed quantizer, the epoch's seconds and the machine's
-load average (`bnnzoo.callbacks.EpochStats`), and for the Bop family the flip rates and the fraction of would-be flips that τ blocks
-(`bnnzoo.optimizers.ThresholdBlocking`).
+load average (`bnnzoo.callbacks.EpochStats`), and for the Bop family the flip rates and
+the fraction of would-be flips that τ blocks (`bnnzoo.optimizers.ThresholdBlocking`).
 
 Resumable: each result — a search point or a (claim, arm, seed) run — is written to
 its own JSON file under `--results-dir` (temp file + rename) as soon as it finishes,

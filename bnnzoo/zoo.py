@@ -38,11 +38,11 @@ from bnnzoo.cli_support import format_bytes
 
 __all__ = [
     "copy_training_curves",
-    "training_record",
     "evaluate_pretrained",
     "measure_lce_export",
     "publish_from_recipe",
     "publish_run",
+    "training_record",
     "zoo_table_markdown",
 ]
 
@@ -186,7 +186,8 @@ def training_record(recipe: dict[str, Any], recipe_ref: str, run_dir: str | os.P
             atomic_write_bytes(Path(folder) / parts[-1]["history_file"], (path / HISTORY_FILE).read_bytes())
     if folder is not None and len(runs) > 1:
         histories = [(name, _read_json_object(path / HISTORY_FILE)) for name, path in runs]
-        _plot_stages(histories, Path(folder) / CURVES_FILE, f"{recipe.get('model')} on {recipe.get('dataset')}")
+        with atomic_path(Path(folder) / CURVES_FILE) as tmp:
+            _training.plot_curves(histories, tmp, f"{recipe.get('model')} on {recipe.get('dataset')}")
     seconds = [p["train_seconds"] for p in parts]
     return {
         "command": f"recipes/run_recipes.sh {recipe_ref}",
@@ -202,35 +203,6 @@ def _read_json_object(path: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return value if isinstance(value, dict) else {}
-
-
-def _plot_stages(histories: list[tuple[str, dict[str, list]]], path: Path, title: str) -> None:
-    """Loss and accuracy (train and validation) over the stages of a run, one after
-    another, a dotted line where each stage starts."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
-    for ax, key in zip(axes, ("loss", "accuracy")):
-        start = 0
-        for number, (name, history) in enumerate(histories):
-            for prefix, style in (("", "-"), ("val_", "--")):
-                values = [v for v in history.get(prefix + key, []) if v is not None]
-                epochs = range(start + 1, start + len(values) + 1)
-                ax.plot(epochs, values, style, color=f"C{number}", label=f"{name} {(prefix or 'train_') + key}")
-            if start:
-                ax.axvline(start + 0.5, color="grey", linestyle=":")
-            start += len(history.get("loss", []))
-        ax.set_xlabel("epoch (all stages)")
-        ax.set_title(key)
-        ax.legend(fontsize=7)
-    fig.suptitle(title)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
 
 
 def measure_lce_export(model, dataset: str, data_dir: str | None = None, atol: float = 1e-4) -> dict[str, Any]:

@@ -67,7 +67,7 @@ from bnnzoo.training.config import (
     make_strategy,
     read_recipe,
 )
-from bnnzoo.training.loop import evaluate, machine, model_memory, restore_and_fit, write_results
+from bnnzoo.training.loop import evaluate, machine, model_memory, plot_curves, restore_and_fit, write_results
 from bnnzoo.training.parts import (
     RunParts,
     assemble_run,
@@ -136,6 +136,7 @@ __all__ = [
     "make_strategy",
     "machine",
     "model_memory",
+    "plot_curves",
     "read_json",
     "read_recipe",
     "resolve_run_directory",

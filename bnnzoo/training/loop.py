@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import platform
 import statistics
@@ -32,7 +33,7 @@ from bnnzoo.training.run_dir import (
 )
 from bnnzoo.training.teacher import pin_teacher
 
-__all__ = ["evaluate", "machine", "model_memory", "restore_and_fit", "write_results"]
+__all__ = ["evaluate", "machine", "model_memory", "plot_curves", "restore_and_fit", "write_results"]
 
 
 def restore_and_fit(parts: RunParts, run: RunDirectory, *,
@@ -201,7 +202,7 @@ def write_results(parts: RunParts, run: RunDirectory, history: dict[str, list[fl
         write_json(work_dir / "metrics.json", metrics)
         if run.chief:
             with writing(work_dir / "curves.png"), atomic_path(work_dir / "curves.png") as tmp:
-                _plot_curves(history, tmp, f"{config.model} on {config.dataset}")
+                plot_curves([(None, history)], tmp, f"{config.model} on {config.dataset}")
     run.finish()
     return TrainResult(model=model, history=history, metrics=metrics, run_dir=run.out)
 
@@ -308,22 +309,48 @@ def model_memory(model: tf.keras.Model) -> dict[str, float]:
     }
 
 
-def _plot_curves(history: dict[str, list[float]], path: Path, title: str) -> None:
+def plot_curves(stages: list[tuple[str | None, dict[str, list]]], path: str | os.PathLike, title: str) -> None:
+    """Loss and accuracy (train and validation) per epoch into the PNG `path`.
+
+    `stages` is `[(None, history)]` for one run (`curves.png` of a run directory), or
+    `[(name, history), ...]` for the stages of a staged recipe, drawn one after
+    another, each in its own colour, with a dotted line where each stage starts.
+
+    !!! example
+        ```python
+        import tempfile
+        from pathlib import Path
+        from bnnzoo.training import plot_curves
+
+        path = Path(tempfile.mkdtemp()) / "curves.png"
+        plot_curves([("stage-1", {"loss": [1.0, 0.7]}), ("stage-2", {"loss": [0.9, 0.5, None]})], path, "two stages")
+        assert path.read_bytes()[1:4] == b"PNG"
+        ```
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    staged = len(stages) > 1
+    fig, axes = plt.subplots(1, 2, figsize=(10 if staged else 9, 3.5))
     for ax, key in zip(axes, ("loss", "accuracy")):
-        for prefix, style in (("", "-"), ("val_", "--")):
-            values = history.get(prefix + key)
-            if values:
-                ax.plot(range(1, len(values) + 1), values, style, label=(prefix or "train_") + key)
-        ax.set_xlabel("epoch")
+        start = 0
+        for number, (name, history) in enumerate(stages):
+            for prefix, style in (("", "-"), ("val_", "--")):
+                values = history.get(prefix + key)
+                if values:
+                    label = (prefix or "train_") + key
+                    ax.plot(range(start + 1, start + len(values) + 1),
+                            [math.nan if v is None else v for v in values], style,
+                            label=f"{name} {label}" if name else label, color=f"C{number}" if staged else None)
+            if start:
+                ax.axvline(start + 0.5, color="grey", linestyle=":")
+            start += len(history.get("loss", []))
+        ax.set_xlabel("epoch (all stages)" if staged else "epoch")
         ax.set_title(key)
-        ax.legend()
+        ax.legend(fontsize=7 if staged else None)
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, format="png")
     plt.close(fig)
