@@ -598,6 +598,20 @@ def best_checkpoint(history: dict) -> dict:
             "test_accuracy": test[best] if best < len(test) else None}
 
 
+def exact_sign_switch(history: dict) -> dict | None:
+    """Validation accuracy around an annealed run's switch to an exact-sign forward:
+    the last soft epoch, the first exact-sign epoch and the best exact-sign epoch
+    (`None` for a run that is binary throughout or never switches). How much the
+    exact-sign phase recovers after its first epoch is the evidence for its length."""
+    binary, val = binary_epochs(history), history.get("val_accuracy") or []
+    if all(binary) or True not in binary or False not in binary[:binary.index(True)]:
+        return None
+    first = binary.index(True)
+    exact = [v for v, b in zip(val, binary) if b and v is not None]
+    return {"epoch": first + 1, "last_soft": val[first - 1], "first_exact": val[first],
+            "best_exact": max(exact)}
+
+
 def bootstrap_interval(method: list[float], baseline: list[float], *, level: float = 0.95,
                        resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> tuple[float, float, float]:
     """(difference of means, low, high): the percentile bootstrap interval of
@@ -675,7 +689,12 @@ def analyse_claim(claim: Claim, settings: Settings, store: ResultStore) -> dict:
         seeds = {s: store.get(*owner, f"seed{s}") for s in settings.seeds}
         done = {s: r for s, r in seeds.items() if r is not None}
         best = {s: best_checkpoint(r["history"]) for s, r in done.items()}
+        switches = [w for w in (exact_sign_switch(r["history"]) for r in done.values()) if w]
         diagnostics = {}
+        if switches:
+            diagnostics["exact_sign_switch"] = {
+                "epoch": switches[0]["epoch"],
+                **{k: _spread([w[k] for w in switches]) for k in ("last_soft", "first_exact", "best_exact")}}
         for key in ("tau_blocked", "would_flip_rate", "step_flip_rate", "flip_rate"):
             series = [r["history"][key] for r in done.values() if key in r["history"]]
             if series:
@@ -691,6 +710,7 @@ def analyse_claim(claim: Claim, settings: Settings, store: ResultStore) -> dict:
             "best_checkpoint": _spread([b["test_accuracy"] for b in best.values()
                                         if b["test_accuracy"] is not None]),
             "best_epochs": [b["epoch"] for b in best.values()],
+            "best_val": _spread([b["val_accuracy"] for b in best.values() if b["val_accuracy"] is not None]),
             "binary_epochs": {str(s): binary_epochs(r["history"]) for s, r in done.items()},
             "curves": {str(s): {k: v for k, v in r["history"].items() if "/" not in k}
                        for s, r in done.items()},
@@ -753,6 +773,46 @@ def analyse_claim(claim: Claim, settings: Settings, store: ResultStore) -> dict:
     return out
 
 
+# The STE baselines of the claims on the fully binary CNN: Adam with the clipped STE,
+# each on its own paper's recipe. The ranking compares every arm with the one of them
+# that validates best.
+STE_ARMS = (("proxconnect", "bnn"), ("hyper_binarynet", "ste"))
+
+
+def fully_binary(config: dict) -> bool:
+    """Binary weights and activations in every quantized layer, with no float
+    nonlinearity: what the claims on `_CNN` train (not FSG's weights-only ReLU net)."""
+    return ("activation" not in config.get("model_kwargs", {})
+            and "none" not in (config.get("input_quantizer"), config.get("kernel_quantizer")))
+
+
+def cnn_ranking(analysis: dict) -> dict:
+    """Every arm with all its seeds that trained the fully binary CNN, across claims
+    (an arm shared between claims once), ranked by its mean best exact-sign validation
+    accuracy, with the best-validation checkpoint's test accuracy and its difference
+    from the best-validating STE baseline (`STE_ARMS`): the answer to "which method
+    trains this network best", chosen on validation only."""
+    rows, seen = [], set()
+    for claim_name, a in analysis.items():
+        for arm_name, arm in a["arms"].items():
+            if (not fully_binary(arm["config"]) or arm["results_of"] in seen
+                    or len(arm["seeds_done"]) != len(a["seeds"]) or not arm["best_val"]["values"]):
+                continue
+            seen.add(arm["results_of"])
+            rows.append({"claim": claim_name, "arm": arm_name, "label": arm["label"],
+                         "val": arm["best_val"], "test": arm["best_checkpoint"],
+                         "chosen": arm["search"]["chosen"]})
+    rows.sort(key=lambda r: -r["val"]["mean"])
+    stes = [r for r in rows if (r["claim"], r["arm"]) in STE_ARMS]
+    reference = stes[0] if stes else None
+    for rank, row in enumerate(rows, 1):
+        row["rank"], row["reference"] = rank, row is reference
+        row["vs_ste"] = (None if reference is None or row is reference else
+                         bootstrap_interval(row["test"]["values"], reference["test"]["values"]))
+    return {"reference": None if reference is None else f"{reference['claim']}/{reference['arm']}",
+            "rows": rows}
+
+
 # ------------------------------------------------------------------------ report
 
 
@@ -810,6 +870,7 @@ def write_report(analysis: dict, out_dir: Path, command: str, settings: Settings
         "protocol": PROTOCOL,
         "summary": {name: a["summary"] for name, a in analysis.items()},
         "claims": analysis,
+        "cnn_ranking": cnn_ranking(analysis),
     }
     lines = [
         "# Reproducing the source papers' claims (protocol 2)",
@@ -863,6 +924,15 @@ def write_report(analysis: dict, out_dir: Path, command: str, settings: Settings
             final = ", ".join(_fmt_pct(x) for x in arm["final"]["values"]) or "–"
             lines.append(f"| {arm['label']} | {points} | {chosen} | "
                          f"{len(arm['seeds_done'])}/{len(a['seeds'])} | {best} | {final} |")
+        switched = {arm["label"]: arm["diagnostics"]["exact_sign_switch"] for arm in a["arms"].values()
+                    if "exact_sign_switch" in arm["diagnostics"]}
+        if switched:
+            lines += ["", "Validation accuracy at the switch to the exact-sign forward, mean (min–max) "
+                      "over seeds: the last soft epoch, the first exact-sign epoch, the best exact-sign "
+                      "epoch.", ""]
+            for label, w in switched.items():
+                lines.append(f"- {label} (exact sign from epoch {w['epoch']}): {_fmt_spread(w['last_soft'])} "
+                             f"→ {_fmt_spread(w['first_exact'])} → {_fmt_spread(w['best_exact'])}")
         blocked = {arm["label"]: arm["diagnostics"] for arm in a["arms"].values()
                    if arm["diagnostics"].get("tau_blocked")}
         if blocked:
@@ -872,6 +942,21 @@ def write_report(analysis: dict, out_dir: Path, command: str, settings: Settings
                 tb = ", ".join("–" if v is None else f"{100 * v:.1f}" for v in d["tau_blocked"])
                 fr = ", ".join("–" if v is None else f"{100 * v:.3f}" for v in d.get("step_flip_rate", []))
                 lines.append(f"- {label}: tau blocked % [{tb}]; flipped per step % [{fr}]")
+    ranking = report["cnn_ranking"]
+    if ranking["rows"]:
+        lines += ["", "## Every arm on the fully binary CNN, ranked on validation", "",
+                  "Arms of every claim that trained the same binary network (same data, epochs and "
+                  "search budget) and have all their seeds, ranked by the mean best exact-sign "
+                  "validation accuracy; the test accuracy is that checkpoint's. Difference from the "
+                  f"best-validating STE baseline (`{ranking['reference'] or 'none finished yet'}`) "
+                  "with its 95 % bootstrap interval over seeds.", "",
+                  "| rank | arm (claim) | chosen | val. acc. mean (min–max) | test acc. mean (min–max) "
+                  "| vs STE, points [95 % CI] |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        for r in ranking["rows"]:
+            lines.append(f"| {r['rank']} | {r['label']} (`{r['claim']}`) | {_fmt_values(r['chosen'])} | "
+                         f"{_fmt_spread(r['val'])} | {_fmt_spread(r['test'])} | "
+                         f"{'reference' if r['reference'] else _fmt_interval(r['vs_ste'])} |")
     lines += ["", "![curves](reproduce.png)", ""]
     _common.write_report(out_dir, "reproduce", report, lines)
     _plot(analysis, out_dir / "reproduce.png")

@@ -260,3 +260,43 @@ def test_protocol_1_results_stay_readable_and_labelled():
     report = json.loads((repo / "docs/benchmarks/reproduce-protocol1.json").read_text())
     assert report["version"] == 1 and len(report["claims"]) == 5
     assert "protocol 1" in (repo / "docs/benchmarks/reproduce-protocol1.md").read_text().lower()
+
+
+def test_cnn_ranking_orders_fully_binary_arms_on_validation_against_the_best_ste(reproduce):
+    """Arms across claims on the fully binary CNN, ranked by mean best exact-sign
+    validation accuracy; FSG's weights-only ReLU net and unfinished arms are left out,
+    and the difference is taken from the STE baseline that validates best."""
+    def arm(label, val, test, seeds=(0, 1, 2), config=None):
+        return {"label": label, "config": config or {"model_kwargs": {"width": 0.25}},
+                "results_of": label, "seeds_done": list(seeds), "search": {"chosen": {"learning_rate": 0.01}},
+                "best_val": reproduce._spread(val), "best_checkpoint": reproduce._spread(test)}
+
+    analysis = {
+        "proxconnect": {"seeds": [0, 1, 2], "arms": {
+            "bnn": arm("BNN", [0.90, 0.91, 0.92], [0.90, 0.90, 0.90]),
+            "bnnpp": arm("BNN++", [0.93, 0.93, 0.93], [0.92, 0.92, 0.93]),
+            "proxconnect": arm("PC", [0.95, 0.95], [0.95, 0.95], seeds=(0, 1))}},
+        "hyper_binarynet": {"seeds": [0, 1, 2], "arms": {
+            "ste": arm("STE", [0.89, 0.89, 0.89], [0.91, 0.91, 0.91])}},
+        "fsg": {"seeds": [0, 1, 2], "arms": {
+            "ste": arm("FSG STE", [0.99] * 3, [0.99] * 3,
+                       config={"model_kwargs": {"activation": "relu"}, "input_quantizer": "none"})}},
+    }
+    ranking = reproduce.cnn_ranking(analysis)
+    assert [r["label"] for r in ranking["rows"]] == ["BNN++", "BNN", "STE"]  # PC: 2 of 3 seeds
+    assert ranking["reference"] == "proxconnect/bnn"  # validates at 0.91 > STE's 0.89
+    bnnpp, bnn, ste = ranking["rows"]
+    assert bnn["reference"] and bnn["vs_ste"] is None
+    assert bnnpp["vs_ste"][0] == pytest.approx((0.92 + 0.92 + 0.93) / 3 - 0.90)
+    assert ste["vs_ste"] == pytest.approx((0.01, 0.01, 0.01))  # constant seeds: a point interval
+    assert reproduce.fully_binary({"model_kwargs": {}, "input_quantizer": "ste_sign"})
+    assert not reproduce.fully_binary({"kernel_quantizer": "none"})
+
+
+def test_exact_sign_switch_reads_the_epochs_around_the_switch(reproduce):
+    history = {"val_accuracy": [0.90, 0.93, 0.89, 0.91, 0.90],
+               "sign_swish_mu_exact_sign": [0.0, 0.0, 1.0, 1.0, 1.0]}
+    assert reproduce.exact_sign_switch(history) == {"epoch": 3, "last_soft": 0.93, "first_exact": 0.89,
+                                                    "best_exact": 0.91}
+    assert reproduce.exact_sign_switch({"val_accuracy": [0.5, 0.6]}) is None  # binary throughout
+    assert reproduce.exact_sign_switch({**history, "sign_swish_mu_exact_sign": [0.0] * 5}) is None
