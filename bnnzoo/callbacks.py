@@ -313,7 +313,7 @@ def default_annealing(model, config, steps_per_epoch) -> list[tf.keras.callbacks
     parameter, starting value, annealing) with the rule `config.annealing` (none for
     `"none"`) and `config.mu_max`; the epochs from
     `exact_sign_epoch(config.epochs, config.exact_sign_fraction)` on (by default the
-    last one) run with the forward exactly `sign`. Logged as `<forward>_<parameter>`
+    last fifth, at least the last one) run with the forward exactly `sign`. Logged as `<forward>_<parameter>`
     (e.g. `sign_swish_mu`, `hardtanh_temperature`) and `<forward>_<parameter>_exact_sign`.
 
     !!! example
@@ -344,7 +344,7 @@ def default_annealing(model, config, steps_per_epoch) -> list[tf.keras.callbacks
         callbacks.append(QuantizerAnnealing(
             default_schedule(members[0], config.epochs, rule, getattr(config, "mu_max", None)),
             parameter,
-            final_epoch=exact_sign_epoch(config.epochs, getattr(config, "exact_sign_fraction", 0.0)),
+            final_epoch=exact_sign_epoch(config.epochs, config.exact_sign_fraction),
             quantizers=members,
             log_name=f"{forward}_{parameter}",
         ))

@@ -141,6 +141,9 @@ def add_train_parser(sub) -> None:
     p.add_argument("--annealing", choices=("default", "compressed", "none"),
                    help="quantizer annealing rule (for every quantizer that declares one; `bnnzoo list`): the papers' "
                         "bounded rules, the warm-up squeezed into short runs, or none")
+    p.add_argument("--exact-sign-fraction", type=non_negative_float, metavar="F",
+                   help="share in [0, 1) of the epochs at the end in which annealed quantizers use the exact "
+                        "sign (at least the last epoch; default 0.2)")
     p.add_argument("--lr-schedule", choices=("constant", "linear", "halving", "step"),
                    help="learning-rate schedule over the run (default constant)")
     p.add_argument("--clipnorm", type=positive_float, help="global gradient-norm clip of every optimizer")
@@ -169,7 +172,8 @@ def add_train_parser(sub) -> None:
 
 _TRAIN_FIELDS = ("model", "dataset", "optimizer", "quantizer", "input_quantizer", "kernel_quantizer",
                  "epochs", "batch_size", "learning_rate", "seed", "validation_fraction", "data_dir",
-                 "strategy", "annealing", "lr_schedule", "clipnorm", "init_from", "teacher")
+                 "strategy", "annealing", "exact_sign_fraction", "lr_schedule", "clipnorm", "init_from",
+                 "teacher")
 # Flags that set a key of TrainConfig.distillation_kwargs.
 _DISTILL_FLAGS = {"distill_temperature": "temperature", "distill_alpha": "alpha"}
 

@@ -38,7 +38,8 @@ def test_bnnpp_default_rule_is_bounded_and_ends_in_exact_sign(epochs):
     assert all(b >= a for a, b in zip(values, values[1:]))  # monotone up
     ratios = [b / a for a, b in zip(values, values[1:])]
     assert ratios == pytest.approx([ratios[0]] * len(ratios))  # geometric
-    assert callback.final_epoch == epochs - 1  # exact sign in the last epoch
+    # exact sign in the last fifth of the epochs (the default exact_sign_fraction), at least the last one
+    assert callback.final_epoch == {2: 1, 5: 4, 50: 40}[epochs]
 
 
 def test_bnnpp_start_above_the_cap_is_not_lowered():
@@ -59,7 +60,7 @@ def test_ste_warmup_default_rule_is_the_papers_095_per_epoch(epochs):
     (callback,) = _callback("ste_warmup", epochs, quantizer_kwargs={"temperature": 2.0})
     for e in (0, 1, epochs - 1):
         assert callback.value_at(e) == pytest.approx(2.0 * 0.95**e)
-    assert callback.final_epoch == epochs - 1
+    assert callback.final_epoch == {3: 2, 200: 160}[epochs]
 
 
 def test_annealing_none_attaches_nothing_and_bad_rule_is_refused():
@@ -188,8 +189,13 @@ def test_clipnorm_and_new_flags_from_the_cli():
     assert (config.clipnorm, config.lr_schedule, config.annealing, config.init_from) == (
         5.0, "halving", "compressed", "runs/float")
     assert build_optimizer(config, 10).global_clipnorm == 5.0
+    assert config.exact_sign_fraction == 0.2  # the default phase: the last fifth
     with pytest.raises(ValueError, match="clipnorm must be a finite number > 0 or None, got -1"):
         TrainConfig(clipnorm=-1)
+    args = build_parser().parse_args(["train", "--quantizer", "bnnpp", "--exact-sign-fraction", "0"])
+    assert config_from_args(args).exact_sign_fraction == 0.0  # the old one-epoch phase
+    with pytest.raises(ValueError, match=r"exact_sign_fraction must be a number in \[0, 1\), got 1.5"):
+        config_from_args(build_parser().parse_args(["train", "--exact-sign-fraction", "1.5"]))
 
 
 def test_init_from_loads_the_float_weights_and_refuses_other_architectures(tmp_path, digits):

@@ -58,8 +58,10 @@ class TrainConfig:
     `annealing` is the rule of the automatic quantizer annealing
     (`bnnzoo.callbacks.ANNEALING_RULES`: `"default"`, `"compressed"`, `"none"`);
     `exact_sign_fraction` the share of the epochs at the end of the run in which
-    annealed quantizers use an exact-sign forward (at least the last epoch; 0.2: the
-    last fifth), so the model trained and validated there is binary; `mu_max` the
+    annealed quantizers use an exact-sign forward (at least the last epoch; default
+    0.2, the last fifth: the binary network needs more than one epoch to recover from
+    the switch, `docs/training.md`), so the model trained and validated there is
+    binary; `mu_max` the
     value the `"default"` rule grows BNN++'s / ProxConnect's \\(\\mu\\) to (`None`:
     the forward's declared cap, `bnnzoo.callbacks.MU_MAX`);
     `lr_schedule` the learning-rate schedule of the whole run (`LR_SCHEDULES`);
@@ -94,7 +96,7 @@ class TrainConfig:
     optimizer_kwargs: dict[str, Any] = field(default_factory=dict)
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     annealing: str = "default"
-    exact_sign_fraction: float = 0.0
+    exact_sign_fraction: float = 0.2
     mu_max: float | None = None
     lr_schedule: str = "constant"
     clipnorm: float | None = None
