@@ -604,12 +604,11 @@ def exact_sign_switch(history: dict) -> dict | None:
     (`None` for a run that is binary throughout or never switches). How much the
     exact-sign phase recovers after its first epoch is the evidence for its length."""
     binary, val = binary_epochs(history), history.get("val_accuracy") or []
-    if all(binary) or True not in binary or False not in binary[:binary.index(True)]:
+    first = binary.index(True) if True in binary else 0
+    if first == 0:  # no soft epoch before the first exact-sign one, or no exact-sign epoch
         return None
-    first = binary.index(True)
-    exact = [v for v, b in zip(val, binary) if b and v is not None]
     return {"epoch": first + 1, "last_soft": val[first - 1], "first_exact": val[first],
-            "best_exact": max(exact)}
+            "best_exact": best_checkpoint(history)["val_accuracy"]}
 
 
 def bootstrap_interval(method: list[float], baseline: list[float], *, level: float = 0.95,

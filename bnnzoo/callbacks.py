@@ -313,8 +313,9 @@ def default_annealing(model, config, steps_per_epoch) -> list[tf.keras.callbacks
     parameter, starting value, annealing) with the rule `config.annealing` (none for
     `"none"`) and `config.mu_max`; the epochs from
     `exact_sign_epoch(config.epochs, config.exact_sign_fraction)` on (by default the
-    last fifth, at least the last one) run with the forward exactly `sign`. Logged as `<forward>_<parameter>`
-    (e.g. `sign_swish_mu`, `hardtanh_temperature`) and `<forward>_<parameter>_exact_sign`.
+    last fifth, at least the last one) run with the forward exactly `sign`. Logged as
+    `<forward>_<parameter>` (e.g. `sign_swish_mu`, `hardtanh_temperature`) and
+    `<forward>_<parameter>_exact_sign`.
 
     !!! example
         ```python
