@@ -612,7 +612,9 @@ def epoch_pipeline(
 ) -> tuple[tf.data.Dataset, int]:
     """Training batches for epochs `[initial_epoch, epochs)` with epoch-keyed shuffling.
 
-    Returns the dataset and the number of steps per epoch; pass both to
+    `y` is an array, or a tuple of arrays with one row per example (e.g. the labels
+    and a distillation teacher's logits), batched alike. Returns the dataset and the
+    number of steps per epoch; pass both to
     `model.fit(ds, steps_per_epoch=steps, epochs=epochs, initial_epoch=initial_epoch)`.
     """
     check_int("batch_size", batch_size, 1, MAX_BATCH_SIZE)
@@ -627,12 +629,13 @@ def epoch_pipeline(
         idx = tf.numpy_function(lambda e: epoch_permutation(n, seed, e).astype(np.int64), [epoch], tf.int64)
         return tf.ensure_shape(idx, [n])
 
-    xs, ys = tf.constant(x), tf.constant(y)
+    xs, ys = tf.constant(x), tf.nest.map_structure(tf.constant, y)
     ds = (
         tf.data.Dataset.range(initial_epoch, max(epochs, initial_epoch))
         .map(order_of)
         .flat_map(lambda idx: tf.data.Dataset.from_tensor_slices(idx).batch(batch_size))
-        .map(lambda idx: (tf.gather(xs, idx), tf.gather(ys, idx)), num_parallel_calls=tf.data.AUTOTUNE)
+        .map(lambda idx: (tf.gather(xs, idx), tf.nest.map_structure(lambda t: tf.gather(t, idx), ys)),
+             num_parallel_calls=tf.data.AUTOTUNE)
         .prefetch(tf.data.AUTOTUNE)
     )
     return _with_data_sharding(ds), steps

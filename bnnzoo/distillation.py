@@ -71,9 +71,12 @@ References:
 from __future__ import annotations
 
 import larq as lq
+import numpy as np
 import tensorflow as tf
 
-from bnnzoo.validation import check_number, check_positive
+from bnnzoo.validation import check_int, check_number, check_positive
+
+MAX_PREDICT_BATCH = 1 << 16  # teacher_logits: larger batches only cost memory
 
 __all__ = ["DistillationLoss", "Distiller", "distillation_loss", "unwrap", "wrap_for_distillation"]
 
@@ -139,8 +142,13 @@ def distillation_loss(labels, student, teacher, *, temperature: float = 1.0, alp
     """
     temperature = check_positive("temperature", temperature)
     alpha = check_number("alpha", alpha, low=0.0, high=1.0)
-    s = _logits(student, from_logits)
-    t = tf.stop_gradient(_logits(teacher, from_logits))
+    return _loss_of_logits(labels, _logits(student, from_logits), _logits(teacher, from_logits),
+                           temperature, alpha)
+
+
+def _loss_of_logits(labels, s, t, temperature: float, alpha: float) -> tf.Tensor:
+    """`distillation_loss` of the student's logits `s` and the teacher's logits `t`."""
+    t = tf.stop_gradient(tf.cast(t, tf.float32))
     log_q = tf.nn.log_softmax(s / temperature, axis=-1)
     log_p = tf.nn.log_softmax(t / temperature, axis=-1)
     kl = tf.reduce_sum(tf.exp(log_p) * (log_p - log_q), axis=-1)
@@ -218,6 +226,12 @@ class DistillationLoss(tf.keras.losses.Loss):
         return distillation_loss(labels, y_pred, teacher, temperature=self.temperature, alpha=self.alpha,
                                  from_logits=self.from_logits)
 
+    def from_teacher_logits(self, labels, teacher_logits, y_pred) -> tf.Tensor:
+        """Per-example losses with the teacher's outputs given as logits (as
+        `teacher_logits` computes them), whatever `from_logits` says of the student's."""
+        return _loss_of_logits(labels, _logits(y_pred, self.from_logits), teacher_logits,
+                               self.temperature, self.alpha)
+
     def cross_entropy(self, labels, y_pred) -> tf.Tensor:
         """The student's own per-example cross-entropy with `labels` (what validation reports)."""
         return _cross_entropy(labels, y_pred, self.from_logits)
@@ -251,7 +265,10 @@ class Distiller(tf.keras.Model):
     `fit` runs, per batch, the teacher in inference mode (`training=False`; the
     teacher is frozen: `teacher.trainable` is set to False) and the student in
     training mode, and minimizes `loss((y, teacher(x)), student(x))` plus the
-    student's regularization losses over the student's trainable variables. The
+    student's regularization losses over the student's trainable variables. Fit on
+    `(x, (labels, logits))` with `logits = distiller.teacher_logits(x)` to compute
+    the teacher's outputs once instead of on every batch (the same loss, for inputs
+    that are not augmented between epochs; `bnnzoo.train` does so). The
     reported `loss` is that distillation loss; `evaluate`, `predict` and `__call__`
     run the student only, and `val_loss` is the student's cross-entropy with the
     labels (plus its regularization losses), comparable with a plain model's. The
@@ -370,16 +387,59 @@ class Distiller(tf.keras.Model):
         self._loss_tracker.update_state(local_mean, sample_weight=tf.shape(y_pred)[0])
         return self.compute_metrics(x, y, y_pred, sample_weight)
 
+    def teacher_logits(self, x, batch_size: int = 256) -> np.ndarray:
+        """The teacher's outputs on `x` as logits, in inference mode, `(len(x), classes)`.
+
+        The teacher is frozen, so for inputs that reach the model unchanged every
+        epoch (no augmentation, as in `bnnzoo.train`) its outputs are fixed: compute
+        them once and fit on `(x, (labels, logits))`, which `train_step` reads in
+        place of running the teacher on every batch.
+
+        !!! example
+            ```python
+            import numpy as np
+            import tensorflow as tf
+            import bnnzoo
+            from bnnzoo.distillation import wrap_for_distillation
+
+            data = bnnzoo.data.load_arrays("digits")
+            teacher = tf.keras.Sequential([tf.keras.Input((8, 8, 1)), tf.keras.layers.Flatten(),
+                                           tf.keras.layers.Dense(10, activation="softmax")])
+            student = bnnzoo.models.create("binarynet_mlp", input_shape=(8, 8, 1), units=16, hidden_layers=1)
+            model = wrap_for_distillation(student, teacher)
+            logits = model.teacher_logits(data.x_train)
+            np.testing.assert_allclose(tf.nn.softmax(logits), teacher.predict(data.x_train, verbose=0),
+                                       atol=1e-6)
+            model.compile(optimizer="adam")
+            model.fit(data.x_train, (data.y_train, logits), epochs=1, verbose=0)
+            ```
+        """
+        check_int("batch_size", batch_size, 1, MAX_PREDICT_BATCH)
+        run = tf.function(lambda batch: _logits(self.teacher(batch, training=False),
+                                                self.distillation_loss.from_logits))
+        x = np.asarray(x)
+        parts = [run(tf.constant(x[i:i + batch_size])).numpy() for i in range(0, len(x), batch_size)]
+        classes = int(self.teacher.output_shape[-1])
+        return np.concatenate(parts) if parts else np.zeros((0, classes), np.float32)
+
     def train_step(self, data):
         x, y, sample_weight = tf.keras.utils.unpack_x_y_sample_weight(data)
-        # No tf.stop_gradient here: it would hide the logits Keras's softmax attaches to
-        # its output; distillation_loss stops the teacher's gradient itself.
-        teacher_out = self.teacher(x, training=False)
+        if isinstance(y, (tuple, list)):  # (labels, the teacher's logits from teacher_logits)
+            y, teacher_logits = y
+
+            def loss_of(y_pred):
+                return self.distillation_loss.from_teacher_logits(y, teacher_logits, y_pred)
+        else:
+            # No tf.stop_gradient here: it would hide the logits Keras's softmax attaches to
+            # its output; distillation_loss stops the teacher's gradient itself.
+            teacher_out = self.teacher(x, training=False)
+
+            def loss_of(y_pred):
+                return self.distillation_loss.call((y, teacher_out), y_pred)
         variables = self.student.trainable_variables
         with tf.GradientTape() as tape:
             y_pred = self.student(x, training=True)
-            per_example = self.distillation_loss.call((y, teacher_out), y_pred)
-            loss, local_mean = self._mean_loss(per_example, sample_weight, self.student.losses)
+            loss, local_mean = self._mean_loss(loss_of(y_pred), sample_weight, self.student.losses)
         self.optimizer.minimize(loss, variables, tape=tape)
         return self._metrics_result(x, y, y_pred, sample_weight, local_mean)
 

@@ -217,3 +217,10 @@ def test_epoch_pipeline_is_keyed_on_epoch(digits):
     assert not np.array_equal(full_labels[:100], full_labels[100:200])  # reshuffled per epoch
     first_batch = next(iter(full))[0]
     assert first_batch.shape == (32, 8, 8, 1) and first_batch.dtype == tf.float32
+    # several targets per example (labels and a teacher's logits) stay in step with x
+    extra = np.arange(200, dtype=np.float32).reshape(100, 2)
+    paired, _ = data.epoch_pipeline(x, (y, extra), 32, seed=5, epochs=3)
+    for (xb, (yb, eb)), (_, plain_y) in zip(paired, full):
+        np.testing.assert_array_equal(yb.numpy(), plain_y.numpy())
+        rows = (eb.numpy()[:, 0] / 2).astype(int)  # each row's index in x
+        np.testing.assert_array_equal(xb.numpy(), x[rows])

@@ -110,11 +110,13 @@ def _tiny_models(classes=4, features=5, seed=0):
     return student, teacher
 
 
+@pytest.mark.parametrize("cached", [False, True], ids=["teacher_per_batch", "teacher_logits_once"])
 @pytest.mark.parametrize("temperature,alpha", [(1.0, 1.0), (3.0, 0.6), (2.0, 0.0)])
-def test_one_training_step_follows_the_hand_gradient(temperature, alpha):
+def test_one_training_step_follows_the_hand_gradient(temperature, alpha, cached):
     """One SGD step of `Distiller.fit` moves the student's kernel by -lr times the
     gradient of the NumPy loss: analytically (dL/ds = alpha T (q_T - p_T) + (1 -
-    alpha)(q - onehot)) and by central finite differences of `reference_loss`."""
+    alpha)(q - onehot)) and by central finite differences of `reference_loss`; the
+    same whether the teacher runs on the batch or its logits were computed beforehand."""
     student, teacher = _tiny_models()
     rng = np.random.default_rng(1)
     x = rng.normal(size=(6, 5)).astype("float32")
@@ -140,7 +142,8 @@ def test_one_training_step_follows_the_hand_gradient(temperature, alpha):
     lr = 0.5
     distiller = Distiller(student, teacher, DistillationLoss(temperature=temperature, alpha=alpha))
     distiller.compile(optimizer=tf.keras.optimizers.legacy.SGD(lr))
-    logs = distiller.fit(x, y, batch_size=len(x), epochs=1, shuffle=False, verbose=0).history
+    target = (y, distiller.teacher_logits(x)) if cached else y
+    logs = distiller.fit(x, target, batch_size=len(x), epochs=1, shuffle=False, verbose=0).history
     assert logs["loss"][0] == pytest.approx(loss_of(kernel, bias), rel=1e-5)
     moved = (kernel - student.get_layer("dense").get_weights()[0]) / lr
     np.testing.assert_allclose(moved, analytic, rtol=1e-4, atol=1e-6)
@@ -159,6 +162,29 @@ def test_teacher_is_frozen_and_student_trains(digits):
     for old, new in zip(before, teacher.get_weights()):
         np.testing.assert_array_equal(old, new)
     assert any(not np.array_equal(a, b) for a, b in zip(student_before, student.get_weights()))
+
+
+@pytest.mark.parametrize("from_logits", [False, True])
+def test_teacher_logits_are_the_teachers_outputs_before_its_softmax(from_logits):
+    """`teacher_logits` runs the teacher in inference mode in batches: the logits its
+    softmax was applied to (for a saturated softmax too), or its outputs as they are
+    for a teacher that outputs logits."""
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(21, 5)).astype("float32")
+    tf.keras.utils.set_random_seed(0)
+    dense = tf.keras.layers.Dense(4, kernel_initializer=tf.keras.initializers.RandomNormal(stddev=30.0))
+    body = tf.keras.Sequential([tf.keras.Input((5,)), tf.keras.layers.BatchNormalization(), dense])
+    inputs = tf.keras.Input((5,))
+    teacher = body if from_logits else tf.keras.Model(inputs, tf.keras.layers.Activation("softmax")(body(inputs)))
+    student = tf.keras.Sequential([tf.keras.Input((5,)), tf.keras.layers.Dense(4, activation="softmax")])
+    distiller = wrap_for_distillation(student, teacher, from_logits=from_logits)
+    logits = distiller.teacher_logits(x, batch_size=8)  # 3 batches, the last one short
+    expected = body(x, training=False).numpy()
+    assert logits.shape == (21, 4) and logits.dtype == np.float32
+    np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-4)
+    assert np.abs(expected).max() > 50  # saturated: probabilities alone would lose these
+    with pytest.raises(ValueError, match="batch_size must be an integer in"):
+        distiller.teacher_logits(x, batch_size=0)
 
 
 # --------------------------------------------------------------------------- serialization, artifact
@@ -268,9 +294,11 @@ def test_other_misuse_is_refused():
 
 # --------------------------------------------------------------------------- strategy
 
-def test_mirrored_step_equals_single_device_step(mirrored_strategy):
+@pytest.mark.parametrize("cached", [False, True], ids=["teacher_per_batch", "teacher_logits_once"])
+def test_mirrored_step_equals_single_device_step(mirrored_strategy, cached):
     """One SGD step on 2 replicas (4 examples each) equals the same step on one device:
-    the loss is each replica's share of the global mean, the metric the global mean."""
+    the loss is each replica's share of the global mean, the metric the global mean
+    (with the teacher's logits computed beforehand too)."""
     import larq as lq
 
     rng = np.random.default_rng(2)
@@ -288,7 +316,8 @@ def test_mirrored_step_equals_single_device_step(mirrored_strategy):
             teacher = tf.keras.Sequential([tf.keras.Input((6,)), tf.keras.layers.Dense(3, activation="softmax")])
             distiller = wrap_for_distillation(student, teacher, temperature=2.0, alpha=0.5)
             distiller.compile(optimizer=tf.keras.optimizers.legacy.SGD(0.1), metrics=["accuracy"])
-        logs = distiller.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0).history
+        target = (y, distiller.teacher_logits(x)) if cached else y
+        logs = distiller.fit(x, target, batch_size=8, epochs=1, shuffle=False, verbose=0).history
         results.append((logs["loss"][0], student.get_weights()[0]))
     (loss_one, kernel_one), (loss_two, kernel_two) = results
     assert loss_two == pytest.approx(loss_one, rel=1e-5)
@@ -386,6 +415,34 @@ def test_train_with_a_teacher_saves_the_student_alone_and_records_the_teacher(tm
     # the binary student's measurements, not the teacher's float ones
     assert result.metrics["binary_params"] == bnnzoo.training.model_memory(fresh)["binary_params"] > 0
     assert result.metrics["params"] == fresh.count_params()
+
+
+def test_train_computes_the_teachers_outputs_once_per_run(tmp_path, monkeypatch):
+    """`train` fits a distilled run on (labels, teacher logits) computed once over the
+    training set, not the teacher on every batch; a finished run computes nothing."""
+    calls = []
+    original = Distiller.teacher_logits
+
+    def counted(self, x, batch_size=256):
+        calls.append(len(x))
+        return original(self, x, batch_size)
+
+    monkeypatch.setattr(Distiller, "teacher_logits", counted)
+    teacher_calls = []
+    teacher = _saved_teacher(tmp_path / "teacher.keras")
+    config = TrainConfig(**{**STUDENT, "epochs": 2}, teacher=str(teacher))
+    real_train_step = Distiller.train_step
+
+    def spying_train_step(self, data):
+        teacher_calls.append(isinstance(data[1], tuple))
+        return real_train_step(self, data)
+
+    monkeypatch.setattr(Distiller, "train_step", spying_train_step)
+    train(config, tmp_path / "run", verbose=0)
+    assert calls == [len(assemble_run(config).arrays.x_train)]
+    assert teacher_calls and all(teacher_calls)  # every traced step read cached logits
+    train(config, tmp_path / "run", verbose=0)  # finished: resumes with nothing to fit
+    assert len(calls) == 1
 
 
 def test_annealing_and_checkpoint_hold_the_student_only(tmp_path):

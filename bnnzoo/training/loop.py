@@ -16,6 +16,7 @@ import larq as lq
 import tensorflow as tf
 
 from bnnzoo import data as _data
+from bnnzoo import distillation as _distillation
 from bnnzoo import quantizers as _quantizers
 from bnnzoo._atomic import atomic_path
 from bnnzoo.callbacks import EpochStats
@@ -80,9 +81,15 @@ def restore_and_fit(parts: RunParts, run: RunDirectory, *,
         print(f"Resuming {work_dir} after epoch {int(parts.epoch.numpy())}/{config.epochs}", flush=True)
     initial_epoch = int(parts.epoch.numpy())
 
+    targets = arrays.y_train
+    if isinstance(model, _distillation.Distiller) and initial_epoch < config.epochs:
+        # The teacher is frozen and the inputs are not augmented: its outputs are the
+        # same every epoch, so it runs once per run instead of once per batch.
+        print(f"Computing the teacher's outputs on {len(arrays.x_train)} training examples", flush=True)
+        targets = (arrays.y_train, model.teacher_logits(arrays.x_train, max(config.batch_size, 256)))
     train_ds, steps = _data.epoch_pipeline(
         arrays.x_train,
-        arrays.y_train,
+        targets,
         config.batch_size,
         seed=config.seed,
         epochs=config.epochs,
