@@ -490,10 +490,8 @@ def binary_epochs(history: dict) -> list[bool]:
 
 def selection_score(result: dict) -> float:
     """Best validation accuracy over the exact-sign epochs of a result (-inf if none)."""
-    history = result["history"]
-    scores = [v for v, b in zip(history.get("val_accuracy") or [], binary_epochs(history))
-              if b and v is not None]
-    return max(scores) if scores else -math.inf
+    best = best_checkpoint(result["history"])["val_accuracy"]
+    return -math.inf if best is None else best
 
 
 def search(claim: Claim, arm: Arm, settings: Settings, store: ResultStore, run_point=None) -> dict:
@@ -537,10 +535,55 @@ def search(claim: Claim, arm: Arm, settings: Settings, store: ResultStore, run_p
     return out
 
 
+class BudgetSpent(Exception):
+    """No time is left in `Budget` for the next run."""
+
+
+class Budget:
+    """The seconds an invocation may spend on runs (`--time-budget`; 0: no limit).
+
+    A run starts only if its epochs fit in what is left at the slowest epoch timed so
+    far in this invocation (any run fits before the first one is timed), so a session
+    can stop the benchmark between runs instead of inside one. Runs are started only
+    while `check` passes; `record` learns each finished run's epoch time.
+    """
+
+    def __init__(self, seconds: float = 0.0, clock=time.perf_counter):
+        self.seconds, self.clock = seconds, clock
+        self.started = clock()
+        self.epoch_seconds: float | None = None
+
+    def check(self, epochs: int, what: str) -> None:
+        """`BudgetSpent` unless `epochs` more epochs fit in the time left."""
+        if not self.seconds:
+            return
+        left = self.seconds - (self.clock() - self.started)
+        needed = epochs * (self.epoch_seconds or 0.0)
+        if left <= 0 or needed > left:
+            raise BudgetSpent(f"time budget of {self.seconds:.0f} s: {what} needs ~{needed:.0f} s "
+                              f"({epochs} epochs of {self.epoch_seconds or 0:.0f} s), {max(left, 0):.0f} s left")
+
+    def record(self, result: dict) -> None:
+        """Learn the slowest epoch of a finished run (its history's `epoch_seconds`)."""
+        timed = [t for t in (result.get("history") or {}).get("epoch_seconds") or [] if t]
+        if timed:
+            self.epoch_seconds = max(self.epoch_seconds or 0.0, max(timed))
+
+
 def run_claim(claim: Claim, settings: Settings, store: ResultStore, runs_dir: Path, arrays,
-              log=print, arms: list[str] | None = None) -> None:
-    """Every missing result of `claim`: float starts, each arm's search, then the seeds."""
+              log=print, arms: list[str] | None = None, budget: Budget | None = None) -> None:
+    """Every missing result of `claim`: float starts, each arm's search, then the seeds.
+    With a `budget`, `BudgetSpent` stops it before a run that would not fit."""
+    budget = budget or Budget()
     epochs, search_epochs, float_epochs = claim_epochs(claim, settings)
+
+    def execute(fields: dict, run_dir: Path, message: str) -> dict:
+        budget.check(fields["epochs"], str(run_dir.relative_to(runs_dir)))
+        log(f"[{claim.name}] {message}, {fields['epochs']} epochs")
+        result = _execute(fields, run_dir, arrays, settings)
+        budget.record(result)
+        return result
+
     float_dirs: dict[int, str] = {}
     if float_epochs:
         for seed in sorted({SEARCH_SEED, *settings.seeds}):
@@ -551,8 +594,7 @@ def run_claim(claim: Claim, settings: Settings, store: ResultStore, runs_dir: Pa
                                     seed=seed, epochs=float_epochs)
                 fields.update(optimizer="adam", quantizer="none", input_quantizer="none",
                               kernel_quantizer="none", lr_schedule="constant", optimizer_kwargs={})
-                log(f"[{claim.name}] float start, seed {seed}, {float_epochs} epochs")
-                store.put(_execute(fields, run_dir, arrays, settings), *key)
+                store.put(execute(fields, run_dir, f"float start, seed {seed}"), *key)
             float_dirs[seed] = str(run_dir)
     chosen = {}
     for arm in claim.arms:
@@ -562,10 +604,9 @@ def run_claim(claim: Claim, settings: Settings, store: ResultStore, runs_dir: Pa
 
         def run_point(point, arm=arm, owner=owner):
             name = point_name(arm, point)
-            log(f"[{claim.name}] {arm.name} {name}, {search_epochs} epochs")
             fields = arm_config(claim, arm, settings, values=point_values(arm, point), seed=SEARCH_SEED,
                                 epochs=search_epochs, init_from=float_dirs.get(SEARCH_SEED))
-            store.put(_execute(fields, runs_dir / owner[0] / owner[1] / name, arrays, settings), *owner, name)
+            store.put(execute(fields, runs_dir / owner[0] / owner[1] / name, f"{arm.name} {name}"), *owner, name)
 
         chosen[arm.name] = search(claim, arm, settings, store, run_point)["chosen"]
     for seed in settings.seeds:
@@ -576,11 +617,10 @@ def run_claim(claim: Claim, settings: Settings, store: ResultStore, runs_dir: Pa
             if store.get(*owner, f"seed{seed}") is not None:
                 continue
             values = chosen[arm.name]
-            log(f"[{claim.name}] {arm.name} seed {seed}, {values}, {epochs} epochs")
             fields = arm_config(claim, arm, settings, values=values, seed=seed, epochs=epochs,
                                 init_from=float_dirs.get(seed))
-            store.put(_execute(fields, runs_dir / owner[0] / owner[1] / f"seed{seed}", arrays, settings),
-                      *owner, f"seed{seed}")
+            store.put(execute(fields, runs_dir / owner[0] / owner[1] / f"seed{seed}",
+                              f"{arm.name} seed {seed}, {values}"), *owner, f"seed{seed}")
 
 
 # ------------------------------------------------------------------------ analysis
@@ -590,7 +630,8 @@ def best_checkpoint(history: dict) -> dict:
     """The exact-sign epoch with the best validation accuracy (first on ties) and its
     test accuracy: the checkpoint a user would keep, chosen on validation only."""
     val, test = history.get("val_accuracy") or [], history.get("test_accuracy") or []
-    candidates = [i for i, b in enumerate(binary_epochs(history)) if b and val[i] is not None]
+    candidates = [i for i, (b, v) in enumerate(zip(binary_epochs(history), val))
+                  if b and v is not None]
     if not candidates:
         return {"epoch": None, "val_accuracy": None, "test_accuracy": None}
     best = max(candidates, key=lambda i: (val[i], -i))
@@ -1031,7 +1072,8 @@ def parse_args(argv=None):
     p.add_argument("--arms", nargs="+", help="run only these arms of the claims (default all)")
     p.add_argument("--runs-dir", help="run directories with checkpoints (default runs/reproduce)")
     p.add_argument("--time-budget", type=float, default=0,
-                   help="stop starting new claims after this many seconds (0: no limit)")
+                   help="seconds for this invocation's runs: a run starts only if its epochs fit in "
+                        "what is left, at the slowest epoch timed so far (0: no limit)")
     return p.parse_args(argv)
 
 
@@ -1068,13 +1110,13 @@ def main(argv=None) -> int:
 
         # Isolated runs load the data in their own process.
         arrays = None if settings.isolate else bnnzoo.data.load_arrays(settings.dataset, data_dir=settings.data_dir)
-        started = time.perf_counter()
-        for name in names:
-            if args.time_budget and time.perf_counter() - started > args.time_budget:
-                print(f"time budget of {args.time_budget:.0f} s spent; rerun to continue", flush=True)
-                break
-            run_claim(CLAIMS[name], settings, store, runs_dir, arrays, arms=args.arms,
-                      log=lambda m: print(f"{datetime.datetime.now():%H:%M:%S} {m}", flush=True))
+        budget = Budget(args.time_budget)
+        try:
+            for name in names:
+                run_claim(CLAIMS[name], settings, store, runs_dir, arrays, arms=args.arms, budget=budget,
+                          log=lambda m: print(f"{datetime.datetime.now():%H:%M:%S} {m}", flush=True))
+        except BudgetSpent as spent:
+            print(f"{spent}; rerun the same command to continue", flush=True)
     analysis = {name: analyse_claim(CLAIMS[name], settings, store) for name in CLAIMS
                 if args.quick is False or name in names}
     write_report(analysis, Path(args.out_dir), command.replace(str(REPO) + "/", ""), settings)

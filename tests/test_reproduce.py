@@ -300,3 +300,31 @@ def test_exact_sign_switch_reads_the_epochs_around_the_switch(reproduce):
                                                     "best_exact": 0.91}
     assert reproduce.exact_sign_switch({"val_accuracy": [0.5, 0.6]}) is None  # binary throughout
     assert reproduce.exact_sign_switch({**history, "sign_swish_mu_exact_sign": [0.0] * 5}) is None
+
+
+def test_time_budget_starts_only_runs_that_fit(reproduce, tmp_path, monkeypatch):
+    """`--time-budget`: a run starts only if its epochs fit in the time left at the
+    slowest epoch timed so far, so a session stops the benchmark between runs."""
+    now, ran = [0.0], []
+
+    def fake_execute(fields, run_dir, arrays, settings):  # 100 s per epoch, on a fake clock
+        ran.append(run_dir.name)
+        now[0] += 100.0 * fields["epochs"]
+        epochs = fields["epochs"]
+        return {"config": fields, "history": {"val_accuracy": [0.5] * epochs, "epoch_seconds": [100.0] * epochs}}
+
+    monkeypatch.setattr(reproduce, "_execute", fake_execute)
+    settings = reproduce.Settings(dataset="digits", seeds=(0,), quick=True, isolate=False)
+    store = reproduce.ResultStore(tmp_path / "results", settings)
+    budget = reproduce.Budget(250, clock=lambda: now[0])
+    # search points of 1 epoch: the first (no epoch timed yet) and the second (100 s of 150 s
+    # left) start; the third would need 100 s of the 50 s left
+    with pytest.raises(reproduce.BudgetSpent, match=r"needs ~100 s \(1 epochs of 100 s\), 50 s left"):
+        reproduce.run_claim(reproduce.CLAIMS["proxconnect"], settings, store, tmp_path / "runs", None,
+                            arms=["bnn"], budget=budget, log=lambda message: None)
+    assert len(ran) == 2 and all(name.startswith("search_") for name in ran)
+    assert sorted(p.stem for p in (tmp_path / "results" / "proxconnect" / "bnn").glob("*.json")) == sorted(ran)
+    # spent, a run is refused even before any epoch is timed; no budget never refuses
+    with pytest.raises(reproduce.BudgetSpent, match="0 s left"):
+        reproduce.Budget(10, clock=iter([0.0, 11.0]).__next__).check(1, "x")
+    reproduce.Budget(0).check(10**6, "x")
