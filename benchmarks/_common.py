@@ -325,6 +325,33 @@ def interleaved_step_times(models: dict, x, y, rounds: int, steps: int, warmup: 
             "method": f"interleaved rounds of {steps} train_on_batch steps, {rounds} rounds"}
 
 
+def step_benchmark_main(argv, script: str, doc: str, version: int, full: dict, quick: dict,
+                        measure: Callable[[dict], dict], summarize: Callable[[dict], dict],
+                        report_lines: Callable[[dict], list[str]]) -> int:
+    """`main` of a step-time benchmark (`fsg_step.py`, `distill_step.py`): parse `--quick`
+    and `--out-dir`, `measure(settings)` (the timing), `summarize(timing)`, then write
+    `<out-dir>/<name>.{json,md}` with the command, date and machine, and print the
+    report's table and verdict lines (all but its title and command). `script` is the
+    script's `__file__`, `doc` its docstring (the first paragraph describes it)."""
+    import datetime
+    import platform
+
+    name = Path(script).stem
+    args = base_parser(doc.split("\n\n")[0], ("quick", "out_dir")).parse_args(argv)
+    timing = measure(dict(quick if args.quick else full))
+    report = {
+        "benchmark": name, "version": version,
+        "command": f"python benchmarks/{name}.py" + (" --quick" if args.quick else ""), "quick": args.quick,
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, TensorFlow {tf.__version__}",
+        "timing": timing, "summary": summarize(timing),
+    }
+    write_report(args.out_dir, name, report, report_lines(report))
+    for line in report_lines(report)[4:]:
+        print(line)
+    return 0
+
+
 # ------------------------------------------------------------------ data and callbacks
 
 

@@ -18,9 +18,7 @@ Writes `<out-dir>/fsg_step.{json,md}`.
 
 from __future__ import annotations
 
-import datetime
 import os
-import platform
 import sys
 from pathlib import Path
 
@@ -30,9 +28,9 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import base_parser, interleaved_step_times, write_report  # noqa: E402
+from _common import interleaved_step_times, step_benchmark_main  # noqa: E402
 
-BENCHMARK, VERSION = "fsg_step", 1
+VERSION = 1
 BAR = 2.5  # issue #27: FSG's step at most 2.5x an STE step on this CNN
 ARMS = ("ste", "fsg", "fsg_authors")
 FULL = dict(input_shape=(28, 28, 1), rounds=12, steps=5, quick_model_kwargs=None)
@@ -119,21 +117,7 @@ def report_lines(report: dict) -> list[str]:
 
 
 def main(argv=None) -> int:
-    p = base_parser(__doc__.split("\n\n")[0], ("quick", "out_dir"))
-    args = p.parse_args(argv)
-    settings = dict(QUICK if args.quick else FULL)
-    timing = measure(settings)
-    command = "python benchmarks/fsg_step.py" + (" --quick" if args.quick else "")
-    report = {
-        "benchmark": BENCHMARK, "version": VERSION, "command": command, "quick": args.quick,
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, TensorFlow {tf.__version__}",
-        "timing": timing, "summary": summarize(timing),
-    }
-    write_report(args.out_dir, BENCHMARK, report, report_lines(report))
-    for line in report_lines(report)[4:]:
-        print(line)
-    return 0
+    return step_benchmark_main(argv, __file__, __doc__, VERSION, FULL, QUICK, measure, summarize, report_lines)
 
 
 if __name__ == "__main__":
