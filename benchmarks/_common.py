@@ -325,6 +325,34 @@ def interleaved_step_times(models: dict, x, y, rounds: int, steps: int, warmup: 
             "method": f"interleaved rounds of {steps} train_on_batch steps, {rounds} rounds"}
 
 
+def random_batch(batch: int, input_shape) -> tuple[tf.Tensor, tf.Tensor]:
+    """One fixed batch of random inputs and 10-class labels (a step's cost does not
+    depend on the values)."""
+    rng = np.random.default_rng(0)
+    return (tf.constant(rng.random((batch, *input_shape), dtype=np.float32)),
+            tf.constant(rng.integers(0, 10, batch)))
+
+
+def compile_as_trained(model: tf.keras.Model, config) -> tf.keras.Model:
+    """`model` compiled with `config`'s optimizer and schedule as `bnnzoo.training.train`
+    compiles it for Fashion-MNIST (54 000 training images after 10 % validation)."""
+    from bnnzoo import training
+
+    training.compile_model(model, training.build_optimizer(config, 54000 // config.batch_size))
+    return model
+
+
+def timed_with_load(models: dict, x, y, settings: dict) -> dict:
+    """`interleaved_step_times` over `settings["rounds"]` rounds of `settings["steps"]`
+    steps, announced on one line, with the load average before and after."""
+    load_before = os.getloadavg()
+    print(f"timing {', '.join(models)}: {settings['rounds']} interleaved rounds of {settings['steps']} steps "
+          f"(load {load_before[0]:.2f})", flush=True)
+    timing = interleaved_step_times(models, x, y, settings["rounds"], settings["steps"])
+    timing["load_before"], timing["load_after"] = list(load_before), list(os.getloadavg())
+    return timing
+
+
 def step_benchmark_main(argv, script: str, doc: str, version: int, full: dict, quick: dict,
                         measure: Callable[[dict], dict], summarize: Callable[[dict], dict],
                         report_lines: Callable[[dict], list[str]]) -> int:

@@ -28,11 +28,10 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import interleaved_step_times, step_benchmark_main  # noqa: E402
+from _common import compile_as_trained, random_batch, step_benchmark_main, timed_with_load  # noqa: E402
 
 VERSION = 1
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,14 +65,6 @@ def recipe_configs(settings: dict) -> tuple[object, dict]:
     return teacher, students
 
 
-def _compiled(model, config):
-    from bnnzoo import training
-
-    steps_per_epoch = 54000 // config.batch_size  # Fashion-MNIST's training split less 10 % validation
-    training.compile_model(model, training.build_optimizer(config, steps_per_epoch))
-    return model
-
-
 class _Step:
     """What `interleaved_step_times` calls: one step of an arm on its own batch."""
 
@@ -88,11 +79,9 @@ def build_arms(settings: dict) -> tuple[dict, dict]:
 
     teacher_config, students = recipe_configs(settings)
     batch = teacher_config.batch_size
-    rng = np.random.default_rng(0)
-    x = tf.constant(rng.random((batch, *settings["input_shape"]), dtype=np.float32))
-    y = tf.constant(rng.integers(0, 10, batch))
+    x, y = random_batch(batch, settings["input_shape"])
     tf.keras.utils.set_random_seed(0)
-    teacher = _compiled(training.build_model(teacher_config, settings["input_shape"], 10), teacher_config)
+    teacher = compile_as_trained(training.build_model(teacher_config, settings["input_shape"], 10), teacher_config)
     forward = tf.function(lambda images: teacher(images, training=False))
     arms = {"teacher_train": _Step(lambda: teacher.train_on_batch(x, y)),
             "teacher_forward": _Step(lambda: forward(x).numpy())}
@@ -101,7 +90,7 @@ def build_arms(settings: dict) -> tuple[dict, dict]:
     for name, config in students.items():
         tf.keras.utils.set_random_seed(0)
         student = training.build_model(config, settings["input_shape"], 10)
-        distiller = _compiled(wrap_for_distillation(student, teacher, **config.distillation_kwargs), config)
+        distiller = compile_as_trained(wrap_for_distillation(student, teacher, **config.distillation_kwargs), config)
         logits = tf.constant(distiller.teacher_logits(x.numpy(), batch))
         arms[f"{name}:online"] = _Step(lambda d=distiller: d.train_on_batch(x, y))
         arms[f"{name}:cached"] = _Step(lambda d=distiller, t=logits: d.train_on_batch(x, (y, t)))
@@ -113,11 +102,7 @@ def build_arms(settings: dict) -> tuple[dict, dict]:
 def measure(settings: dict) -> dict:
     """Interleaved step times of every arm, with the load average before and after."""
     arms, described = build_arms(settings)
-    load_before = os.getloadavg()
-    print(f"timing {', '.join(arms)}: {settings['rounds']} interleaved rounds of {settings['steps']} steps "
-          f"(load {load_before[0]:.2f})", flush=True)
-    timing = interleaved_step_times(arms, None, None, settings["rounds"], settings["steps"])
-    timing["load_before"], timing["load_after"] = list(load_before), list(os.getloadavg())
+    timing = timed_with_load(arms, None, None, settings)
     timing["arms"] = described
     return timing
 

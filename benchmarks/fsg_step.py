@@ -24,11 +24,10 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import interleaved_step_times, step_benchmark_main  # noqa: E402
+from _common import compile_as_trained, random_batch, step_benchmark_main, timed_with_load  # noqa: E402
 
 VERSION = 1
 BAR = 2.5  # issue #27: FSG's step at most 2.5x an STE step on this CNN
@@ -62,25 +61,15 @@ def compiled_model(config, input_shape, num_classes: int = 10) -> tf.keras.Model
 
     tf.keras.utils.set_random_seed(0)
     model = training.build_model(config, input_shape, num_classes)
-    model = training.wrap_for_optimizer(model, config.optimizer)
-    steps_per_epoch = 54000 // config.batch_size  # Fashion-MNIST's training split less 10 % validation
-    training.compile_model(model, training.build_optimizer(config, steps_per_epoch))
-    return model
+    return compile_as_trained(training.wrap_for_optimizer(model, config.optimizer), config)
 
 
 def measure(settings: dict) -> dict:
     """Interleaved step times of every arm, with the load average before and after."""
     configs = arm_configs(settings)
-    batch = next(iter(configs.values())).batch_size
-    rng = np.random.default_rng(0)
-    x = tf.constant(rng.random((batch, *settings["input_shape"]), dtype=np.float32))
-    y = tf.constant(rng.integers(0, 10, batch))
+    x, y = random_batch(next(iter(configs.values())).batch_size, settings["input_shape"])
     models = {name: compiled_model(config, settings["input_shape"]) for name, config in configs.items()}
-    load_before = os.getloadavg()
-    print(f"timing {', '.join(models)}: {settings['rounds']} interleaved rounds of {settings['steps']} steps "
-          f"(load {load_before[0]:.2f})", flush=True)
-    timing = interleaved_step_times(models, x, y, settings["rounds"], settings["steps"])
-    timing["load_before"], timing["load_after"] = list(load_before), list(os.getloadavg())
+    timing = timed_with_load(models, x, y, settings)
     timing["configs"] = {name: config.to_dict() for name, config in configs.items()}
     return timing
 
