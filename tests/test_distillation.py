@@ -375,7 +375,8 @@ def test_student_learns_from_the_teacher_not_the_labels(digits):
 
 from bnnzoo import cli  # noqa: E402
 from bnnzoo.pretrained import sha256_file  # noqa: E402
-from bnnzoo.training import TrainConfig, assemble_run, train  # noqa: E402
+from bnnzoo.training import RunDirectory, TrainConfig, assemble_run, train  # noqa: E402
+from bnnzoo.training.teacher import TEACHER_LOGITS, Teacher, saved_teacher_logits  # noqa: E402
 
 STUDENT = {"epochs": 1, "model_kwargs": {"units": 16, "hidden_layers": 1}}
 
@@ -417,9 +418,8 @@ def test_train_with_a_teacher_saves_the_student_alone_and_records_the_teacher(tm
     assert result.metrics["params"] == fresh.count_params()
 
 
-def test_train_computes_the_teachers_outputs_once_per_run(tmp_path, monkeypatch):
-    """`train` fits a distilled run on (labels, teacher logits) computed once over the
-    training set, not the teacher on every batch; a finished run computes nothing."""
+def _count_teacher_passes(monkeypatch) -> list[int]:
+    """The sizes of the inputs of every `Distiller.teacher_logits` call from now on."""
     calls = []
     original = Distiller.teacher_logits
 
@@ -428,6 +428,13 @@ def test_train_computes_the_teachers_outputs_once_per_run(tmp_path, monkeypatch)
         return original(self, x, batch_size)
 
     monkeypatch.setattr(Distiller, "teacher_logits", counted)
+    return calls
+
+
+def test_train_computes_the_teachers_outputs_once_per_run(tmp_path, monkeypatch):
+    """`train` fits a distilled run on (labels, teacher logits) computed once over the
+    training set, not the teacher on every batch; a finished run computes nothing."""
+    calls = _count_teacher_passes(monkeypatch)
     teacher_calls = []
     teacher = _saved_teacher(tmp_path / "teacher.keras")
     config = TrainConfig(**{**STUDENT, "epochs": 2}, teacher=str(teacher))
@@ -443,6 +450,49 @@ def test_train_computes_the_teachers_outputs_once_per_run(tmp_path, monkeypatch)
     assert teacher_calls and all(teacher_calls)  # every traced step read cached logits
     train(config, tmp_path / "run", verbose=0)  # finished: resumes with nothing to fit
     assert len(calls) == 1
+
+
+def test_a_resumed_run_reads_the_teachers_outputs_its_first_start_saved(tmp_path, monkeypatch):
+    """An interrupted distilled run resumes on the logits it saved beside its
+    checkpoints (no second pass of the teacher), trains to the same weights as an
+    unbroken run, and drops the saved logits with its checkpoints when it finishes."""
+    calls = _count_teacher_passes(monkeypatch)
+    teacher = _saved_teacher(tmp_path / "teacher.keras")
+    config = TrainConfig(**{**STUDENT, "epochs": 3}, teacher=str(teacher))
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path / "run", verbose=0, callbacks=[Interrupt(1)])
+    saved = tmp_path / "run" / "checkpoints" / TEACHER_LOGITS
+    assert saved.is_file() and len(calls) == 1
+    resumed = train(config, tmp_path / "run", verbose=0)
+    assert len(calls) == 1  # read back, not computed again
+    assert not saved.exists() and not (tmp_path / "run" / "checkpoints").exists()
+    unbroken = train(config, tmp_path / "unbroken", verbose=0)
+    assert len(calls) == 2
+    for a, b in zip(resumed.model.get_weights(), unbroken.model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_saved_teacher_logits_are_recomputed_for_another_teacher_or_other_inputs(tmp_path):
+    run = RunDirectory(tmp_path / "run")
+    run.prepare(TrainConfig(epochs=1))
+    x = np.arange(6, dtype=np.float32).reshape(3, 2)
+    teacher = Teacher("t.keras", "file", "t.keras", "a" * 64)
+    calls = []
+
+    def compute(inputs, scale=1.0):
+        calls.append(scale)
+        return inputs * scale
+
+    np.testing.assert_array_equal(saved_teacher_logits(run, teacher, x, compute), x)
+    np.testing.assert_array_equal(saved_teacher_logits(run, teacher, x, lambda v: compute(v, 2.0)), x)
+    assert calls == [1.0]  # the same teacher on the same inputs: read back
+    other = Teacher("t.keras", "file", "t.keras", "b" * 64)
+    np.testing.assert_array_equal(saved_teacher_logits(run, other, x, lambda v: compute(v, 2.0)), 2 * x)
+    np.testing.assert_array_equal(saved_teacher_logits(run, other, x + 1, lambda v: compute(v, 3.0)), 3 * (x + 1))
+    assert calls == [1.0, 2.0, 3.0]
+    (run.checkpoints / TEACHER_LOGITS).write_bytes(b"not an npz")  # unreadable: computed again
+    np.testing.assert_array_equal(saved_teacher_logits(run, other, x, lambda v: compute(v, 4.0)), 4 * x)
+    assert calls == [1.0, 2.0, 3.0, 4.0]
 
 
 def test_annealing_and_checkpoint_hold_the_student_only(tmp_path):

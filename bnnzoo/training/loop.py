@@ -32,7 +32,7 @@ from bnnzoo.training.run_dir import (
     write_json,
     writing,
 )
-from bnnzoo.training.teacher import pin_teacher
+from bnnzoo.training.teacher import pin_teacher, saved_teacher_logits
 
 __all__ = ["evaluate", "machine", "model_memory", "plot_curves", "restore_and_fit", "write_results"]
 
@@ -84,9 +84,16 @@ def restore_and_fit(parts: RunParts, run: RunDirectory, *,
     targets = arrays.y_train
     if isinstance(model, _distillation.Distiller) and initial_epoch < config.epochs:
         # The teacher is frozen and the inputs are not augmented: its outputs are the
-        # same every epoch, so it runs once per run instead of once per batch.
-        print(f"Computing the teacher's outputs on {len(arrays.x_train)} training examples", flush=True)
-        targets = (arrays.y_train, model.teacher_logits(arrays.x_train, max(config.batch_size, 256)))
+        # same every epoch, so it runs once per run (not per batch, nor per resume).
+        def compute(x):
+            return model.teacher_logits(x, max(config.batch_size, 256))
+
+        if parts.teacher is None:  # a Distiller passed in as the model: no teacher file to key on
+            print(f"Computing the teacher's outputs on {len(arrays.x_train)} training examples", flush=True)
+            logits = compute(arrays.x_train)
+        else:
+            logits = saved_teacher_logits(run, parts.teacher, arrays.x_train, compute)
+        targets = (arrays.y_train, logits)
     train_ds, steps = _data.epoch_pipeline(
         arrays.x_train,
         targets,

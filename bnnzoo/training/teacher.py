@@ -17,20 +17,26 @@ refused, since its remaining epochs would learn from another teacher.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
+import numpy as np
 import tensorflow as tf
 
 from bnnzoo import models as _models
 from bnnzoo import pretrained as _pretrained
+from bnnzoo._atomic import atomic_path
 from bnnzoo.training.run_dir import MODEL_FILE, RunDirectory, load_model, write_json
 
-__all__ = ["TEACHER_RECORD", "Teacher", "load_teacher", "pin_teacher", "resolve_teacher"]
+__all__ = ["TEACHER_LOGITS", "TEACHER_RECORD", "Teacher", "load_teacher", "pin_teacher", "resolve_teacher",
+           "saved_teacher_logits"]
 
 TEACHER_RECORD = "teacher.json"
+TEACHER_LOGITS = "teacher_logits.npz"  # in the run's checkpoints/, dropped with them when it finishes
 _PRETRAINED = re.compile(r"^([A-Za-z0-9_.-]+):([A-Za-z0-9_.-]+)$")
 
 
@@ -121,3 +127,46 @@ def pin_teacher(run: RunDirectory, teacher: Teacher | None) -> None:
                     "start over (--no-resume, resume=False) or train into another directory (--out NEW)")
     if run.work_dir is not None:
         write_json(run.work_dir / TEACHER_RECORD, teacher.to_dict())
+
+
+def saved_teacher_logits(run: RunDirectory, teacher: Teacher, x: np.ndarray,
+                         compute: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """The teacher's logits on the training inputs `x`: `compute(x)` once per run, kept
+    beside the run's checkpoints (`checkpoints/teacher_logits.npz`) and read back when
+    the run resumes, as long as they were computed by the same teacher file (sha256)
+    on the same inputs (sha256 of `x`'s bytes); anything else computes them again.
+    The file goes with the checkpoints when the run finishes.
+
+    !!! example
+        ```python
+        import tempfile
+        from pathlib import Path
+        import numpy as np
+        from bnnzoo.training import RunDirectory, TrainConfig
+        from bnnzoo.training.teacher import Teacher, saved_teacher_logits
+
+        run = RunDirectory(Path(tempfile.mkdtemp()) / "run")
+        run.prepare(TrainConfig(epochs=1))
+        teacher = Teacher("t.keras", "file", "t.keras", "0" * 64)
+        x = np.ones((3, 2), np.float32)
+        first = saved_teacher_logits(run, teacher, x, lambda x: x @ np.ones((2, 4), np.float32))
+        again = saved_teacher_logits(run, teacher, x, lambda x: 1 / 0)  # read back, not computed
+        assert np.array_equal(first, again) and first.shape == (3, 4)
+        ```
+    """
+    path = run.checkpoints / TEACHER_LOGITS
+    inputs = hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest()
+    if path.is_file():
+        try:
+            with np.load(path) as saved:
+                if str(saved["teacher_sha256"]) == teacher.sha256 and str(saved["inputs_sha256"]) == inputs:
+                    print(f"Reading the teacher's outputs on {len(x)} training examples from {path}", flush=True)
+                    return saved["logits"]
+        except (OSError, ValueError, KeyError):  # unreadable or of another layout: computed again
+            pass
+    print(f"Computing the teacher's outputs on {len(x)} training examples", flush=True)
+    logits = np.asarray(compute(x))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        np.savez(tmp, logits=logits, teacher_sha256=teacher.sha256, inputs_sha256=inputs)
+    return logits
