@@ -493,6 +493,11 @@ def test_saved_teacher_logits_are_recomputed_for_another_teacher_or_other_inputs
     (run.checkpoints / TEACHER_LOGITS).write_bytes(b"not an npz")  # unreadable: computed again
     np.testing.assert_array_equal(saved_teacher_logits(run, other, x, lambda v: compute(v, 4.0)), 4 * x)
     assert calls == [1.0, 2.0, 3.0, 4.0]
+    fresh = RunDirectory(tmp_path / "fresh")
+    fresh.prepare(TrainConfig(epochs=1))
+    for scale in (5.0, 6.0):  # no teacher file to key on: computed every time, nothing saved
+        np.testing.assert_array_equal(saved_teacher_logits(fresh, None, x, lambda v: compute(v, scale)), scale * x)
+    assert calls[-2:] == [5.0, 6.0] and not (fresh.checkpoints / TEACHER_LOGITS).exists()
 
 
 def test_annealing_and_checkpoint_hold_the_student_only(tmp_path):

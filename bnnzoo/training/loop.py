@@ -85,15 +85,8 @@ def restore_and_fit(parts: RunParts, run: RunDirectory, *,
     if isinstance(model, _distillation.Distiller) and initial_epoch < config.epochs:
         # The teacher is frozen and the inputs are not augmented: its outputs are the
         # same every epoch, so it runs once per run (not per batch, nor per resume).
-        def compute(x):
-            return model.teacher_logits(x, max(config.batch_size, 256))
-
-        if parts.teacher is None:  # a Distiller passed in as the model: no teacher file to key on
-            print(f"Computing the teacher's outputs on {len(arrays.x_train)} training examples", flush=True)
-            logits = compute(arrays.x_train)
-        else:
-            logits = saved_teacher_logits(run, parts.teacher, arrays.x_train, compute)
-        targets = (arrays.y_train, logits)
+        targets = (arrays.y_train, saved_teacher_logits(
+            run, parts.teacher, arrays.x_train, lambda x: model.teacher_logits(x, max(config.batch_size, 256))))
     train_ds, steps = _data.epoch_pipeline(
         arrays.x_train,
         targets,

@@ -129,13 +129,14 @@ def pin_teacher(run: RunDirectory, teacher: Teacher | None) -> None:
         write_json(run.work_dir / TEACHER_RECORD, teacher.to_dict())
 
 
-def saved_teacher_logits(run: RunDirectory, teacher: Teacher, x: np.ndarray,
+def saved_teacher_logits(run: RunDirectory, teacher: Teacher | None, x: np.ndarray,
                          compute: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     """The teacher's logits on the training inputs `x`: `compute(x)` once per run, kept
     beside the run's checkpoints (`checkpoints/teacher_logits.npz`) and read back when
     the run resumes, as long as they were computed by the same teacher file (sha256)
     on the same inputs (sha256 of `x`'s bytes); anything else computes them again.
-    The file goes with the checkpoints when the run finishes.
+    The file goes with the checkpoints when the run finishes. `teacher=None` (a
+    `Distiller` passed in as the model, no teacher file to key on) computes without saving.
 
     !!! example
         ```python
@@ -155,8 +156,8 @@ def saved_teacher_logits(run: RunDirectory, teacher: Teacher, x: np.ndarray,
         ```
     """
     path = run.checkpoints / TEACHER_LOGITS
-    inputs = hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest()
-    if path.is_file():
+    inputs = None if teacher is None else hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest()
+    if inputs is not None and path.is_file():
         try:
             with np.load(path) as saved:
                 if str(saved["teacher_sha256"]) == teacher.sha256 and str(saved["inputs_sha256"]) == inputs:
@@ -166,7 +167,8 @@ def saved_teacher_logits(run: RunDirectory, teacher: Teacher, x: np.ndarray,
             pass
     print(f"Computing the teacher's outputs on {len(x)} training examples", flush=True)
     logits = np.asarray(compute(x))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        np.savez(tmp, logits=logits, teacher_sha256=teacher.sha256, inputs_sha256=inputs)
+    if inputs is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            np.savez(tmp, logits=logits, teacher_sha256=teacher.sha256, inputs_sha256=inputs)
     return logits
