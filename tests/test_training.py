@@ -54,6 +54,26 @@ def test_run_directory_contents(digits_run):
     load = metrics["load_1min"]
     assert load["epochs"] == 8 and load["min"] == min(history["load_1min"]) <= load["median"] <= load["max"]
     assert metrics["machine"]["cpu_count"] == os.cpu_count() and metrics["machine"]["gpus"] == []
+    assert metrics["machine"]["matmul_gflops"] > 0
+
+
+def test_matmul_gflops_counts_products_per_second(monkeypatch):
+    # A clock that advances 0.1 s per reading: the warm-up is untimed, 3 products run
+    # before the clock is read, then 2 more while under 0.25 s; 5 products in 0.4 s.
+    from bnnzoo.training import loop
+
+    readings = iter(np.arange(100) * 0.1)
+    monkeypatch.setattr(loop.time, "perf_counter", lambda: float(next(readings)))
+    assert training.matmul_gflops(size=1000, seconds=0.25) == pytest.approx(2 * 1000**3 * 5 / 0.4 / 1e9)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"size": 0}, "size must be an integer >= 1, got 0"),
+    ({"seconds": -1}, "seconds must be a number >= 0, got -1"),
+])
+def test_matmul_gflops_refuses_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        training.matmul_gflops(**kwargs)
 
 
 def test_binary_mlp_learns_digits(digits_run):

@@ -67,7 +67,7 @@ from bnnzoo.training.config import (
     make_strategy,
     read_recipe,
 )
-from bnnzoo.training.loop import evaluate, machine, model_memory, plot_curves, restore_and_fit, write_results
+from bnnzoo.training.loop import evaluate, machine, matmul_gflops, model_memory, plot_curves, restore_and_fit, write_results
 from bnnzoo.training.parts import (
     RunParts,
     assemble_run,
@@ -135,6 +135,7 @@ __all__ = [
     "load_teacher",
     "make_strategy",
     "machine",
+    "matmul_gflops",
     "model_memory",
     "plot_curves",
     "read_json",

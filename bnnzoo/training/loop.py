@@ -259,9 +259,42 @@ def evaluate(
     }
 
 
+def matmul_gflops(size: int = 1024, seconds: float = 0.25) -> float:
+    """This machine's float32 matrix-multiply throughput now, in GFLOP/s: TensorFlow
+    multiplies two `size` x `size` matrices until `seconds` have passed (at least
+    3 times, after one untimed warm-up), and the rate is `2 * size**3` per product.
+
+    The load average does not show a shared host's contention: on the 2-core
+    development machine it read ~2.4 with a benchmark running both on 2026-12-06, when
+    a `binarynet` width-1/4 epoch took ~65 s, and on 2026-12-07, when the same epoch
+    took ~200 s and a NumPy matmul ran ~4x slower. `machine()` records this rate in a
+    run's `metrics.json` (and a card) next to the load.
+
+    !!! example
+        ```python
+        from bnnzoo.training import matmul_gflops
+
+        assert matmul_gflops(size=64, seconds=0.01) > 0
+        ```
+    """
+    if not (isinstance(size, int) and size >= 1):
+        raise ValueError(f"size must be an integer >= 1, got {size!r}")
+    if not (isinstance(seconds, (int, float)) and seconds >= 0):
+        raise ValueError(f"seconds must be a number >= 0, got {seconds!r}")
+    a = tf.random.stateless_normal((size, size), seed=(0, 0))
+    product = tf.function(lambda m: tf.reduce_sum(tf.linalg.matmul(m, m)))
+    product(a).numpy()  # trace and warm up
+    started, done = time.perf_counter(), 0
+    while done < 3 or time.perf_counter() - started < seconds:
+        product(a).numpy()
+        done += 1
+    return round(2 * size**3 * done / (time.perf_counter() - started) / 1e9, 1)
+
+
 def machine() -> dict[str, Any]:
     """The machine a run trains on, for its `metrics.json` (and a published card):
-    CPU model and count, OS, Python, and the GPUs TensorFlow sees.
+    CPU model and count, OS, Python, the GPUs TensorFlow sees, and its matrix-multiply
+    throughput when the run ends (`matmul_gflops`).
 
     !!! example
         ```python
@@ -269,6 +302,7 @@ def machine() -> dict[str, Any]:
 
         info = machine()
         assert info["cpu_count"] >= 1 and info["python"].count(".") == 2
+        assert info["matmul_gflops"] > 0
         ```
     """
     cpu = platform.processor() or platform.machine()
@@ -284,6 +318,7 @@ def machine() -> dict[str, Any]:
         "platform": platform.platform(),
         "python": platform.python_version(),
         "gpus": [d.name for d in tf.config.list_logical_devices("GPU")],
+        "matmul_gflops": matmul_gflops(),
     }
 
 
