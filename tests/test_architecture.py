@@ -285,7 +285,8 @@ def test_no_import_circle_between_folders():
     assert "bnnzoo.optimizers" not in graph["bnnzoo.fsg"]
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
+# One order by default (~20 s on the CI machine); two more with -m slow.
+@pytest.mark.parametrize("seed", [0, pytest.param(1, marks=pytest.mark.slow), pytest.param(2, marks=pytest.mark.slow)])
 def test_every_module_imports_in_a_fresh_interpreter_in_any_order(seed):
     order = [n for n in MODULES if n not in ("bnnzoo.__main__",)]
     random.Random(seed).shuffle(order)

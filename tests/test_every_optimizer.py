@@ -18,6 +18,14 @@ from _base import (
 from bnnzoo.optimizers import list_optimizers
 
 OPTIMIZERS = list_optimizers()
+# Under a strategy, these repeat a path the default suite already runs (~15 s each on
+# the 2-core CI machine), so they run with -m slow: adam is what test_models' mirrored
+# runs use, and fsg_attention is fsg's optimizer with another slow net.
+MIRRORED_ELSEWHERE = {"adam", "fsg_attention"}
+
+
+def _slow_if_mirrored_elsewhere(names) -> list:
+    return [pytest.param(n, marks=pytest.mark.slow) if n in MIRRORED_ELSEWHERE else n for n in names]
 
 
 def test_the_suite_covers_the_registry():
@@ -39,7 +47,7 @@ def test_trains_digits_and_resumes_bit_identically(name, tmp_path, digits):
     run_optimizer_resume_test(name, tmp_path, digits)
 
 
-@pytest.mark.parametrize("name", OPTIMIZERS)
+@pytest.mark.parametrize("name", _slow_if_mirrored_elsewhere(OPTIMIZERS))
 def test_trains_under_mirrored_strategy(name, digits, mirrored_strategy):
     run_optimizer_mirrored_test(name, digits, mirrored_strategy)
 

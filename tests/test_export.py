@@ -290,13 +290,8 @@ def test_package_modules_import_each_other_without_a_circle():
         visit(name, [])
 
 
-def test_each_package_module_imports_in_a_fresh_interpreter():
-    import subprocess
-    import sys
-
-    code = "; ".join(f"import bnnzoo.export.{name}" for name in _export_modules())
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
+# Each module of bnnzoo.export (of bnnzoo) importing in a fresh interpreter is
+# test_architecture.py's test_every_module_imports_in_a_fresh_interpreter_in_any_order.
 
 
 def test_inference_model_requires_exact_sign_when_asked_and_keeps_clip_value():

@@ -67,13 +67,24 @@ SHARED_QUANTIZER_FAMILIES = {"xnornet"}
 # ImageNet layouts). The checks are `tests/_base.py`'s, so `tests/test_contributing.py`
 # runs the same ones on a family added the way CONTRIBUTING.md says.
 DIGITS_FAMILIES = [n for n in ALL_MODELS if get_model_spec(n).min_input_size <= 8]
+# The training loop, its resume and its strategy scope are shared by every family, so
+# the default suite trains the cheapest families (an MLP, a CNN, a ReActNet) and the
+# costliest ones (30-60 s each on the 2-core CI machine) train with -m slow; every
+# family still builds, runs forward, serializes and saves by default (below).
+DEFAULT_TRAINED = {"binarynet_mlp", "binarynet", "reactnet"}
+DEFAULT_MIRRORED = {"binarynet_mlp", "binarynet"}
+
+
+def _slow_unless(names, default) -> list:
+    """`names` as parameters, those outside `default` marked slow (run with -m slow)."""
+    return [n if n in default else pytest.param(n, marks=pytest.mark.slow) for n in names]
 
 
 def _digits_config(name: str, **kw) -> TrainConfig:
     return family_digits_config(name, SMALL_KWARGS.get(name, {}), **kw)
 
 
-@pytest.mark.parametrize("name", DIGITS_FAMILIES)
+@pytest.mark.parametrize("name", _slow_unless(DIGITS_FAMILIES, DEFAULT_TRAINED))
 def test_trains_on_digits_above_the_bar_and_resumes_bit_identically(name, digits, tmp_path):
     """The digits run above the bar; the same run interrupted after its first epoch and
     resumed ends with the same weights (batch-norm statistics included), optimizer
@@ -82,7 +93,7 @@ def test_trains_on_digits_above_the_bar_and_resumes_bit_identically(name, digits
     assert_learned(run_resume_test(config, tmp_path, digits), config, FAMILY_DIGITS_BAR)
 
 
-@pytest.mark.parametrize("name", DIGITS_FAMILIES)
+@pytest.mark.parametrize("name", _slow_unless(DIGITS_FAMILIES, DEFAULT_MIRRORED))
 def test_trains_under_mirrored_strategy(name, digits, mirrored_strategy):
     """The same training under 2 replicas (each family's variables, batch norm and
     quantizers created in the strategy's scope): finite losses, the same bar."""
@@ -94,12 +105,8 @@ def test_every_family_is_registered():
     assert EXPECTED <= set(ALL_MODELS)
 
 
-def _heavy(name):
-    """Families too big for the default suite's time budget run this test with -m slow."""
-    return pytest.param(name, marks=pytest.mark.slow) if name in HEAVY_FAMILIES else name
-
-
-@pytest.mark.parametrize("name", [_heavy(n) for n in ALL_MODELS])
+# Families too big for the default suite's time budget run this test with -m slow.
+@pytest.mark.parametrize("name", _slow_unless(ALL_MODELS, set(ALL_MODELS) - HEAVY_FAMILIES))
 def test_small_input_build_forward_serialize_save(name, tmp_path):
     """Any quantizer pair (by name and by object), small input: forward pass, binary
     layers, config round trip and save/reload with identical predictions."""

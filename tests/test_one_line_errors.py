@@ -194,6 +194,9 @@ TUNE = ("tune", "--space", "bop2ndorder", "--max-trials", "1", "--epochs", "12",
         "--model-arg", "units=8", "--model-arg", "hidden_layers=1")
 
 
+# slow (~1 min on the CI machine): test_sigterm_during_train_is_one_line_like_ctrl_c
+# checks the same signal path on `train` by default.
+@pytest.mark.slow
 def test_sigterm_during_tune_is_one_line_and_the_same_command_finishes(tmp_path):
     out = tmp_path / "tune"
     proc = bnnzoo_process(*TUNE, "--out", out, cwd=tmp_path)

@@ -221,6 +221,10 @@ def _bnnzoo(*args):
     return [sys.executable, "-m", "bnnzoo", *args]
 
 
+# slow (two CLI processes, ~1 min on the CI machine): by default SIGTERM's one line and
+# its checkpoint are checked in test_one_line_errors, and resuming bit-identically
+# in-process in test_models/test_every_optimizer.
+@pytest.mark.slow
 def test_sigterm_then_same_command_resumes(tmp_path):
     out = tmp_path / "run"
     # Enough epochs that the run cannot finish between two polls (an epoch of digits at

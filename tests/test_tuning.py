@@ -286,6 +286,10 @@ def test_same_seed_same_trials_whatever_the_directory(tuner, digits, tmp_path):
         assert [v["tuner/epochs"] for v in first] == [1, 1, 1, 3]  # the promotion is part of what repeats
 
 
+# slow (~1 min on the CI machine): the default suite checks that the same seed repeats
+# each tuner's trials (test_same_seed_same_trials_whatever_the_directory) and resumes
+# trials in-process.
+@pytest.mark.slow
 def test_resumed_bayesian_search_proposes_what_an_unbroken_one_does(digits, tmp_path):
     """The Gaussian-process restarts are reseeded per proposal (keras-tuner does not save them)."""
     hm = BNNHyperModel(tiny_config(seed=3), "bop2ndorder", arrays=digits)
@@ -346,9 +350,10 @@ def _search_record(out: Path) -> list[tuple]:
 # Real searches, trained, through the command as issue #28 ran it (default seed 0): the scores
 # that Hyperband promotes on and the Bayesian tuner fits repeat because every trial trains with
 # the seed. Tiny trials (8 units, 1-3 epochs).
-# slow: hyperband and bayesian (their oracles repeat in the tests above; random runs by default).
+# slow (two CLI searches, 40 s-1.5 min each on the CI machine): every oracle's proposals
+# repeat with the seed by default, in test_same_seed_same_trials_whatever_the_directory.
 @pytest.mark.parametrize("tuner, trials, epochs", [
-    ("random", 3, 1),
+    pytest.param("random", 3, 1, marks=pytest.mark.slow),
     pytest.param("hyperband", 4, 3, marks=pytest.mark.slow),
     pytest.param("bayesian", 4, 1, marks=pytest.mark.slow),
 ])
@@ -464,6 +469,9 @@ def test_sigterm_mid_trial_then_resume(tmp_path):
     assert (tmp_path / "s" / "best" / "model.keras").exists()
 
 
+# slow (three processes, ~1.5 min on the CI machine): the default suite runs the chief
+# and worker paths of test_one_line_errors (absent peer, SIGTERM while waiting).
+@pytest.mark.slow
 def test_distributed_chief_two_workers_one_killed(tmp_path):
     port = str(_free_port())
     common = [*SEARCH_ARGS, "--max-trials", "4", "--epochs", "2", "--out", str(tmp_path / "d"),
