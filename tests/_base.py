@@ -44,6 +44,11 @@ from bnnzoo.callbacks import QuantizerAnnealing
 from bnnzoo.models import create_model, get_model_spec
 
 
+def slow_params(names, slow) -> list:
+    """`names` as pytest parameters, those in `slow` marked slow (they run with -m slow)."""
+    return [pytest.param(n, marks=pytest.mark.slow) if n in slow else n for n in names]
+
+
 def _without_build_config(config):
     """A config minus Keras's `build_config` records (present only once a layer was called)."""
     if isinstance(config, dict):

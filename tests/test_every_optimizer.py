@@ -14,6 +14,7 @@ from _base import (
     run_optimizer_round_trip_test,
     run_optimizer_spec_test,
     run_optimizer_variables_test,
+    slow_params,
 )
 from bnnzoo.optimizers import list_optimizers
 
@@ -22,10 +23,6 @@ OPTIMIZERS = list_optimizers()
 # the 2-core CI machine), so they run with -m slow: adam is what test_models' mirrored
 # runs use, and fsg_attention is fsg's optimizer with another slow net.
 MIRRORED_ELSEWHERE = {"adam", "fsg_attention"}
-
-
-def _slow_if_mirrored_elsewhere(names) -> list:
-    return [pytest.param(n, marks=pytest.mark.slow) if n in MIRRORED_ELSEWHERE else n for n in names]
 
 
 def test_the_suite_covers_the_registry():
@@ -47,7 +44,7 @@ def test_trains_digits_and_resumes_bit_identically(name, tmp_path, digits):
     run_optimizer_resume_test(name, tmp_path, digits)
 
 
-@pytest.mark.parametrize("name", _slow_if_mirrored_elsewhere(OPTIMIZERS))
+@pytest.mark.parametrize("name", slow_params(OPTIMIZERS, MIRRORED_ELSEWHERE))
 def test_trains_under_mirrored_strategy(name, digits, mirrored_strategy):
     run_optimizer_mirrored_test(name, digits, mirrored_strategy)
 

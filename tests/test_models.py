@@ -30,6 +30,7 @@ from _base import (
     run_family_build_test,
     run_mirrored_test,
     run_resume_test,
+    slow_params,
     small_shape,
 )
 
@@ -75,16 +76,11 @@ DEFAULT_TRAINED = {"binarynet_mlp", "binarynet", "reactnet"}
 DEFAULT_MIRRORED = {"binarynet_mlp", "binarynet"}
 
 
-def _slow_unless(names, default) -> list:
-    """`names` as parameters, those outside `default` marked slow (run with -m slow)."""
-    return [n if n in default else pytest.param(n, marks=pytest.mark.slow) for n in names]
-
-
 def _digits_config(name: str, **kw) -> TrainConfig:
     return family_digits_config(name, SMALL_KWARGS.get(name, {}), **kw)
 
 
-@pytest.mark.parametrize("name", _slow_unless(DIGITS_FAMILIES, DEFAULT_TRAINED))
+@pytest.mark.parametrize("name", slow_params(DIGITS_FAMILIES, set(DIGITS_FAMILIES) - DEFAULT_TRAINED))
 def test_trains_on_digits_above_the_bar_and_resumes_bit_identically(name, digits, tmp_path):
     """The digits run above the bar; the same run interrupted after its first epoch and
     resumed ends with the same weights (batch-norm statistics included), optimizer
@@ -93,7 +89,7 @@ def test_trains_on_digits_above_the_bar_and_resumes_bit_identically(name, digits
     assert_learned(run_resume_test(config, tmp_path, digits), config, FAMILY_DIGITS_BAR)
 
 
-@pytest.mark.parametrize("name", _slow_unless(DIGITS_FAMILIES, DEFAULT_MIRRORED))
+@pytest.mark.parametrize("name", slow_params(DIGITS_FAMILIES, set(DIGITS_FAMILIES) - DEFAULT_MIRRORED))
 def test_trains_under_mirrored_strategy(name, digits, mirrored_strategy):
     """The same training under 2 replicas (each family's variables, batch norm and
     quantizers created in the strategy's scope): finite losses, the same bar."""
@@ -106,7 +102,7 @@ def test_every_family_is_registered():
 
 
 # Families too big for the default suite's time budget run this test with -m slow.
-@pytest.mark.parametrize("name", _slow_unless(ALL_MODELS, set(ALL_MODELS) - HEAVY_FAMILIES))
+@pytest.mark.parametrize("name", slow_params(ALL_MODELS, HEAVY_FAMILIES))
 def test_small_input_build_forward_serialize_save(name, tmp_path):
     """Any quantizer pair (by name and by object), small input: forward pass, binary
     layers, config round trip and save/reload with identical predictions."""
