@@ -281,7 +281,10 @@ def publish_from_recipe(recipe_path: str | os.PathLike, run_dir: str | os.PathLi
     `binary_forward`). The run's `history.json`/`curves.png` are copied next to the
     weights; with `lce_export = true` in `[artifact]` the card also records the LCE
     flatbuffer's size and its agreement with Keras on the whole test set
-    (`measure_lce_export`). For a multi-stage recipe, `run_dir` is the folder of
+    (`measure_lce_export`); with `method_evidence = "docs/benchmarks/reproduce.json"`
+    it records which method won on that report's validation and which one the
+    recipe follows (`Card.method_selection`, `bnnzoo.pretrained.method_selection`).
+    For a multi-stage recipe, `run_dir` is the folder of
     its stages and the last stage is published (its config compared with the
     recipe's last stage; `init_from`, the previous stage's folder, is not compared
     unless the recipe sets it).
@@ -347,6 +350,9 @@ def _publish(recipe: dict[str, Any], recipe_ref: str, run_dir, destination, forc
     run_dir, recipe_config, ignore = _recipe_run(recipe, record_dir)
     config, metrics = _read_run(run_dir)
     name, tag = _pretrained.recipe_artifact(recipe, config.model, config.dataset)
+    artifact = recipe.get("artifact", {})
+    selection = (_pretrained.method_selection(artifact["method_evidence"], artifact.get("method_followed"))
+                 if "method_evidence" in artifact else None)
     root = Path(destination) if destination is not None else _pretrained.artifacts_dir()
     folder = _pretrained.inside_folder(root, name, tag)
     problems = []
@@ -372,7 +378,6 @@ def _publish(recipe: dict[str, Any], recipe_ref: str, run_dir, destination, forc
         raise ValueError(f"not publishing {run_dir} as {name}/{tag} in {root}: {'; '.join(problems)}; "
                          "publish a better or matching run, or replace it anyway with --force (force=True)")
     model = _training.load_model(run_dir)
-    artifact = recipe.get("artifact", {})
     root.mkdir(parents=True, exist_ok=True)
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = folder.with_name(f".{tag}.staging-{os.getpid()}")
@@ -413,6 +418,7 @@ def _publish(recipe: dict[str, Any], recipe_ref: str, run_dir, destination, forc
             binary_forward=_quantizers.binary_forward(model),
             **copy_training_curves(run_dir, staging),
             training=training_record(recipe, recipe_ref, record_dir, staging),
+            method_selection=selection,
         )
         atomic_write_json(staging / _pretrained.CARD_FILE, card.to_dict())
         replace_directory(staging, folder)

@@ -134,7 +134,7 @@ FORMER_MODULE_NAMES = (
     "register_remote_card", "sha256_file", "weights_path",
 )
 # The package's modules, lowest first: each imports bnnzoo modules listed before it only.
-PRETRAINED_MODULES = ("safety", "cards", "lookup", "fetching")
+PRETRAINED_MODULES = ("safety", "evidence", "cards", "lookup", "fetching")
 
 
 def test_former_names_import_from_the_package_and_live_in_one_module():
@@ -330,12 +330,17 @@ def test_publish_from_recipe_writes_a_loadable_card(tmp_path, monkeypatch, digit
         'description = "tiny"\nmodel = "binarynet_mlp"\ndataset = "digits"\nepochs = 2\n'
         'batch_size = 64\nlearning_rate = 0.003\nmodel_kwargs = { units = 32 }\n'
         '[artifact]\nname = "binarynet_mlp"\ntag = "tiny"\n'
+        f'method_evidence = "{_report(tmp_path / "reproduce.json").as_posix()}"\n'
+        'method_followed = "bop2ndorder/bop2ndorder_tau0"\n'
     )
     config = training.TrainConfig.from_file(recipe)
     result = training.train(config, tmp_path / "run", arrays=digits, verbose=0)
     card = zoo.publish_from_recipe(recipe, tmp_path / "run", destination=tmp_path / "zoo")
     folder = tmp_path / "zoo" / "binarynet_mlp" / "tiny"
     assert json.loads((folder / "card.json").read_text())["sha256"] == pretrained.sha256_file(folder / "weights.h5")
+    written = json.loads((folder / "card.json").read_text())["method_selection"]
+    assert written == card.method_selection and written["followed"] == "bop2ndorder/bop2ndorder_tau0"
+    assert written["best_on_validation"] == "proxconnect/bnn_plus" and written["beats_ste"] == ["bop2ndorder/bop2ndorder_tau0"]
     assert card.test_accuracy == pytest.approx(result.metrics["test_accuracy"])
     assert card.model_kwargs == {"units": 32} and card.data_license.startswith("UCI")
     monkeypatch.setenv(pretrained.ARTIFACTS_ENV, str(tmp_path / "zoo"))
@@ -343,6 +348,78 @@ def test_publish_from_recipe_writes_a_loadable_card(tmp_path, monkeypatch, digit
     model = create_model("binarynet_mlp", weights="tiny")
     x = digits.x_test[:16]
     np.testing.assert_array_equal(model.predict(x, verbose=0), result.model.predict(x, verbose=0))
+
+
+def _report(path: Path, pending=("fsg",)) -> Path:
+    """A reproduction report as benchmarks/reproduce.py writes it, three arms ranked."""
+    def row(claim, arm, val, vs_ste, reference=False):
+        return {"claim": claim, "arm": arm, "label": arm.upper(), "val": {"mean": val}, "test": {"mean": val - 0.01},
+                "reference": reference, "vs_ste": vs_ste}
+    rows = [row("proxconnect", "bnn_plus", 0.92, [0.001, -0.002, 0.004]),
+            row("bop2ndorder", "bop2ndorder_tau0", 0.919, [0.004, 0.001, 0.007]),
+            row("proxconnect", "bnn", 0.918, None, reference=True)]
+    for rank, r in enumerate(rows, 1):
+        r["rank"] = rank
+    summary = {"proxconnect": {"verdict": "reversed"}, **{c: {"verdict": "pending"} for c in pending}}
+    path.write_text(json.dumps({"benchmark": "reproduce", "version": 2, "date": "2026-12-07",
+                                "dataset": "fashion_mnist", "summary": summary,
+                                "cnn_ranking": {"reference": "proxconnect/bnn", "rows": rows}}))
+    return path
+
+
+def test_method_selection_states_the_validation_winner_and_what_beats_ste(tmp_path):
+    report = _report(tmp_path / "reproduce.json", pending=("hyper_binarynet", "fsg"))
+    selection = pretrained.method_selection(report)
+    assert selection["reference"] == selection["followed"] == "proxconnect/bnn"
+    assert selection["best_on_validation"] == "proxconnect/bnn_plus"
+    assert selection["validation_accuracy"] == 0.92 and selection["reference_validation_accuracy"] == 0.918
+    # Only an interval whose lower end is above 0 beats STE (bnn_plus's straddles 0).
+    assert selection["beats_ste"] == ["bop2ndorder/bop2ndorder_tau0"]
+    assert selection["pending_claims"] == ["fsg", "hyper_binarynet"]
+    statement = selection["statement"]
+    assert "BNN_PLUS validated best (92.00 % vs STE's 91.80 %)" in statement
+    assert "BOP2NDORDER_TAU0 beat STE" in statement and "pending: fsg, hyper_binarynet" in statement
+    assert statement.endswith("This recipe uses BNN's method.") and "BinaryNet CNN at width 0.25" in statement
+    assert pretrained.method_selection(report, "bop2ndorder/bop2ndorder_tau0")["followed"] == "bop2ndorder/bop2ndorder_tau0"
+
+
+def test_method_selection_refuses_what_it_cannot_state(tmp_path):
+    report = _report(tmp_path / "reproduce.json")
+    with pytest.raises(ValueError, match=r"method_followed 'fsg/fsg' is not an arm .*proxconnect/bnn_plus"):
+        pretrained.method_selection(report, "fsg/fsg")
+    (tmp_path / "other.json").write_text(json.dumps({"benchmark": "zoo_pareto"}))
+    with pytest.raises(ValueError, match="is not a reproduction report"):
+        pretrained.method_selection(tmp_path / "other.json")
+    (tmp_path / "empty.json").write_text(json.dumps({"benchmark": "reproduce", "cnn_ranking": {"rows": []}}))
+    with pytest.raises(ValueError, match="ranks no arm against STE yet"):
+        pretrained.method_selection(tmp_path / "empty.json")
+    with pytest.raises(ValueError, match="is not a readable JSON report"):
+        pretrained.method_selection(tmp_path / "missing.json")
+
+
+def test_method_selection_reads_the_published_report():
+    """The committed report keeps the shape method_selection reads (the reactnet recipes name it)."""
+    report = json.loads((REPO / "docs/benchmarks/reproduce.json").read_text())
+    selection = pretrained.method_selection(REPO / "docs/benchmarks/reproduce.json")
+    top = min(report["cnn_ranking"]["rows"], key=lambda r: r["rank"])
+    assert selection["best_on_validation"] == f"{top['claim']}/{top['arm']}"
+    assert selection["reference"] == report["cnn_ranking"]["reference"] == selection["followed"]
+    assert set(selection["pending_claims"]) == {c for c, s in report["summary"].items() if s["verdict"] == "pending"}
+    for recipe in ("reactnet-fashion_mnist.toml", "reactnet-fashion_mnist-small.toml"):
+        artifact = tomllib.loads((REPO / "recipes" / recipe).read_text())["artifact"]
+        assert artifact["method_evidence"] == "docs/benchmarks/reproduce.json"
+
+
+@pytest.mark.parametrize("artifact,words", [
+    ('mehtod_evidence = "r.json"', ["unknown keys ['mehtod_evidence']", "method_evidence"]),
+    ('method_followed = "proxconnect/bnn"', ["method_followed needs method_evidence"]),
+    ("method_evidence = 3", ["method_evidence must be a string, got 3"]),
+])
+def test_recipe_artifact_keys_are_checked(artifact, words):
+    recipe = tomllib.loads(f"[artifact]\n{artifact}\n")
+    with pytest.raises(ValueError) as err:
+        pretrained.recipe_artifact(recipe, "binarynet_mlp", "digits")
+    assert all(w in str(err.value) for w in words) and "\n" not in str(err.value)
 
 
 def test_artifacts_ship_in_the_package():

@@ -15,7 +15,8 @@ Either way the weights file's sha256 is compared with the card before loading;
 a mismatch is refused with `WeightsIntegrityError`.
 
 The package's modules, lowest first: `safety` (which names, paths and URLs are
-used), `cards` (the `Card` data, recipe references, larq-zoo's ImageNet table),
+used), `evidence` (what a card says about the method that won on validation,
+from the reproduction benchmark's report), `cards` (the `Card` data, recipe references, larq-zoo's ImageNet table),
 `lookup` (finding cards in the artifacts folder and among registered remote
 cards) and `fetching` (sha256 checks, the download cache, loading weights into a
 model). Everything public is importable from `bnnzoo.pretrained`. How a card
@@ -39,6 +40,7 @@ reads in `bnnzoo list` is the CLI's (`bnnzoo.cli.format_card_line`).
 from __future__ import annotations
 
 from bnnzoo.pretrained.cards import (
+    ARTIFACT_KEYS,
     CARD_FILE,
     DATA_LICENSES,
     FAMILY_DEFAULT,
@@ -51,6 +53,7 @@ from bnnzoo.pretrained.cards import (
     recipe_record,
     recipe_reference,
 )
+from bnnzoo.pretrained.evidence import method_selection
 from bnnzoo.pretrained.fetching import (
     CACHE_ENV,
     DEPRECATED_CACHE_ENV,
@@ -76,6 +79,7 @@ from bnnzoo.pretrained.safety import check_download_url, check_safe_name, inside
 
 __all__ = [
     "ARTIFACTS_ENV",
+    "ARTIFACT_KEYS",
     "CACHE_ENV",
     "CARD_FILE",
     "DATA_LICENSES",
@@ -101,6 +105,7 @@ __all__ = [
     "list_cards",
     "list_pretrained",
     "load_pretrained_weights",
+    "method_selection",
     "recipe_artifact",
     "recipe_record",
     "recipe_reference",

@@ -31,6 +31,7 @@ from typing import Any
 from bnnzoo.pretrained.safety import check_safe_name
 
 __all__ = [
+    "ARTIFACT_KEYS",
     "CARD_FILE",
     "DATA_LICENSES",
     "FAMILY_DEFAULT",
@@ -110,6 +111,10 @@ class Card:
     # the total train_seconds, and per run (teacher, stages) its epochs, seconds, load
     # and machine. None on cards published before it was recorded.
     training: dict[str, Any] | None = None
+    # Which method won on validation in the reproduction benchmark and which one this
+    # recipe uses (`bnnzoo.pretrained.evidence.method_selection`; `[artifact]
+    # method_evidence`). None when the recipe names no report.
+    method_selection: dict[str, Any] | None = None
 
     @property
     def memory_ratio_vs_float32(self) -> float | None:
@@ -146,13 +151,19 @@ class Card:
 
 # --------------------------------------------------------------------------- recipes
 
+# The keys of a recipe's `[artifact]` table (what `bnnzoo publish` reads from it).
+ARTIFACT_KEYS = ("name", "tag", "data_license", "lce_export", "method_evidence", "method_followed")
+
 
 def recipe_artifact(recipe: dict[str, Any], model: str, dataset: str) -> tuple[str, str]:
     """The `(name, tag)` a recipe's `[artifact]` table publishes to.
 
     `name` defaults to the recipe's model, `tag` to its dataset. Raises `ValueError`
-    for a name other than the model (the weights would not fit the family) or an
-    unsafe name or tag, so `bnnzoo train --recipe` refuses it before training.
+    for a name other than the model (the weights would not fit the family), an
+    unsafe name or tag, or a key not in `ARTIFACT_KEYS`, so `bnnzoo train --recipe`
+    refuses it before training. `method_evidence` names a reproduction report
+    (`bnnzoo.pretrained.evidence.method_selection`) and `method_followed` the
+    ranked arm whose method the recipe uses (default: the STE baseline).
 
     Args:
         recipe: the recipe file's values (`bnnzoo.training.read_recipe`).
@@ -162,6 +173,16 @@ def recipe_artifact(recipe: dict[str, Any], model: str, dataset: str) -> tuple[s
     artifact = recipe.get("artifact", {})
     if not isinstance(artifact, dict):
         raise ValueError(f"the recipe's artifact must be a table, got {artifact!r}")
+    unknown = sorted(set(artifact) - set(ARTIFACT_KEYS))
+    if unknown:
+        raise ValueError(f"the recipe's [artifact] has unknown keys {unknown}; "
+                         f"allowed: {', '.join(ARTIFACT_KEYS)}")
+    for key in ("method_evidence", "method_followed", "data_license"):
+        if key in artifact and not isinstance(artifact[key], str):
+            raise ValueError(f"the recipe's [artifact] {key} must be a string, got {artifact[key]!r}")
+    if "method_followed" in artifact and "method_evidence" not in artifact:
+        raise ValueError("the recipe's [artifact] method_followed needs method_evidence, the report "
+                         "that ranks it (e.g. method_evidence = \"docs/benchmarks/reproduce.json\")")
     name, tag = artifact.get("name", model), artifact.get("tag", dataset)
     if name != model:
         raise ValueError(f"the recipe's artifact name {name!r} differs from its model {model!r}; "
