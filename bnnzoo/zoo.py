@@ -344,15 +344,22 @@ def _recipe_run(recipe: dict[str, Any], run_dir: Path) -> tuple[Path, _training.
 
 
 def _publish(recipe: dict[str, Any], recipe_ref: str, run_dir, destination, force: bool) -> _pretrained.Card:
-    if dict(recipe.get("artifact", {})).get("lce_export"):
+    artifact = dict(recipe.get("artifact", {}))
+    if artifact.get("lce_export"):
         _export.require_lce("the card's LCE measurement (lce_export = true)")  # before reading or writing anything
+    selection = None
+    if "method_evidence" in artifact:  # before reading the run: a wrong path fails at once
+        evidence = Path(artifact["method_evidence"])
+        if not evidence.is_file():
+            raise FileNotFoundError(f"[artifact] method_evidence {evidence.as_posix()!r} does not exist "
+                                    "(relative paths are read from the current directory; "
+                                    "benchmarks/reproduce.py writes docs/benchmarks/reproduce.json)")
+        report = _training.read_json(evidence, hint="method_evidence must name benchmarks/reproduce.py's report")
+        selection = _pretrained.method_selection(report, artifact.get("method_followed"), source=evidence.as_posix())
     record_dir = Path(run_dir)
     run_dir, recipe_config, ignore = _recipe_run(recipe, record_dir)
     config, metrics = _read_run(run_dir)
     name, tag = _pretrained.recipe_artifact(recipe, config.model, config.dataset)
-    artifact = recipe.get("artifact", {})
-    selection = (_pretrained.method_selection(artifact["method_evidence"], artifact.get("method_followed"))
-                 if "method_evidence" in artifact else None)
     root = Path(destination) if destination is not None else _pretrained.artifacts_dir()
     folder = _pretrained.inside_folder(root, name, tag)
     problems = []

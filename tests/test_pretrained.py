@@ -369,7 +369,8 @@ def _report(path: Path, pending=("fsg",)) -> Path:
 
 def test_method_selection_states_the_validation_winner_and_what_beats_ste(tmp_path):
     report = _report(tmp_path / "reproduce.json", pending=("hyper_binarynet", "fsg"))
-    selection = pretrained.method_selection(report)
+    selection = pretrained.method_selection(json.loads(report.read_text()), source="reproduce.json")
+    assert selection["source"] == "reproduce.json"
     assert selection["reference"] == selection["followed"] == "proxconnect/bnn"
     assert selection["best_on_validation"] == "proxconnect/bnn_plus"
     assert selection["validation_accuracy"] == 0.92 and selection["reference_validation_accuracy"] == 0.918
@@ -380,27 +381,36 @@ def test_method_selection_states_the_validation_winner_and_what_beats_ste(tmp_pa
     assert "BNN_PLUS validated best (92.00 % vs STE's 91.80 %)" in statement
     assert "BOP2NDORDER_TAU0 beat STE" in statement and "pending: fsg, hyper_binarynet" in statement
     assert statement.endswith("This recipe uses BNN's method.") and "BinaryNet CNN at width 0.25" in statement
-    assert pretrained.method_selection(report, "bop2ndorder/bop2ndorder_tau0")["followed"] == "bop2ndorder/bop2ndorder_tau0"
+    assert pretrained.method_selection(json.loads(report.read_text()), "bop2ndorder/bop2ndorder_tau0")["followed"] == "bop2ndorder/bop2ndorder_tau0"
 
 
 def test_method_selection_refuses_what_it_cannot_state(tmp_path):
-    report = _report(tmp_path / "reproduce.json")
-    with pytest.raises(ValueError, match=r"method_followed 'fsg/fsg' is not an arm .*proxconnect/bnn_plus"):
-        pretrained.method_selection(report, "fsg/fsg")
-    (tmp_path / "other.json").write_text(json.dumps({"benchmark": "zoo_pareto"}))
+    report = json.loads(_report(tmp_path / "reproduce.json").read_text())
+    with pytest.raises(ValueError, match=r"method_followed 'fsg/fsg' is not an arm of 'r.json'.*proxconnect/bnn_plus"):
+        pretrained.method_selection(report, "fsg/fsg", source="r.json")
+    with pytest.raises(ValueError, match="method_evidence 'other.json' is not a reproduction report"):
+        pretrained.method_selection({"benchmark": "zoo_pareto"}, source="other.json")
     with pytest.raises(ValueError, match="is not a reproduction report"):
-        pretrained.method_selection(tmp_path / "other.json")
-    (tmp_path / "empty.json").write_text(json.dumps({"benchmark": "reproduce", "cnn_ranking": {"rows": []}}))
+        pretrained.method_selection([report])
     with pytest.raises(ValueError, match="ranks no arm against STE yet"):
-        pretrained.method_selection(tmp_path / "empty.json")
-    with pytest.raises(ValueError, match="is not a readable JSON report"):
-        pretrained.method_selection(tmp_path / "missing.json")
+        pretrained.method_selection({"benchmark": "reproduce", "cnn_ranking": {"rows": []}})
+
+
+def test_publish_refuses_method_evidence_it_cannot_read_before_reading_the_run(tmp_path):
+    recipe = tmp_path / "r.toml"
+    for evidence, expected in ((tmp_path / "missing.json", FileNotFoundError), (tmp_path / "bad.json", ValueError)):
+        recipe.write_text('model = "binarynet_mlp"\ndataset = "digits"\n'
+                          f'[artifact]\nmethod_evidence = "{evidence.as_posix()}"\n')
+        (tmp_path / "bad.json").write_text("{not json")
+        with pytest.raises(expected, match=f"{evidence.name}.*(does not exist|is not valid JSON)"):
+            zoo.publish_from_recipe(recipe, tmp_path / "no-run", destination=tmp_path / "zoo")
+    assert not (tmp_path / "zoo").exists()
 
 
 def test_method_selection_reads_the_published_report():
     """The committed report keeps the shape method_selection reads (the reactnet recipes name it)."""
     report = json.loads((REPO / "docs/benchmarks/reproduce.json").read_text())
-    selection = pretrained.method_selection(REPO / "docs/benchmarks/reproduce.json")
+    selection = pretrained.method_selection(report)
     top = min(report["cnn_ranking"]["rows"], key=lambda r: r["rank"])
     assert selection["best_on_validation"] == f"{top['claim']}/{top['arm']}"
     assert selection["reference"] == report["cnn_ranking"]["reference"] == selection["followed"]

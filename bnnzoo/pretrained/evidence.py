@@ -27,7 +27,8 @@ Fashion-MNIST), not necessarily the recipe's: the card names it.
         "benchmark": "reproduce", "version": 2, "date": "2026-12-07", "dataset": "fashion_mnist",
         "summary": {"proxconnect": {"verdict": "reversed"}, "fsg": {"verdict": "pending"}},
         "cnn_ranking": ranking}))
-    selection = method_selection("reproduce.json", followed="proxconnect/bnn")
+    report = json.loads(Path("reproduce.json").read_text())
+    selection = method_selection(report, followed="proxconnect/bnn", source="reproduce.json")
     assert selection["best_on_validation"] == "proxconnect/bnn_plus"
     assert selection["beats_ste"] == [] and selection["pending_claims"] == ["fsg"]
     print(selection["statement"])
@@ -36,9 +37,6 @@ Fashion-MNIST), not necessarily the recipe's: the card names it.
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
 from typing import Any
 
 __all__ = ["method_selection"]
@@ -51,13 +49,17 @@ def _arm(row: dict[str, Any]) -> str:
     return f"{row['claim']}/{row['arm']}"
 
 
-def method_selection(report_path: str | os.PathLike, followed: str | None = None) -> dict[str, Any]:
-    """What the reproduction report at `report_path` says about the best training method.
+def method_selection(report: dict[str, Any], followed: str | None = None, *,
+                     source: str = "docs/benchmarks/reproduce.json") -> dict[str, Any]:
+    """What the reproduction report `report` says about the best training method.
 
     Args:
-        report_path: a `reproduce.json` written by `benchmarks/reproduce.py`.
+        report: the JSON object of a `reproduce.json` written by
+            `benchmarks/reproduce.py` (`bnnzoo publish` reads the file a recipe's
+            `method_evidence` names).
         followed: the ranked arm (`"claim/arm"`) whose method the recipe uses, or
             `None` when it uses the STE baseline's (the default).
+        source: where the report came from, recorded on the card and named in errors.
 
     Returns:
         A dict with `source`, `report_version`, `report_date`, `network`, `dataset`,
@@ -67,27 +69,21 @@ def method_selection(report_path: str | os.PathLike, followed: str | None = None
         zero), `pending_claims`, `followed` and a one-sentence `statement`.
 
     Raises:
-        ValueError: the file is not a reproduction report, ranks no arm yet, or
+        ValueError: `report` is not a reproduction report, ranks no arm yet, or
             `followed` is not one of its ranked arms.
     """
-    path = Path(report_path)
-    try:
-        report = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise ValueError(f"method_evidence {str(path)!r} is not a readable JSON report "
-                         f"({' '.join(str(err).split())[:200]})") from None
     if not isinstance(report, dict) or report.get("benchmark") != "reproduce":
-        raise ValueError(f"method_evidence {str(path)!r} is not a reproduction report "
+        raise ValueError(f"method_evidence {source!r} is not a reproduction report "
                          "(benchmarks/reproduce.py writes docs/benchmarks/reproduce.json)")
     rows = (report.get("cnn_ranking") or {}).get("rows") or []
     reference = next((row for row in rows if row.get("reference")), None)
     if not rows or reference is None:
-        raise ValueError(f"method_evidence {str(path)!r} ranks no arm against STE yet; "
+        raise ValueError(f"method_evidence {source!r} ranks no arm against STE yet; "
                          "finish a claim of benchmarks/reproduce.py first")
     ranked = [_arm(row) for row in rows]
     followed = followed or _arm(reference)
     if followed not in ranked:
-        raise ValueError(f"method_followed {followed!r} is not an arm of {str(path)!r}'s ranking; "
+        raise ValueError(f"method_followed {followed!r} is not an arm of {source!r}'s ranking; "
                          f"expected one of {', '.join(ranked)}")
     best = min(rows, key=lambda row: row["rank"])
     beats = [_arm(row) for row in rows if row.get("vs_ste") and row["vs_ste"][1] > 0]
@@ -106,7 +102,7 @@ def method_selection(report_path: str | os.PathLike, followed: str | None = None
                  + (f"; claims still pending: {', '.join(pending)}" if pending else "")
                  + f". This recipe uses {labels[followed]}'s method.")
     return {
-        "source": path.as_posix(),
+        "source": str(source),
         "report_version": report.get("version"),
         "report_date": report.get("date"),
         "network": BENCHMARK_NETWORK,
