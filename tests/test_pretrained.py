@@ -368,8 +368,8 @@ def _report(path: Path, pending=("fsg",)) -> Path:
 
 
 def test_method_selection_states_the_validation_winner_and_what_beats_ste(tmp_path):
-    report = _report(tmp_path / "reproduce.json", pending=("hyper_binarynet", "fsg"))
-    selection = pretrained.method_selection(json.loads(report.read_text()), source="reproduce.json")
+    report = json.loads(_report(tmp_path / "reproduce.json", pending=("hyper_binarynet", "fsg")).read_text())
+    selection = pretrained.method_selection(report, source="reproduce.json")
     assert selection["source"] == "reproduce.json"
     assert selection["reference"] == selection["followed"] == "proxconnect/bnn"
     assert selection["best_on_validation"] == "proxconnect/bnn_plus"
@@ -381,7 +381,7 @@ def test_method_selection_states_the_validation_winner_and_what_beats_ste(tmp_pa
     assert "BNN_PLUS validated best (92.00 % vs STE's 91.80 %)" in statement
     assert "BOP2NDORDER_TAU0 beat STE" in statement and "pending: fsg, hyper_binarynet" in statement
     assert statement.endswith("This recipe uses BNN's method.") and "BinaryNet CNN at width 0.25" in statement
-    assert pretrained.method_selection(json.loads(report.read_text()), "bop2ndorder/bop2ndorder_tau0")["followed"] == "bop2ndorder/bop2ndorder_tau0"
+    assert pretrained.method_selection(report, "bop2ndorder/bop2ndorder_tau0")["followed"] == "bop2ndorder/bop2ndorder_tau0"
 
 
 def test_method_selection_refuses_what_it_cannot_state(tmp_path):
@@ -398,10 +398,10 @@ def test_method_selection_refuses_what_it_cannot_state(tmp_path):
 
 def test_publish_refuses_method_evidence_it_cannot_read_before_reading_the_run(tmp_path):
     recipe = tmp_path / "r.toml"
+    (tmp_path / "bad.json").write_text("{not json")
     for evidence, expected in ((tmp_path / "missing.json", FileNotFoundError), (tmp_path / "bad.json", ValueError)):
         recipe.write_text('model = "binarynet_mlp"\ndataset = "digits"\n'
                           f'[artifact]\nmethod_evidence = "{evidence.as_posix()}"\n')
-        (tmp_path / "bad.json").write_text("{not json")
         with pytest.raises(expected, match=f"{evidence.name}.*(does not exist|is not valid JSON)"):
             zoo.publish_from_recipe(recipe, tmp_path / "no-run", destination=tmp_path / "zoo")
     assert not (tmp_path / "zoo").exists()
